@@ -1,0 +1,256 @@
+"""What the notebooks' test cells call: comparisons whose failures a student can act on.
+
+Every failure raises :class:`CheckFailure` (an ``AssertionError``) whose message says which exercise
+failed, what was expected, what came back, where (shape, dtype, worst element and its index) and,
+where the test knows it, what to look at next. Nothing here prints instead of asserting.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .tolerances import tolerance
+
+__all__ = [
+    "CheckFailure",
+    "assert_close",
+    "assert_equal",
+    "assert_shape",
+    "call",
+    "check_gradient",
+    "describe",
+    "numeric_gradient",
+    "rel_error",
+]
+
+
+class CheckFailure(AssertionError):
+    """A check failed. The message is written for the student who has to fix it."""
+
+
+def describe(value: Any) -> str:
+    """A short description of an argument or result: arrays by shape and dtype, the rest by repr."""
+    if isinstance(value, np.ndarray):
+        return f"array{tuple(value.shape)} {value.dtype}"
+    if value is None:
+        return "None"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, (float, np.floating)):
+        return f"{float(x):.8g}"
+    return repr(x.item() if isinstance(x, np.generic) else x)
+
+
+def _failure(name: str, lines: Sequence[str], hint: str | None) -> CheckFailure:
+    text = f"{name}: " + "\n  ".join(lines)
+    if hint:
+        text += f"\n  Hint: {hint}"
+    return CheckFailure(text)
+
+
+def call(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) -> Any:
+    """Call a student's function, turning a crash into a message that names the call.
+
+    ``NotImplementedError`` (the released stub) becomes "not implemented yet"; any other exception
+    is reported with the arguments it was called with. The original exception stays chained, so
+    the traceback still points into the student's code.
+    """
+    label = name or getattr(fn, "__name__", "function")
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        raise CheckFailure(
+            f"{label} is not implemented yet: it raised NotImplementedError. "
+            "Replace the `raise NotImplementedError()` line with your code."
+        ) from exc
+    except CheckFailure:
+        raise
+    except Exception as exc:  # the student's bug, reported with the call that triggered it
+        shown = ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()])
+        raise CheckFailure(
+            f"{label}({shown}) raised {type(exc).__name__}: {exc}. "
+            "Fix the error first (the traceback above points at the line)."
+        ) from exc
+
+
+def _as_array(value: Any, name: str, what: str) -> np.ndarray:
+    if value is None:
+        raise CheckFailure(
+            f"{name}: expected {what}, got None. Did the function forget to `return` its result?"
+        )
+    if isinstance(value, tuple) and what.startswith("an array"):
+        raise CheckFailure(f"{name}: expected {what}, got a tuple of {len(value)} items.")
+    try:
+        arr = np.asarray(value)
+    except Exception as exc:  # e.g. ragged lists
+        raise CheckFailure(f"{name}: expected {what}, got {type(value).__name__} ({exc}).") from exc
+    if arr.dtype == object:
+        raise CheckFailure(f"{name}: expected {what}, got an object array from {type(value).__name__}.")
+    return arr
+
+
+def assert_shape(got: Any, shape: Sequence[int], *, name: str, hint: str | None = None) -> np.ndarray:
+    """Raise unless ``got`` is an array of exactly ``shape``; return it as an array."""
+    arr = _as_array(got, name, f"an array of shape {tuple(shape)}")
+    if tuple(arr.shape) != tuple(shape):
+        raise _failure(
+            name, [f"wrong shape: expected {tuple(shape)}, got {tuple(arr.shape)}."], hint)
+    return arr
+
+
+def assert_close(
+    got: Any,
+    expected: Any,
+    *,
+    name: str,
+    rtol: float | None = None,
+    atol: float | None = None,
+    check_dtype: bool | str = False,
+    hint: str | None = None,
+) -> None:
+    """Raise :class:`CheckFailure` unless ``got`` matches ``expected`` elementwise.
+
+    The test is ``|got - expected| <= atol + rtol * |expected|`` at every element, NaN matching NaN
+    only where expected is NaN. ``check_dtype=True`` demands the same dtype; a string such as
+    ``"float"`` or ``"integer"`` demands that dtype kind. Default tolerances come from
+    :data:`autograder.tolerances.TOLERANCES` for the expected dtype on the CPU.
+    """
+    exp = np.asarray(expected)
+    arr = _as_array(got, name, f"an array of shape {tuple(exp.shape)}")
+    if rtol is None or atol is None:
+        dtype = exp.dtype if exp.dtype.kind == "f" else np.dtype(np.float64)
+        d_rtol, d_atol = tolerance(dtype)
+        rtol = d_rtol if rtol is None else rtol
+        atol = d_atol if atol is None else atol
+
+    if arr.shape != exp.shape:
+        extra = ""
+        if arr.size == exp.size and arr.size > 1:
+            extra = " The number of elements matches: a reshape where a transpose was needed, or axes in the wrong order?"
+        elif arr.ndim == exp.ndim and arr.ndim > 0:
+            diffs = [i for i in range(arr.ndim) if arr.shape[i] != exp.shape[i]]
+            extra = f" Axis {diffs[0]} differs by {arr.shape[diffs[0]] - exp.shape[diffs[0]]:+d}."
+        raise _failure(name, [
+            f"wrong shape: expected {tuple(exp.shape)}, got {tuple(arr.shape)}.{extra}"], hint)
+
+    if check_dtype:
+        if check_dtype is True and arr.dtype != exp.dtype:
+            raise _failure(name, [f"wrong dtype: expected {exp.dtype}, got {arr.dtype}."], hint)
+        if isinstance(check_dtype, str) and not np.issubdtype(arr.dtype, getattr(np, check_dtype)):
+            raise _failure(
+                name, [f"wrong dtype: expected a {check_dtype} dtype, got {arr.dtype}."], hint)
+
+    if arr.dtype.kind not in "biuf" or exp.dtype.kind not in "biuf":
+        if arr.dtype.kind not in "biuf":
+            raise _failure(name, [f"expected numbers, got an array of dtype {arr.dtype}."], hint)
+
+    a = arr.astype(np.float64)
+    e = exp.astype(np.float64)
+    if a.size == 0:
+        return
+    nan_expected = np.isnan(e)
+    bad_nan = np.isnan(a) & ~nan_expected
+    diff = np.where(nan_expected, np.where(np.isnan(a), 0.0, np.inf), np.abs(a - e))
+    diff = np.where(bad_nan, np.inf, diff)
+    allowed = atol + rtol * np.abs(np.where(nan_expected, 0.0, e))
+    wrong = ~(diff <= allowed)
+    if not wrong.any():
+        return
+
+    excess = np.where(wrong, diff - allowed, -np.inf)
+    flat = int(np.argmax(excess))
+    idx = np.unravel_index(flat, a.shape) if a.ndim else ()
+    where = f"at index {tuple(int(i) for i in idx)}" if a.ndim else "(scalar)"
+    n_wrong = int(wrong.sum())
+    lines = [
+        f"values differ from the reference in {n_wrong} of {a.size} element(s).",
+        f"worst element {where}: expected {_fmt(e[idx])}, got {_fmt(a[idx])} "
+        f"(|difference| {_fmt(diff[idx])}, allowed {atol:.1e} + {rtol:.1e}*|expected|).",
+    ]
+    if np.isfinite(a).all() and np.isfinite(e).all() and a.size > 1:
+        lines.append(f"relative error over the whole array: {rel_error(a, e):.3e}.")
+    if bad_nan.any():
+        lines.append(f"{int(bad_nan.sum())} element(s) are NaN where a number was expected.")
+    raise _failure(name, lines, hint)
+
+
+def assert_equal(got: Any, expected: Any, *, name: str, hint: str | None = None) -> None:
+    """Exact equality for integers, tuples, strings and integer arrays, with a clear message."""
+    if isinstance(expected, np.ndarray):
+        arr = _as_array(got, name, f"an array of shape {expected.shape}")
+        if arr.shape != expected.shape:
+            raise _failure(name, [f"wrong shape: expected {expected.shape}, got {arr.shape}."], hint)
+        if not np.array_equal(arr, expected):
+            mismatch = np.argwhere(arr != expected)[0]
+            idx = tuple(int(i) for i in mismatch)
+            raise _failure(name, [
+                f"{int((arr != expected).sum())} element(s) differ; first at index {idx}: "
+                f"expected {_fmt(expected[idx])}, got {_fmt(arr[idx])}."], hint)
+        return
+    if isinstance(expected, (int, np.integer)) and not isinstance(expected, bool):
+        if isinstance(got, bool) or not isinstance(got, (int, np.integer)):
+            raise _failure(name, [
+                f"expected the integer {int(expected)}, got {describe(got)} "
+                f"of type {type(got).__name__}."], hint)
+    if got != expected:
+        raise _failure(name, [f"expected {expected!r}, got {got!r}."], hint)
+
+
+def rel_error(x: Any, y: Any) -> float:
+    """max |x - y| / max(|x| + |y|) over all elements, guarded against division by zero.
+
+    About 1e-7 or less is agreement in float64; near 1 means unrelated results.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    return float(np.max(np.abs(x - y) / np.maximum(1e-8, np.abs(x) + np.abs(y)))) if x.size else 0.0
+
+
+def numeric_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, dout: Any = None,
+                     h: float = 1e-6) -> np.ndarray:
+    """Central-difference gradient of ``sum(f(x) * dout)`` with respect to ``x`` (in float64).
+
+    ``x`` is perturbed in place, one element at a time, and restored. ``dout`` defaults to ones,
+    making this the gradient of ``sum(f(x))``; for a scalar ``f`` it is the plain gradient.
+    """
+    if x.dtype != np.float64:
+        raise TypeError(f"numeric_gradient needs a float64 array, got {x.dtype}: "
+                        "central differences in float32 lose most of their digits")
+    grad = np.zeros_like(x)
+    weights = None if dout is None else np.asarray(dout, dtype=np.float64)
+    it = np.nditer(x, flags=["multi_index"], op_flags=[["readwrite"]])
+    while not it.finished:
+        i = it.multi_index
+        old = x[i]
+        x[i] = old + h
+        plus = np.asarray(f(x), dtype=np.float64)
+        x[i] = old - h
+        minus = np.asarray(f(x), dtype=np.float64)
+        x[i] = old
+        delta = plus - minus if weights is None else (plus - minus) * weights
+        grad[i] = np.sum(delta) / (2 * h)
+        it.iternext()
+    return grad
+
+
+def check_gradient(f: Callable[[np.ndarray], Any], x: np.ndarray, analytic: Any, *, name: str,
+                   argname: str = "x", dout: Any = None, rtol: float = 1e-5, atol: float = 1e-7,
+                   h: float = 1e-6) -> float:
+    """Compare an analytic gradient with float64 central differences; return the relative error.
+
+    On failure the message names the function, the argument, the worst element's index and both
+    values there.
+    """
+    x64 = np.array(x, dtype=np.float64)
+    numeric = numeric_gradient(f, x64, dout=dout, h=h)
+    analytic_arr = _as_array(analytic, f"{name}: gradient with respect to {argname}",
+                             f"an array of shape {numeric.shape}")
+    assert_close(analytic_arr, numeric, name=f"{name}: d/d{argname}", rtol=rtol, atol=atol,
+                 hint=f"the analytic gradient of {argname} disagrees with central differences.")
+    return rel_error(analytic_arr, numeric)
+

@@ -1,0 +1,107 @@
+"""python -m autograder — the course's command line.
+
+  release [ASSIGNMENT]                      solutions/ -> assignments/ (all assignments by default)
+  grade ASSIGNMENT SUBMISSIONS_DIR --out D  autograde a class, write feedback and D/grades.csv
+  validate NOTEBOOK                         run a notebook's tests the way a student's Validate does
+  demo                                      release, build a sample class, grade it, print the table
+
+Exit status: 0 on success; 1 when some submissions could not be read (they are listed, every
+other student is graded); 2 for bad usage (wrong path, unknown assignment), with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .course import UsageError, find_course
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m autograder",
+        description="ConvNets course tools: release assignments, autograde a class, run the demo.",
+        epilog="Run 'python -m autograder COMMAND --help' for a command's options.",
+    )
+    p.add_argument("--course", metavar="DIR", help="course folder (default: found from the current "
+                   "folder, else the checkout this package is installed from)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    r = sub.add_parser("release", help="generate student notebooks in assignments/ from solutions/",
+                       description="Run nbgrader generate_assignment: strip solutions and hidden tests "
+                                   "from solutions/ASSIGNMENT and write assignments/ASSIGNMENT.")
+    r.add_argument("assignment", nargs="?", help="assignment id, e.g. a1_images_and_convolution (default: all)")
+    r.add_argument("--to", metavar="DIR", help="release into DIR instead of assignments/ (with a throw-away gradebook)")
+
+    g = sub.add_parser("grade", help="autograde every submission of an assignment",
+                       description="Autograde SUBMISSIONS_DIR/<student_id>/<notebook>.ipynb (or "
+                                   "<student_id>/<assignment>/<notebook>.ipynb) with nbgrader, one "
+                                   "process per student; write HTML feedback, per-student results "
+                                   "and OUT/grades.csv, and print the grade table.")
+    g.add_argument("assignment", help="assignment id, e.g. a1_images_and_convolution")
+    g.add_argument("submissions", metavar="SUBMISSIONS_DIR", help="folder with one folder per student")
+    g.add_argument("--out", required=True, metavar="DIR",
+                   help="output folder (grades.csv, feedback/, results/, logs/, gradebook.db); "
+                        "grades already recorded there are kept")
+    g.add_argument("--cell-timeout", type=float, default=120.0, metavar="S",
+                   help="seconds one cell may run (default 120)")
+    g.add_argument("--timeout", type=float, default=900.0, metavar="S",
+                   help="seconds one submission may take in all (default 900)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("validate", help="run a notebook's visible tests (what Validate does)",
+                       description="Run nbgrader validate on NOTEBOOK: execute it top to bottom and "
+                                   "report the test cells that fail.")
+    v.add_argument("notebook", help="path to your .ipynb")
+
+    d = sub.add_parser("demo", help="release everything, grade a sample class, print the table",
+                       description="Release every assignment, build sample submissions (correct, "
+                                   "untouched release, realistic bug, malformed), autograde them with "
+                                   "nbgrader, write feedback and grades, and print students × points.")
+    d.add_argument("--out", metavar="DIR", help="output folder (default: work/demo in the course)")
+    d.add_argument("--assignment", metavar="ID", help="only this assignment (default: all)")
+    d.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        course = find_course(args.course)
+        if args.command == "release":
+            from .grading.release import release
+
+            for path in release(course, args.assignment, release_dir=Path(args.to) if args.to else None):
+                print(path.relative_to(course.root) if path.is_relative_to(course.root) else path)
+            return 0
+        if args.command == "grade":
+            from .grading.autograde import grade
+            from .grading.results import render_table
+
+            if args.cell_timeout <= 0 or args.timeout <= 0:
+                raise UsageError("--cell-timeout and --timeout must be positive numbers of seconds")
+            report = grade(course, args.assignment, args.submissions, args.out,
+                           cell_timeout=args.cell_timeout, submission_timeout=args.timeout,
+                           show_progress=not args.quiet)
+            print(render_table(report.graded_now, report.exercises))
+            print(f"\ngrades: {report.grades_csv}\nfeedback: {report.out / 'feedback'}")
+            for line in report.bad_input:
+                print(f"bad submission: {line}", file=sys.stderr)
+            return 1 if report.bad_input else 0
+        if args.command == "validate":
+            from .grading.validate import validate
+
+            return validate(Path(args.notebook))
+        if args.command == "demo":
+            from .grading.demo import demo
+
+            return demo(course, out=Path(args.out) if args.out else None, assignment=args.assignment,
+                        show_progress=not args.quiet)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")

@@ -1,0 +1,174 @@
+"""Per-student results: what was scored, and for each lost point, why.
+
+One JSON file per (assignment, student) under ``OUT/results/``; grades.csv and the printed table
+are built from all of them, so a later run adds to the record instead of replacing it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nbformat.notebooknode import NotebookNode
+
+from .notebooks import nbgrader_meta
+
+GRADED = "graded"          # nbgrader autograded the notebook; cells scored as their tests ran
+UNREADABLE = "unreadable"  # the notebook could not be parsed: 0 (or the previous grade kept)
+MISSING = "missing"        # no notebook of that name in the student's folder: 0
+ERROR = "error"            # grading itself failed (timed out, nbgrader error): 0 with the reason
+
+
+@dataclass
+class CellResult:
+    grade_id: str
+    points: float
+    max_points: float
+    reason: str | None = None  # why points were lost; None at full marks
+
+
+@dataclass
+class StudentResult:
+    student: str
+    assignment: str
+    status: str
+    max_score: float
+    cells: list[CellResult] = field(default_factory=list)
+    message: str = ""  # the one-line reason when status is not "graded", or a note
+    feedback: str | None = None  # path of the HTML feedback, relative to the output folder
+
+    @property
+    def score(self) -> float:
+        return sum(c.points for c in self.cells)
+
+    def lost(self) -> list[CellResult]:
+        return [c for c in self.cells if c.points < c.max_points]
+
+    def notes(self) -> str:
+        """The reasons for every lost point, one short clause each."""
+        parts = [self.message] if self.message else []
+        if self.status == GRADED:
+            parts += [f"{c.grade_id} -{c.max_points - c.points:g}: {first_line(c.reason)}" for c in self.lost()]
+        return " | ".join(parts)
+
+    def save(self, out: Path) -> Path:
+        path = result_path(out, self.assignment, self.student)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({**asdict(self), "score": self.score}, indent=1))
+        os.replace(tmp, path)  # atomic: a killed grader leaves the old record or the new one
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> "StudentResult":
+        data = json.loads(path.read_text())
+        data.pop("score", None)
+        data["cells"] = [CellResult(**c) for c in data["cells"]]
+        return cls(**data)
+
+
+def result_path(out: Path, assignment: str, student: str) -> Path:
+    return out / "results" / assignment / f"{student}.json"
+
+
+def load_all(out: Path) -> list[StudentResult]:
+    results = []
+    for path in sorted((out / "results").glob("*/*.json")):
+        results.append(StudentResult.load(path))
+    return results
+
+
+def first_line(text: str | None, limit: int = 160) -> str:
+    line = (text or "").strip().splitlines()[0] if (text or "").strip() else "no reason recorded"
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def failure_reason(cell: NotebookNode, timeout: float | None = None) -> str:
+    """Why nbgrader gave a test cell no points, read from its outputs in the autograded notebook."""
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            ename, evalue = out.get("ename", "Error"), str(out.get("evalue", "")).strip()
+            if ename == "CheckFailure":
+                return evalue
+            if ename == "CellTimeoutError":
+                limit = f" {timeout:g} s" if timeout else ""
+                return f"timed out: the cell ran past the{limit} limit per cell"
+            if ename == "DeadKernelError":
+                return "the kernel died while running this cell (out of memory, or the process exited)"
+            return f"{ename}: {evalue}" if evalue else ename
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            return f"the cell wrote to stderr, which nbgrader counts as a failure: {first_line(out.get('text'))}"
+    if cell.get("execution_count") is None:
+        return "the cell did not run (the kernel stopped before it)"
+    return "no error shown, yet nbgrader scored the cell below full marks"
+
+
+def cell_results(autograded: NotebookNode, scores: dict[str, float], cells: list[tuple[str, float]],
+                 timeout: float | None) -> list[CellResult]:
+    """CellResults for ``cells`` (grade_id, max points), with ``scores`` from the gradebook."""
+    by_id = {nbgrader_meta(c).get("grade_id"): c for c in autograded.cells}
+    out = []
+    for gid, max_points in cells:
+        points = float(scores.get(gid, 0.0))
+        reason = None
+        if points < max_points:
+            cell = by_id.get(gid)
+            reason = failure_reason(cell, timeout) if cell is not None else "test cell missing from the notebook"
+        out.append(CellResult(gid, points, max_points, reason))
+    return out
+
+
+def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str, list[str]]) -> Path:
+    """grades.csv: student, assignment, status, score, max_score, one column per exercise, notes.
+
+    ``columns`` maps each assignment to its exercise ids in notebook order.
+    """
+    exercise_cols: list[str] = []
+    for ids in columns.values():
+        exercise_cols += [c for c in ids if c not in exercise_cols]
+    path = out / "grades.csv"
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["student", "assignment", "status", "score", "max_score", *exercise_cols, "notes"])
+        for r in sorted(results, key=lambda r: (r.assignment, r.student)):
+            pts = {c.grade_id: c.points for c in r.cells}
+            writer.writerow([r.student, r.assignment, r.status, f"{r.score:g}", f"{r.max_score:g}",
+                             *[(f"{pts[c]:g}" if c in pts else "") for c in exercise_cols], r.notes()])
+    os.replace(tmp, path)
+    return path
+
+
+def render_table(results: list[StudentResult], exercises: list[tuple[str, float]]) -> str:
+    """Students × points, then the reason for each lost point, as plain text."""
+    ids = [gid for gid, _ in exercises]
+    short = {gid: gid if len(gid) <= 11 else gid[:10] + "…" for gid in ids}
+    name_w = max([7] + [len(r.student) for r in results])
+    header = f"{'student':<{name_w}}  {'score':>7}  " + " ".join(f"{short[g]:>11}" for g in ids) + "  status"
+    maxrow = f"{'(max)':<{name_w}}  {sum(p for _, p in exercises):>7g}  " + " ".join(
+        f"{p:>11g}" for _, p in exercises)
+    lines = [header, maxrow, "-" * len(header)]
+    for r in results:
+        pts = {c.grade_id: c.points for c in r.cells}
+        row = " ".join(f"{(format(pts[g], 'g') if g in pts else '-'):>11}" for g in ids)
+        lines.append(f"{r.student:<{name_w}}  {r.score:>7g}  {row}  {r.status}")
+    lines.append("")
+    lines.append("Why points were lost:")
+    any_lost = False
+    for r in results:
+        if r.status != GRADED:
+            lines.append(f"  {r.student}: {r.status}: {r.message}")
+            any_lost = True
+            continue
+        for c in r.lost():
+            lines.append(f"  {r.student}: {c.grade_id} (-{c.max_points - c.points:g}): {first_line(c.reason)}")
+            any_lost = True
+        if r.message:
+            lines.append(f"  {r.student}: note: {r.message}")
+    if not any_lost:
+        lines.append("  none: every submission has full marks")
+    return "\n".join(lines)

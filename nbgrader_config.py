@@ -1,0 +1,30 @@
+"""nbgrader settings for this course (also used by `python -m autograder`, which adds only paths).
+
+Sources with solutions and hidden tests live in solutions/, student releases in assignments/.
+Everything nbgrader writes while grading — the gradebook, submissions, autograded notebooks,
+feedback — goes under work/, which git ignores.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
+
+here = os.path.dirname(os.path.abspath(__file__))
+work = os.path.join(here, "work")
+os.makedirs(work, exist_ok=True)
+
+c.CourseDirectory.root = here
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "assignments"
+c.CourseDirectory.submitted_directory = os.path.join("work", "submitted")
+c.CourseDirectory.autograded_directory = os.path.join("work", "autograded")
+c.CourseDirectory.feedback_directory = os.path.join("work", "feedback")
+c.CourseDirectory.solution_directory = os.path.join("work", "solution")
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(work, "gradebook.db")
+
+# Every released notebook starts with a note saying it is generated.
+c.IncludeHeaderFooter.header = os.path.join(here, "autograder", "templates", "release_header.ipynb")
+c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+
+# Seconds one cell may run while autograding; a cell past it scores 0 and grading goes on.
+c.Execute.timeout = 120

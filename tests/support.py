@@ -1,0 +1,96 @@
+"""Shared helpers for the tests: the course, its notebooks, and a fast stand-in for nbgrader's verdicts."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import traceback
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+
+from autograder.course import Course
+from autograder.grading.notebooks import nbgrader_meta, solution_sources
+
+ROOT = Path(__file__).resolve().parent.parent
+COURSE = Course(ROOT)
+
+
+@lru_cache(maxsize=None)
+def _read(path: Path) -> NotebookNode:
+    return nbformat.read(path, as_version=4)
+
+
+def source_nb(assignment: str) -> NotebookNode:
+    (name,) = COURSE.notebooks(assignment)
+    return nbformat.from_dict(_read(COURSE.solutions / assignment / f"{name}.ipynb"))
+
+
+def release_nb(assignment: str) -> NotebookNode:
+    (name,) = COURSE.notebooks(assignment)
+    return nbformat.from_dict(_read(COURSE.assignments / assignment / f"{name}.ipynb"))
+
+
+def released_stubs(assignment: str) -> dict[str, str]:
+    """grade_id -> the code a student finds in each solution cell of the release."""
+    return {nbgrader_meta(c)["grade_id"]: c.source for c in release_nb(assignment).cells
+            if nbgrader_meta(c).get("solution")}
+
+
+def graded_version(assignment: str, answers: dict[str, str] | None = None) -> NotebookNode:
+    """The instructor's notebook (hidden tests included) with the solution cells replaced by
+    ``answers`` where given and by the solution elsewhere: what nbgrader's autograde executes."""
+    nb = source_nb(assignment)
+    solutions = solution_sources(nb)
+    answers = answers or {}
+    for cell in nb.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        if nbgrader_meta(cell).get("solution"):
+            cell.source = answers.get(gid, solutions[gid])
+    return nb
+
+
+@dataclass
+class Verdict:
+    passed: bool
+    error: str | None  # the exception's message (or stderr text) when failed
+
+
+def run_cells(nb: NotebookNode) -> dict[str, Verdict]:
+    """Execute the code cells in order, in one fresh namespace in this process, and judge each test
+    cell as nbgrader does: failed if it raised or wrote to stderr, passed otherwise.
+
+    Figure cells (grade_id ``*_show``) are skipped: they only draw, and test cells never use them.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    namespace: dict = {"__name__": "__main__"}
+    verdicts: dict[str, Verdict] = {}
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        meta = nbgrader_meta(cell)
+        if str(meta.get("grade_id", "")).endswith("_show"):
+            continue
+        graded = bool(meta.get("grade")) and not meta.get("solution")
+        out, err = io.StringIO(), io.StringIO()
+        error = None
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                exec(compile(cell.source, f"<cell {meta.get('grade_id', '?')}>", "exec"), namespace)
+            except Exception as exc:  # the cell's failure is the verdict
+                error = f"{type(exc).__name__}: {exc}"
+                if not graded:
+                    error += "\n" + traceback.format_exc()
+        plt.close("all")
+        if graded:
+            if error is None and err.getvalue().strip():
+                error = "stderr: " + err.getvalue().strip()
+            verdicts[meta["grade_id"]] = Verdict(error is None, error)
+    return verdicts
