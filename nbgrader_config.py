@@ -7,6 +7,8 @@ feedback — goes under work/, which git ignores.
 
 import os
 
+import autograder
+
 c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this file
 
 here = os.path.dirname(os.path.abspath(__file__))
@@ -23,7 +25,8 @@ c.CourseDirectory.solution_directory = os.path.join("work", "solution")
 c.CourseDirectory.db_url = "sqlite:///" + os.path.join(work, "gradebook.db")
 
 # Every released notebook starts with a note saying it is generated.
-c.IncludeHeaderFooter.header = os.path.join(here, "autograder", "templates", "release_header.ipynb")
+c.IncludeHeaderFooter.header = os.path.join(os.path.dirname(autograder.__file__), "templates",
+                                           "release_header.ipynb")
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 
 # Seconds one cell may run while autograding; a cell past it scores 0 and grading goes on.

@@ -13,7 +13,6 @@ stratified train / validation / held-out index sets.
 from __future__ import annotations
 
 import gzip
-import io
 import os
 import pickle
 from pathlib import Path
@@ -208,7 +207,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         raise DatasetError(f"{path}: no such file; expected the CIFAR-10 'python version' batches")
     try:
         with path.open("rb") as fh:
-            batch = _ArrayUnpickler(io.BufferedReader(fh), encoding="bytes").load()
+            batch = _ArrayUnpickler(fh, encoding="bytes").load()
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
         raise DatasetError(f"{path}: not a CIFAR-10 python batch ({exc})") from None
     if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:

@@ -1,0 +1,123 @@
+"""Speed figures, each a ratio against a reference measured in the same run, one `name: value` a line.
+
+    python benchmarks/run.py            # everything (about a minute)
+    python benchmarks/run.py conv       # only the groups whose name contains "conv" (conv, grading)
+
+Figures:
+  a1_correlate2d_loops_over_torch        the a1 solution's loop correlation ÷ torch F.conv2d
+                                         (64×64 image, 3×3 kernel, float64, same thread count)
+  grade_seconds_per_submission           wall seconds per student of `python -m autograder grade`
+  grade_over_plain_nbgrader_autograde    that time ÷ one plain `nbgrader autograde` run over the same
+                                         class (no per-student isolation), measured in the same run
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import nbformat
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from autograder.course import Course  # noqa: E402
+from autograder.grading.nbgrader_cli import flags, jupyter_home, nbgrader  # noqa: E402
+from autograder.grading.notebooks import solution_sources, student_version  # noqa: E402
+
+COURSE = Course(ROOT)
+A1 = "a1_images_and_convolution"
+
+
+def best_of(fn: Callable[[], object], repeat: int = 5, number: int = 1) -> float:
+    """Best wall time of ``number`` calls, over ``repeat`` tries, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - start) / number)
+    return min(times)
+
+
+def solution_namespace(assignment: str) -> dict:
+    source = nbformat.read(COURSE.solutions / assignment / f"{assignment}.ipynb", as_version=4)
+    ns: dict = {}
+    exec("import numpy as np", ns)
+    for code in solution_sources(source).values():
+        exec(code, ns)
+    return ns
+
+
+def bench_conv() -> dict[str, float]:
+    ns = solution_namespace(A1)
+    g = np.random.default_rng(0)
+    image, kernel = g.standard_normal((64, 64)), g.standard_normal((3, 3))
+    x, w = torch.from_numpy(image)[None, None], torch.from_numpy(kernel)[None, None]
+    ours = best_of(lambda: ns["correlate2d"](image, kernel))
+    theirs = best_of(lambda: F.conv2d(x, w), number=200)
+    return {"a1_correlate2d_loops_over_torch": ours / theirs}
+
+
+def bench_grading(n_students: int = 3) -> dict[str, float]:
+    source = nbformat.read(COURSE.solutions / A1 / f"{A1}.ipynb", as_version=4)
+    release = nbformat.read(COURSE.assignments / A1 / f"{A1}.ipynb", as_version=4)
+    text = nbformat.writes(student_version(release, source))
+    with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
+        tmp = Path(tmp)
+        for i in range(n_students):
+            (tmp / "subs" / f"s{i}").mkdir(parents=True)
+            (tmp / "subs" / f"s{i}" / f"{A1}.ipynb").write_text(text)
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "autograder", "grade", A1, str(tmp / "subs"), "--out",
+                               str(tmp / "ours"), "--quiet"], cwd=ROOT, capture_output=True, text=True)
+        ours = time.perf_counter() - start
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr)
+
+        # Plain nbgrader: one autograde process for the whole class, in its own course folder.
+        root = tmp / "plain"
+        for i in range(n_students):
+            dest = root / "submitted" / f"s{i}" / A1
+            dest.mkdir(parents=True)
+            shutil.copy(tmp / "subs" / f"s{i}" / f"{A1}.ipynb", dest)
+        settings = {"CourseDirectory.root": root, "CourseDirectory.source_directory": COURSE.solutions,
+                    "CourseDirectory.release_directory": root / "release",
+                    "CourseDirectory.submitted_directory": "submitted",
+                    "CourseDirectory.autograded_directory": "autograded",
+                    "CourseDirectory.db_url": f"sqlite:///{root / 'gradebook.db'}"}
+        env = jupyter_home(root / "home")
+        setup = nbgrader(["generate_assignment", A1, "--force", *flags(settings)], cwd=ROOT, env=env)
+        start = time.perf_counter()
+        plain = nbgrader(["autograde", A1, "--force", *flags(settings)], cwd=ROOT, env=env)
+        theirs = time.perf_counter() - start
+        if not (setup.ok and plain.ok):
+            raise RuntimeError(plain.output[-2000:])
+        # ours also includes generate_assignment and feedback, as every class run does
+    return {"grade_seconds_per_submission": ours / n_students, "grade_over_plain_nbgrader_autograde": ours / theirs}
+
+
+BENCHMARKS = {"conv": bench_conv, "grading": bench_grading}
+
+
+def main(argv: list[str]) -> int:
+    print(f"# torch {torch.__version__}, {torch.get_num_threads()} threads, numpy {np.__version__}")
+    wanted = argv[0] if argv else ""
+    for name, fn in BENCHMARKS.items():
+        if wanted in name:
+            for key, value in fn().items():
+                print(f"{key}: {value:.3g}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,168 @@
+"""autograder.checks: do failures say what was expected, what came and where — and do passes pass?"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from autograder.checks import (CheckFailure, assert_close, assert_equal, assert_shape, call, check_gradient,
+                               numeric_gradient, rel_error)
+from autograder.tolerances import TOLERANCES, tolerance
+
+shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6)
+finite = st.floats(-1e3, 1e3, allow_nan=False, width=64)
+
+
+def fails(fn, *args, **kwargs) -> str:
+    with pytest.raises(CheckFailure) as info:
+        fn(*args, **kwargs)
+    return str(info.value)
+
+
+def test_check_failure_is_an_assertion_error():
+    assert issubclass(CheckFailure, AssertionError)
+
+
+@given(hnp.arrays(np.float64, shapes, elements=finite))
+@settings(deadline=None, max_examples=60)
+def test_identical_arrays_pass(x):
+    assert_close(x.copy(), x, name="f")
+
+
+def test_shape_mismatch_names_both_shapes_and_the_axis():
+    msg = fails(assert_close, np.zeros((3, 4)), np.zeros((3, 5)), name="correlate2d(x)")
+    assert msg.startswith("correlate2d(x): ")
+    assert "expected (3, 5), got (3, 4)" in msg and "Axis 1 differs by -1" in msg
+
+
+def test_same_size_different_shape_suggests_transpose():
+    msg = fails(assert_close, np.zeros((4, 3)), np.zeros((3, 4)), name="f")
+    assert "reshape where a transpose was needed" in msg
+
+
+def test_worst_element_and_its_index():
+    expected = np.zeros((3, 4))
+    got = expected.copy()
+    got[1, 2] = 5.0
+    got[2, 3] = 0.5
+    msg = fails(assert_close, got, expected, name="f", hint="look at the stride")
+    assert "2 of 12 element(s)" in msg
+    assert "worst element at index (1, 2): expected 0, got 5" in msg
+    assert msg.rstrip().endswith("Hint: look at the stride")
+
+
+def test_nan_where_a_number_was_expected():
+    msg = fails(assert_close, np.array([1.0, np.nan]), np.array([1.0, 2.0]), name="f")
+    assert "NaN where a number was expected" in msg and "index (1,)" in msg
+
+
+def test_nan_matches_nan():
+    assert_close(np.array([np.nan, 1.0]), np.array([np.nan, 1.0]), name="f")
+
+
+def test_none_says_forgot_return():
+    assert "forget to `return`" in fails(assert_close, None, np.zeros(2), name="f")
+
+
+def test_tuple_instead_of_array():
+    assert "tuple of 2 items" in fails(assert_close, (np.zeros(2), None), np.zeros(2), name="f")
+
+
+def test_dtype_checks():
+    assert "expected uint8, got int64" in fails(
+        assert_close, np.zeros(3, np.int64), np.zeros(3, np.uint8), name="f", check_dtype=True)
+    assert "floating dtype" in fails(assert_close, np.zeros(3, np.int64), np.zeros(3), name="f",
+                                     check_dtype="floating")
+    assert_close(np.zeros(3, np.float32), np.zeros(3), name="f", check_dtype="floating")
+
+
+def test_default_tolerance_follows_the_expected_dtype():
+    rtol32, atol32 = TOLERANCES[("cpu", "float32")]
+    assert_close(np.float32(1.0 + rtol32 / 2), np.float32(1.0), name="f")
+    with pytest.raises(CheckFailure):
+        assert_close(1.0 + 1e-5, 1.0, name="f")  # float64 expected: 1e-5 is far too much
+
+
+def test_tolerance_table_lookup():
+    assert tolerance(np.float64) == TOLERANCES[("cpu", "float64")]
+    assert tolerance(torch.float32, "cuda") == TOLERANCES[("cuda", "float32")]
+    with pytest.raises(KeyError, match="no tolerance for int8"):
+        tolerance(np.int8)
+
+
+def test_assert_equal_for_integers_and_arrays():
+    assert_equal(np.int64(3), 3, name="f")
+    assert "expected the integer 3, got 3.0 of type float" in fails(assert_equal, 3.0, 3, name="f")
+    assert "of type bool" in fails(assert_equal, True, 1, name="f")
+    msg = fails(assert_equal, np.array([1, 2, 3]), np.array([1, 5, 3]), name="f")
+    assert "first at index (1,): expected 5, got 2" in msg
+
+
+def test_assert_shape():
+    assert assert_shape([[1, 2]], (1, 2), name="f").shape == (1, 2)
+    assert "expected (2, 1), got (1, 2)" in fails(assert_shape, [[1, 2]], (2, 1), name="f")
+
+
+def test_call_reports_not_implemented_and_crashes():
+    def stub(x):
+        raise NotImplementedError()
+
+    def buggy(x, stride=1):
+        return x[10]
+
+    assert "stub is not implemented yet" in fails(call, stub, np.zeros(3))
+    msg = fails(call, buggy, np.zeros((2, 3)), stride=2, name="conv(x)")
+    assert msg.startswith("conv(x)(array(2, 3) float64, stride=2) raised IndexError")
+    with pytest.raises(CheckFailure) as info:
+        call(buggy, np.zeros(3))
+    assert isinstance(info.value.__cause__, IndexError)  # the student's traceback is kept
+
+
+@given(hnp.arrays(np.float64, shapes, elements=finite), hnp.arrays(np.float64, shapes, elements=finite))
+@settings(deadline=None, max_examples=60)
+def test_rel_error_properties(x, y):
+    """rel_error is symmetric, zero on equal inputs, and bounded by 1 (for finite inputs)."""
+    if x.shape != y.shape:
+        y = np.resize(y, x.shape)
+    assert rel_error(x, x) == 0.0
+    assert rel_error(x, y) == pytest.approx(rel_error(y, x))
+    assert 0.0 <= rel_error(x, y) <= 1.0
+
+
+@given(hnp.arrays(np.float64, hnp.array_shapes(min_dims=1, max_dims=3, max_side=4),
+                  elements=st.floats(-3, 3, width=64)))
+@settings(deadline=None, max_examples=40)
+def test_numeric_gradient_matches_torch_autograd(x):
+    """Central differences in float64 agree with PyTorch autograd on a smooth function."""
+    def f(a):
+        return np.sum(np.sin(a) * a**2)
+
+    t = torch.tensor(x, requires_grad=True)
+    (torch.sin(t) * t**2).sum().backward()
+    assert_close(numeric_gradient(f, x.copy()), t.grad.numpy(), name="grad", rtol=1e-6, atol=1e-7)
+
+
+def test_numeric_gradient_with_upstream_gradient():
+    x = np.random.default_rng(0).standard_normal((3, 4))
+    dout = np.random.default_rng(1).standard_normal((3, 4))
+    assert_close(numeric_gradient(np.tanh, x.copy(), dout), dout * (1 - np.tanh(x) ** 2), name="tanh",
+                 rtol=1e-6, atol=1e-8)
+
+
+def test_numeric_gradient_refuses_float32():
+    with pytest.raises(TypeError, match="float64"):
+        numeric_gradient(np.sum, np.zeros(3, np.float32))
+
+
+def test_check_gradient_names_argument_and_index():
+    x = np.random.default_rng(0).standard_normal((2, 3))
+    good = 2 * x
+    assert check_gradient(lambda a: np.sum(a**2), x, good, name="square") < 1e-8
+    bad = good.copy()
+    bad[1, 0] += 1.0
+    msg = fails(check_gradient, lambda a: np.sum(a**2), x, bad, name="square_backward", argname="x")
+    assert msg.startswith("square_backward: d/dx") and "index (1, 0)" in msg

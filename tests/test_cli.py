@@ -1,0 +1,83 @@
+"""The command line: help for every command, validate for students, clear errors for bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from autograder.cli import main
+from autograder.grading.notebooks import student_version
+
+from .support import ROOT, release_nb, source_nb
+
+A1 = "a1_images_and_convolution"
+
+
+def run(*args, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.parametrize("command", ["release", "grade", "validate", "demo"])
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert "usage: python -m autograder" in capsys.readouterr().out
+
+
+def test_top_level_help_lists_commands(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for command in ("release", "grade", "validate", "demo"):
+        assert command in out
+
+
+def test_missing_arguments_are_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["grade", A1])
+    assert info.value.code == 2
+    assert "required" in capsys.readouterr().err
+
+
+def test_wrong_course_folder(tmp_path, capsys):
+    assert main(["--course", str(tmp_path), "release"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {tmp_path.resolve()} is not a course folder (it needs nbgrader_config.py and solutions/)"
+
+
+def test_course_found_from_a_subfolder():
+    proc = run("release", "--help", cwd=ROOT / "tests")
+    assert proc.returncode == 0
+
+
+def test_bad_timeouts(capsys, tmp_path):
+    assert main(["grade", A1, str(tmp_path), "--out", str(tmp_path / "o"), "--timeout", "0"]) == 2
+    assert "must be positive" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_validate_reports_pass_and_fail(tmp_path):
+    """Does validate pass a correct notebook (exit 0) and name each failing cell of a blank one (exit 1)?"""
+    good, blank = tmp_path / "good.ipynb", tmp_path / "blank.ipynb"
+    nbformat.write(student_version(release_nb(A1), source_nb(A1)), good)
+    nbformat.write(release_nb(A1), blank)
+    ok = run("validate", str(good))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "visible tests all passed" in ok.stdout and "passed  correlate2d (4 pt)" in ok.stdout
+    bad = run("validate", str(blank))
+    assert bad.returncode == 1
+    assert "FAILED  correlate2d (4 pt): correlate2d(worked example) is not implemented yet" in bad.stdout
+    assert "failed in 10 cell(s)" in bad.stdout
+
+
+def test_validate_unreadable(tmp_path):
+    broken = tmp_path / "broken.ipynb"
+    broken.write_text('{"cells": [')
+    proc = run("validate", str(broken))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith("error: broken.ipynb is not valid JSON")

@@ -1,0 +1,165 @@
+"""autograder.reference: are the PyTorch references right, on the right device, with TF32 off?
+
+Each reference is compared with a direct NumPy computation written here, over Hypothesis-drawn
+shapes, strides, paddings and dilations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from autograder import reference as ref
+from autograder.checks import assert_close
+
+SETTINGS = settings(deadline=None, max_examples=50)
+
+
+def loops_correlate(image, kernel, stride, dilation, pad):
+    """Textbook definition, slow and obvious."""
+    image = np.pad(image, pad)
+    H, W = image.shape
+    KH, KW = kernel.shape
+    oh = (H - dilation * (KH - 1) - 1) // stride + 1
+    ow = (W - dilation * (KW - 1) - 1) // stride + 1
+    out = np.zeros((oh, ow))
+    for i in range(oh):
+        for j in range(ow):
+            for u in range(KH):
+                for v in range(KW):
+                    out[i, j] += image[i * stride + u * dilation, j * stride + v * dilation] * kernel[u, v]
+    return out
+
+
+@st.composite
+def conv_case(draw):
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    stride, dilation, pad = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(0, 2))
+    h = draw(st.integers(1, 12))
+    w = draw(st.integers(1, 12))
+    assume(h + 2 * pad >= dilation * (kh - 1) + 1 and w + 2 * pad >= dilation * (kw - 1) + 1)
+    seed = draw(st.integers(0, 2**31))
+    g = np.random.default_rng(seed)
+    return g.standard_normal((h, w)), g.standard_normal((kh, kw)), stride, dilation, pad
+
+
+def test_device_is_cuda_when_available_else_cpu(monkeypatch):
+    monkeypatch.delenv("AUTOGRADER_DEVICE", raising=False)
+    assert ref.device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+    monkeypatch.setenv("AUTOGRADER_DEVICE", "cpu")
+    assert ref.device().type == "cpu"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="only meaningful without a GPU")
+def test_asking_for_cuda_without_one_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("AUTOGRADER_DEVICE", "cuda")
+    with pytest.raises(RuntimeError, match="sees no CUDA device"):
+        ref.device()
+
+
+def test_tf32_is_off():
+    assert torch.backends.cuda.matmul.allow_tf32 is False
+    assert torch.backends.cudnn.allow_tf32 is False
+    assert torch.get_float32_matmul_precision() == "highest"
+
+
+def test_tolerance_uses_the_reference_device():
+    assert ref.tolerance(np.float64) == ref.TOLERANCES[(ref.device().type, "float64")]
+
+
+@given(conv_case())
+@SETTINGS
+def test_correlate2d_matches_loops(case):
+    image, kernel, stride, dilation, pad = case
+    assert_close(ref.correlate2d(image, kernel, stride, dilation, pad),
+                 loops_correlate(image, kernel, stride, dilation, pad), name="ref.correlate2d")
+
+
+@given(conv_case())
+@SETTINGS
+def test_convolve2d_is_correlation_with_the_flipped_kernel(case):
+    image, kernel, stride, dilation, pad = case
+    assert_close(ref.convolve2d(image, kernel, stride, dilation, pad),
+                 loops_correlate(image, kernel[::-1, ::-1], stride, dilation, pad), name="ref.convolve2d")
+
+
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2),
+       st.integers(0, 2**31))
+@SETTINGS
+def test_conv2d_multichannel_with_bias(n, c, f, stride, pad, seed):
+    g = np.random.default_rng(seed)
+    x, w, b = g.standard_normal((n, c, 7, 6)), g.standard_normal((f, c, 3, 2)), g.standard_normal(f)
+    expected = np.zeros_like(ref.conv2d(x, w, b, stride=stride, pad=pad))
+    for i in range(n):
+        for k in range(f):
+            expected[i, k] = b[k] + sum(loops_correlate(x[i, ch], w[k, ch], stride, 1, pad) for ch in range(c))
+    assert_close(ref.conv2d(x, w, b, stride=stride, pad=pad), expected, name="ref.conv2d")
+
+
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(0, 8), st.integers(0, 8),
+       st.sampled_from(["zero", "reflect", "replicate"]), st.booleans())
+@SETTINGS
+def test_pad2d_matches_numpy(h, w, ph, pw, mode, channels):
+    if mode == "reflect":
+        assume(ph < h and pw < w)
+    x = np.arange(h * w * (2 if channels else 1), dtype=np.float64).reshape(((2,) if channels else ()) + (h, w))
+    widths = [(0, 0)] * (x.ndim - 2) + [(ph, ph), (pw, pw)]
+    np_mode = {"zero": "constant", "reflect": "reflect", "replicate": "edge"}[mode]
+    assert_close(ref.pad2d(x, (ph, pw), mode), np.pad(x, widths, mode=np_mode), name="ref.pad2d")
+
+
+def test_pad2d_unknown_mode():
+    with pytest.raises(ValueError, match="unknown padding mode"):
+        ref.pad2d(np.zeros((3, 3)), 1, "circular")
+
+
+@given(st.integers(1, 50), st.integers(1, 9), st.integers(1, 5), st.integers(0, 4), st.integers(1, 4))
+@SETTINGS
+def test_conv_output_size_is_the_formula(size, kernel, stride, pad, dilation):
+    span = dilation * (kernel - 1) + 1
+    if size + 2 * pad < span:
+        with pytest.raises(ValueError):
+            ref.conv_output_size(size, kernel, stride, pad, dilation)
+    else:
+        assert ref.conv_output_size(size, kernel, stride, pad, dilation) == (size + 2 * pad - span) // stride + 1
+
+
+def test_rgb_to_gray_weights():
+    pixels = np.array([[[255, 0, 0], [0, 255, 0], [0, 0, 255]]], dtype=np.uint8)
+    assert_close(ref.rgb_to_gray(pixels), np.array([[0.299, 0.587, 0.114]]) * 255, name="gray")
+
+
+@given(st.integers(1, 9), st.floats(0.3, 4.0))
+@SETTINGS
+def test_gaussian_kernel_is_normalised_symmetric_and_peaked(size, sigma):
+    k = ref.gaussian_kernel(size, sigma)
+    assert k.shape == (size, size) and k.sum() == pytest.approx(1.0)
+    assert_close(k, k[::-1, ::-1], name="symmetry")
+    assert_close(k, k.T, name="symmetry")
+    c = (size - 1) // 2
+    assert k[c, c] == pytest.approx(k.max())
+
+
+def test_sobel_magnitude_of_a_ramp():
+    ramp = np.tile(np.arange(6.0), (5, 1))
+    assert_close(ref.sobel_magnitude(ramp), np.full((3, 4), 8.0), name="sobel")
+
+
+@pytest.mark.parametrize("fin, fout, bias, expected", [(224 * 224 * 3, 1000, False, 150_528_000),
+                                                       (224 * 224 * 3, 1000, True, 150_529_000)])
+def test_linear_params(fin, fout, bias, expected):
+    assert ref.linear_params(fin, fout, bias) == expected
+
+
+def test_conv2d_params():
+    assert ref.conv2d_params(3, 64, 3) == 64 * 3 * 9 + 64
+    assert ref.conv2d_params(64, 128, (3, 5), bias=False) == 128 * 64 * 15
+    assert ref.conv2d_params(32, 32, 3, bias=False, groups=32) == 32 * 9  # depthwise
+
+
+def test_results_are_float64_numpy_on_the_cpu():
+    out = ref.correlate2d(np.ones((4, 4), np.float32), np.ones((2, 2), np.float32))
+    assert isinstance(out, np.ndarray) and out.dtype == np.float64
