@@ -17,6 +17,7 @@ __all__ = [
     "CheckFailure",
     "assert_close",
     "assert_equal",
+    "assert_raises",
     "assert_shape",
     "call",
     "check_gradient",
@@ -53,6 +54,12 @@ def _failure(name: str, lines: Sequence[str], hint: str | None) -> CheckFailure:
     return CheckFailure(text)
 
 
+def not_implemented(label: str) -> CheckFailure:
+    """The failure for a function that still raises the released stub's NotImplementedError."""
+    return CheckFailure(f"{label} is not implemented yet (it raises NotImplementedError).\n"
+                        "  Hint: replace the `raise NotImplementedError()` line with your code.")
+
+
 def call(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) -> Any:
     """Call a student's function, turning a crash into a message that names the call.
 
@@ -64,10 +71,7 @@ def call(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) -> An
     try:
         return fn(*args, **kwargs)
     except NotImplementedError as exc:
-        raise CheckFailure(
-            f"{label} is not implemented yet: it raised NotImplementedError. "
-            "Replace the `raise NotImplementedError()` line with your code."
-        ) from exc
+        raise not_implemented(label) from exc
     except CheckFailure:
         raise
     except Exception as exc:  # the student's bug, reported with the call that triggered it
@@ -76,6 +80,21 @@ def call(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) -> An
             f"{label}({shown}) raised {type(exc).__name__}: {exc}. "
             "Fix the error first (the traceback above points at the line)."
         ) from exc
+
+
+def assert_raises(fn: Callable, args: tuple, kwargs: dict, exc: type[BaseException], *, name: str,
+                  why: str) -> None:
+    """Raise a CheckFailure unless ``fn(*args, **kwargs)`` raises ``exc`` (``why`` says when it should)."""
+    try:
+        result = fn(*args, **kwargs)
+    except exc:
+        return
+    except NotImplementedError as err:
+        raise not_implemented(name) from err
+    except Exception as err:
+        raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but raised "
+                           f"{type(err).__name__}: {err}") from err
+    raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but returned {describe(result)}")
 
 
 def _as_array(value: Any, name: str, what: str) -> np.ndarray:

@@ -63,7 +63,7 @@ def sample_photo(name: str = "china") -> np.ndarray:
         raise DatasetError(f"unknown sample photo {name!r}; choose one of {', '.join(SAMPLE_PHOTOS)}")
     from sklearn.datasets import load_sample_image
 
-    return np.ascontiguousarray(load_sample_image(f"{name}.jpg"))
+    return np.array(load_sample_image(f"{name}.jpg"), copy=True, order="C")  # scikit-learn's is read-only
 
 
 class Split(NamedTuple):

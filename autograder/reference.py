@@ -72,7 +72,8 @@ def tolerance(dtype: np.dtype | str | torch.dtype, device_type: str | None = Non
 def to_tensor(a: np.ndarray | float, dtype: torch.dtype = torch.float64,
               dev: torch.device | None = None) -> torch.Tensor:
     """A NumPy array (made on the CPU) as a tensor of ``dtype`` on ``dev`` (default :func:`device`)."""
-    t = torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
+    a = np.ascontiguousarray(a)
+    t = torch.as_tensor(a if a.flags.writeable else a.copy(), dtype=dtype)  # torch warns on read-only
     return t.to(dev or device())
 
 

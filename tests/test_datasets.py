@@ -30,6 +30,7 @@ def test_mnist_5k_is_real_digits():
 def test_sample_photos(name, shape):
     photo = datasets.sample_photo(name)
     assert photo.shape == shape and photo.dtype == np.uint8 and photo.flags.c_contiguous
+    assert photo.flags.writeable  # a read-only array makes torch warn on stderr, which fails test cells
     assert photo.std() > 20  # a photograph, not a blank
 
 

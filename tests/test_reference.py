@@ -163,3 +163,10 @@ def test_conv2d_params():
 def test_results_are_float64_numpy_on_the_cpu():
     out = ref.correlate2d(np.ones((4, 4), np.float32), np.ones((2, 2), np.float32))
     assert isinstance(out, np.ndarray) and out.dtype == np.float64
+
+
+def test_read_only_input_is_accepted_silently(recwarn):
+    image = np.ones((5, 5))
+    image.flags.writeable = False
+    ref.correlate2d(image, np.ones((3, 3)))
+    assert not [w for w in recwarn if "not writable" in str(w.message)]

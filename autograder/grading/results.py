@@ -146,29 +146,35 @@ def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str,
 def render_table(results: list[StudentResult], exercises: list[tuple[str, float]]) -> str:
     """Students × points, then the reason for each lost point, as plain text."""
     ids = [gid for gid, _ in exercises]
-    short = {gid: gid if len(gid) <= 11 else gid[:10] + "…" for gid in ids}
+    width = {gid: max(5, min(len(gid), 10)) for gid in ids}
+    short = {gid: gid if len(gid) <= width[gid] else gid[: width[gid] - 1] + "…" for gid in ids}
     name_w = max([7] + [len(r.student) for r in results])
-    header = f"{'student':<{name_w}}  {'score':>7}  " + " ".join(f"{short[g]:>11}" for g in ids) + "  status"
-    maxrow = f"{'(max)':<{name_w}}  {sum(p for _, p in exercises):>7g}  " + " ".join(
-        f"{p:>11g}" for _, p in exercises)
-    lines = [header, maxrow, "-" * len(header)]
+    total = sum(p for _, p in exercises)
+
+    def row(name: str, score: str, cells: list[str], status: str = "") -> str:
+        body = " ".join(f"{c:>{width[g]}}" for g, c in zip(ids, cells))
+        return f"{name:<{name_w}}  {score:>6}  {body}  {status}".rstrip()
+
+    header = row("student", "score", [short[g] for g in ids], "status")
+    lines = [header, row("(max)", f"{total:g}", [f"{p:g}" for _, p in exercises]), "-" * len(header)]
     for r in results:
         pts = {c.grade_id: c.points for c in r.cells}
-        row = " ".join(f"{(format(pts[g], 'g') if g in pts else '-'):>11}" for g in ids)
-        lines.append(f"{r.student:<{name_w}}  {r.score:>7g}  {row}  {r.status}")
-    lines.append("")
-    lines.append("Why points were lost:")
-    any_lost = False
+        lines.append(row(r.student, f"{r.score:g}", [format(pts[g], "g") if g in pts else "-" for g in ids],
+                         r.status))
+    lines += ["", "Why points were lost:"]
+    before = len(lines)
     for r in results:
         if r.status != GRADED:
             lines.append(f"  {r.student}: {r.status}: {r.message}")
-            any_lost = True
             continue
-        for c in r.lost():
-            lines.append(f"  {r.student}: {c.grade_id} (-{c.max_points - c.points:g}): {first_line(c.reason)}")
-            any_lost = True
+        lost = r.lost()
+        if lost and len(lost) == len(r.cells) and all("not implemented yet" in (c.reason or "") for c in lost):
+            lines.append(f"  {r.student}: nothing implemented: every exercise still raises NotImplementedError")
+        else:
+            lines += [f"  {r.student}: {c.grade_id} (-{c.max_points - c.points:g}): {first_line(c.reason)}"
+                      for c in lost]
         if r.message:
             lines.append(f"  {r.student}: note: {r.message}")
-    if not any_lost:
-        lines.append("  none: every submission has full marks")
+    if len(lines) == before:
+        lines.append("  nowhere: every submission has full marks")
     return "\n".join(lines)
