@@ -13,7 +13,6 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, assert_equal, assert_raises, call
