@@ -21,20 +21,34 @@ from .tolerances import TOLERANCES
 
 __all__ = [
     "TOLERANCES",
+    "affine",
+    "affine_vjp",
+    "avg_pool2d",
+    "avg_pool2d_vjp",
     "conv2d",
+    "conv2d_backward",
     "conv2d_params",
     "conv_output_size",
     "convolve2d",
     "correlate2d",
+    "cross_entropy",
     "device",
+    "fold",
     "gaussian_kernel",
+    "global_avg_pool",
+    "global_avg_pool_vjp",
     "linear_params",
+    "max_pool2d",
+    "max_pool2d_vjp",
     "pad2d",
+    "relu",
+    "relu_vjp",
     "rgb_to_gray",
     "sobel_magnitude",
     "to_numpy",
     "to_tensor",
     "tolerance",
+    "unfold",
 ]
 
 # ITU-R BT.601 luma weights for R, G, B: the eye is most sensitive to green, least to blue.
@@ -100,6 +114,45 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, stride: in
     out = F.conv2d(to_tensor(x, dev=dev), to_tensor(w, dev=dev),
                    None if b is None else to_tensor(b, dev=dev),
                    stride=_pair(stride), padding=_pair(pad), dilation=_pair(dilation), groups=groups)
+    return to_numpy(out)
+
+
+def conv2d_backward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, dout: np.ndarray,
+                    stride: int | Sequence[int] = 1, pad: int | Sequence[int] = 0,
+                    dilation: int | Sequence[int] = 1, groups: int = 1) -> tuple[np.ndarray, ...]:
+    """Gradients of ``sum(conv2d(x, w, b) * dout)`` by autograd, in float64.
+
+    x: (N, C, H, W); w: (F, C // groups, KH, KW); b: (F,) or None; dout: (N, F, H_out, W_out).
+    Returns (dx, dw, db) with the shapes of x, w and b (db is None when b is None).
+    """
+    dev = device()
+    xt = to_tensor(x, dev=dev).requires_grad_(True)
+    wt = to_tensor(w, dev=dev).requires_grad_(True)
+    bt = None if b is None else to_tensor(b, dev=dev).requires_grad_(True)
+    out = F.conv2d(xt, wt, bt, stride=_pair(stride), padding=_pair(pad), dilation=_pair(dilation), groups=groups)
+    out.backward(to_tensor(dout, dev=dev))
+    return to_numpy(xt.grad), to_numpy(wt.grad), None if bt is None else to_numpy(bt.grad)
+
+
+def unfold(x: np.ndarray, kernel: int | Sequence[int], stride: int | Sequence[int] = 1,
+           pad: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1) -> np.ndarray:
+    """im2col by ``F.unfold``: x (N, C, H, W) -> (C*KH*KW, N*H_out*W_out).
+
+    Row r = (c, kh, kw) in C order, matching ``w.reshape(F, -1)``; column = (n, oh, ow) in C order.
+    """
+    cols = F.unfold(to_tensor(x), _pair(kernel), dilation=_pair(dilation), padding=_pair(pad),
+                    stride=_pair(stride))  # (N, C*KH*KW, L)
+    return to_numpy(cols.permute(1, 0, 2).reshape(cols.shape[1], -1))
+
+
+def fold(cols: np.ndarray, x_shape: Sequence[int], kernel: int | Sequence[int], stride: int | Sequence[int] = 1,
+         pad: int | Sequence[int] = 0, dilation: int | Sequence[int] = 1) -> np.ndarray:
+    """col2im by ``F.fold``, the adjoint of :func:`unfold`: overlapping entries are summed and
+    contributions that land in the padding are dropped. cols (C*KH*KW, N*L) -> x_shape (N, C, H, W)."""
+    n, c, h, w = x_shape
+    t = to_tensor(cols)
+    t = t.reshape(t.shape[0], n, -1).permute(1, 0, 2)  # (N, C*KH*KW, L)
+    out = F.fold(t, (h, w), _pair(kernel), dilation=_pair(dilation), padding=_pair(pad), stride=_pair(stride))
     return to_numpy(out)
 
 
@@ -183,3 +236,97 @@ def conv2d_params(in_channels: int, out_channels: int, kernel_size: int | Sequen
     layer = torch.nn.Conv2d(in_channels, out_channels, kernel_size, bias=bias, groups=groups,
                             device="meta")
     return sum(p.numel() for p in layer.parameters())
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers of a small ConvNet (assignment a3): forward values and vector-Jacobian products
+# ---------------------------------------------------------------------------------------------
+
+def _vjp(fn, inputs: Sequence[np.ndarray], dout: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Gradients of ``sum(fn(*inputs) * dout)`` with respect to each input, by autograd in float64."""
+    dev = device()
+    ts = [to_tensor(a, dev=dev).requires_grad_(True) for a in inputs]
+    grads = torch.autograd.grad(fn(*ts), ts, grad_outputs=to_tensor(dout, dev=dev))
+    return tuple(to_numpy(g) for g in grads)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """``F.relu``: max(x, 0) elementwise, any shape."""
+    return to_numpy(F.relu(to_tensor(x)))
+
+
+def relu_vjp(x: np.ndarray, dout: np.ndarray) -> np.ndarray:
+    """Gradient of ``sum(relu(x) * dout)`` with respect to x (same shape as x)."""
+    return _vjp(F.relu, [x], dout)[0]
+
+
+def _affine(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return F.linear(x.reshape(x.shape[0], -1), w.T, b)
+
+
+def affine(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Fully connected layer in the (D, M) weight layout: x (N, d_1, ..., d_k) flattened to (N, D),
+    w (D, M), b (M,). Returns (N, M) = x.reshape(N, D) @ w + b (``F.linear`` with weight w.T)."""
+    return to_numpy(_affine(to_tensor(x), to_tensor(w), to_tensor(b)))
+
+
+def affine_vjp(x: np.ndarray, w: np.ndarray, b: np.ndarray, dout: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(dx, dw, db) of ``sum(affine(x, w, b) * dout)``, with the shapes of x, w and b; dout (N, M)."""
+    return _vjp(_affine, [x, w, b], dout)
+
+
+def max_pool2d(x: np.ndarray, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None) -> np.ndarray:
+    """``F.max_pool2d`` without padding: x (N, C, H, W), kernel k or (KH, KW), stride (default: kernel).
+
+    Returns (N, C, H_out, W_out) with H_out = (H - KH) // stride + 1 (and the same for W).
+    """
+    stride = kernel if stride is None else stride
+    return to_numpy(F.max_pool2d(to_tensor(x), _pair(kernel), _pair(stride)))
+
+
+def max_pool2d_vjp(x: np.ndarray, kernel: int | Sequence[int], stride: int | Sequence[int] | None,
+                   dout: np.ndarray) -> np.ndarray:
+    """Gradient of ``sum(max_pool2d(x) * dout)`` with respect to x: each dout entry goes to the
+    maximum of its window, summed where windows overlap. dout (N, C, H_out, W_out); returns x's shape."""
+    stride = kernel if stride is None else stride
+    return _vjp(lambda t: F.max_pool2d(t, _pair(kernel), _pair(stride)), [x], dout)[0]
+
+
+def avg_pool2d(x: np.ndarray, kernel: int | Sequence[int], stride: int | Sequence[int] | None = None) -> np.ndarray:
+    """``F.avg_pool2d`` without padding: x (N, C, H, W) -> (N, C, H_out, W_out), as :func:`max_pool2d`."""
+    stride = kernel if stride is None else stride
+    return to_numpy(F.avg_pool2d(to_tensor(x), _pair(kernel), _pair(stride)))
+
+
+def avg_pool2d_vjp(x: np.ndarray, kernel: int | Sequence[int], stride: int | Sequence[int] | None,
+                   dout: np.ndarray) -> np.ndarray:
+    """Gradient of ``sum(avg_pool2d(x) * dout)`` with respect to x: each dout entry spread evenly
+    over its window (divided by KH*KW), summed where windows overlap. Returns x's shape."""
+    stride = kernel if stride is None else stride
+    return _vjp(lambda t: F.avg_pool2d(t, _pair(kernel), _pair(stride)), [x], dout)[0]
+
+
+def _global_avg_pool(t: torch.Tensor) -> torch.Tensor:
+    return F.adaptive_avg_pool2d(t, 1).flatten(1)
+
+
+def global_avg_pool(x: np.ndarray) -> np.ndarray:
+    """``F.adaptive_avg_pool2d(x, 1)`` flattened: x (N, C, H, W) -> (N, C), the mean of each plane."""
+    return to_numpy(_global_avg_pool(to_tensor(x)))
+
+
+def global_avg_pool_vjp(x: np.ndarray, dout: np.ndarray) -> np.ndarray:
+    """Gradient of ``sum(global_avg_pool(x) * dout)`` with respect to x; dout (N, C), returns (N, C, H, W)."""
+    return _vjp(_global_avg_pool, [x], dout)[0]
+
+
+def cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """``F.cross_entropy`` (softmax then negative log-likelihood, mean over the batch) and its gradient.
+
+    scores: (N, K) unnormalised class scores; y: (N,) integer labels in [0, K).
+    Returns (loss, dscores): a float and the gradient of the loss with respect to scores, (N, K).
+    """
+    t = to_tensor(scores).requires_grad_(True)
+    loss = F.cross_entropy(t, torch.as_tensor(np.asarray(y), dtype=torch.int64, device=t.device))
+    (grad,) = torch.autograd.grad(loss, [t])
+    return float(loss.item()), to_numpy(grad)

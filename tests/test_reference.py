@@ -170,3 +170,48 @@ def test_read_only_input_is_accepted_silently(recwarn):
     image.flags.writeable = False
     ref.correlate2d(image, np.ones((3, 3)))
     assert not [w for w in recwarn if "not writable" in str(w.message)]
+
+
+@given(conv_case(), st.integers(1, 3), st.integers(1, 3), st.integers(0, 2**31))
+@SETTINGS
+def test_conv2d_backward_matches_loops(case, n, f, seed):
+    """dx, dw, db from autograd equal the textbook sums for random configurations."""
+    _, kernel, stride, dilation, pad = case
+    g = np.random.default_rng(seed)
+    kh, kw = kernel.shape
+    x, w, b = g.standard_normal((n, 2, 9, 8)), g.standard_normal((f, 2, kh, kw)), g.standard_normal(f)
+    assume(9 + 2 * pad >= dilation * (kh - 1) + 1 and 8 + 2 * pad >= dilation * (kw - 1) + 1)
+    out = ref.conv2d(x, w, b, stride, pad, dilation)
+    dout = g.standard_normal(out.shape)
+    dx, dw, db = ref.conv2d_backward(x, w, b, dout, stride, pad, dilation)
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ex, ew = np.zeros_like(xp), np.zeros_like(w)
+    for i in range(n):
+        for k in range(f):
+            for oh in range(out.shape[2]):
+                for ow in range(out.shape[3]):
+                    rows = slice(oh * stride, oh * stride + dilation * (kh - 1) + 1, dilation)
+                    cols = slice(ow * stride, ow * stride + dilation * (kw - 1) + 1, dilation)
+                    ex[i, :, rows, cols] += dout[i, k, oh, ow] * w[k]
+                    ew[k] += dout[i, k, oh, ow] * xp[i, :, rows, cols]
+    assert_close(dx, ex[:, :, pad:pad + 9, pad:pad + 8], name="dx")
+    assert_close(dw, ew, name="dw")
+    assert_close(db, dout.sum(axis=(0, 2, 3)), name="db")
+
+
+@given(conv_case(), st.integers(1, 2), st.integers(1, 3), st.integers(0, 2**31))
+@SETTINGS
+def test_unfold_is_im2col_and_fold_its_adjoint(case, n, c, seed):
+    """unfold @ weights is the convolution; <unfold(x), y> == <x, fold(y)> (fold is the adjoint)."""
+    image, kernel, stride, dilation, pad = case
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((n, c) + image.shape)
+    w = g.standard_normal((3, c) + kernel.shape)
+    cols = ref.unfold(x, kernel.shape, stride, pad, dilation)
+    out = ref.conv2d(x, w, None, stride, pad, dilation)
+    assert cols.shape == (c * kernel.size, n * out.shape[2] * out.shape[3])
+    assert_close((w.reshape(3, -1) @ cols).reshape(3, n, *out.shape[2:]).transpose(1, 0, 2, 3), out, name="im2col")
+    y = g.standard_normal(cols.shape)
+    folded = ref.fold(y, x.shape, kernel.shape, stride, pad, dilation)
+    assert folded.shape == x.shape
+    assert np.sum(cols * y) == pytest.approx(np.sum(x * folded), rel=1e-9, abs=1e-9)
