@@ -29,6 +29,17 @@ CAT = catalogue.load(A1)
 ROUNDS = catalogue.rounds(CAT.WRONG_ANSWERS, CAT.DEPENDS)
 MAX = sum(p for _, p in graded_cells(source_nb(A1)))
 
+# Passes every test in the kernel, but breaks the NumPy-only rule.
+TORCH_CORRELATE = """import torch
+import torch.nn.functional as F
+
+
+def correlate2d(image, kernel, stride=1, dilation=1):
+    t = F.conv2d(torch.from_numpy(image)[None, None], torch.from_numpy(kernel)[None, None],
+                 stride=stride, dilation=dilation)
+    return t[0, 0].numpy()
+"""
+
 UNREADABLE = {  # name -> the bytes handed in, made from the correct notebook's text
     "truncated": lambda text: text[: len(text) // 3].encode(),
     "not_utf8": lambda text: text.encode("utf-16"),
@@ -67,6 +78,7 @@ def graded_class(tmp_path_factory):
     correct_text = nbformat.writes(student_version(release, source))
     write(subs / "correct", correct_text)
     write(subs / "untouched" / A1, release)  # nbgrader's nested layout: <student>/<assignment>/
+    write(subs / "torch_user", student_version(release, source, {"correlate2d_code": TORCH_CORRELATE}))
     for i, group in enumerate(ROUNDS, 1):
         answers = {wa.cell: wa.apply(solutions[wa.cell]) for wa in group}
         write(subs / f"round{i:02d}", student_version(release, source, answers))
@@ -103,6 +115,18 @@ def test_untouched_release_gets_zero_in_every_cell(graded_class):
     assert (r.status, r.score) == ("graded", 0)
     assert len(r.lost()) == len(r.cells) == len(graded_cells(source_nb(A1)))
     assert all("not implemented yet" in c.reason for c in r.cells)
+
+
+def test_torch_in_a_numpy_exercise_scores_zero_with_the_reason(graded_class):
+    """Does code that passes every test through torch lose the exercise (and those calling it), saying why?"""
+    r = graded_class["results"]["torch_user"]
+    lost = {c.grade_id: c for c in r.lost()}
+    assert set(lost) == {"correlate2d", "convolve2d", "sobel"}
+    assert lost["correlate2d"].reason.startswith("correlate2d: NumPy only — correlate2d_code: line 1: imports torch")
+    assert "uses correlate2d" in lost["sobel"].reason
+    assert r.score == MAX - sum(c.max_points for c in lost.values())
+    html = (graded_class["out"] / "feedback" / "torch_user" / A1 / f"{A1}.html").read_text()
+    assert "NumPy only" in html and f"(Score: {r.score:.1f} / {MAX:.1f})" in html
 
 
 @pytest.mark.parametrize("index", range(len(ROUNDS)), ids=lambda i: f"round{i + 1:02d}")
@@ -155,7 +179,7 @@ def test_grades_csv(graded_class):
 
 def test_feedback_html_for_every_graded_student(graded_class):
     out = graded_class["out"]
-    for student in ["correct", "untouched", *(f"round{i:02d}" for i in range(1, len(ROUNDS) + 1))]:
+    for student in ["correct", "untouched", "torch_user", *(f"round{i:02d}" for i in range(1, len(ROUNDS) + 1))]:
         r = graded_class["results"][student]
         html = (out / "feedback" / student / A1 / f"{A1}.html").read_text()
         assert f"(Score: {r.score:.1f} / {MAX:.1f})" in html

@@ -28,7 +28,8 @@ import nbformat
 
 from ..course import Course, UsageError
 from .nbgrader_cli import flags, jupyter_home, nbgrader
-from .notebooks import Unreadable, graded_cells, read_submission
+from . import numpy_only
+from .notebooks import Unreadable, graded_cells, nbgrader_meta, read_submission
 from .progress import progress
 from .results import (ERROR, GRADED, MISSING, UNREADABLE, CellResult, StudentResult, cell_results,
                       load_all, result_path, write_grades_csv)
@@ -108,10 +109,10 @@ class ClassGrader:
             "Execute.timeout": int(cell_timeout),
         }
         # Exercise ids and points come from the instructor's source, never from a submission.
-        self.cells: dict[str, list[tuple[str, float]]] = {}
-        for name in self.notebooks:
-            source = nbformat.read(course.solutions / assignment / f"{name}.ipynb", as_version=4)
-            self.cells[name] = graded_cells(source)
+        self.sources = {name: nbformat.read(course.solutions / assignment / f"{name}.ipynb", as_version=4)
+                        for name in self.notebooks}
+        self.cells = {name: graded_cells(nb) for name, nb in self.sources.items()}
+        self.numpy_only = numpy_only.applies_to(assignment)
 
     @property
     def exercises(self) -> list[tuple[str, float]]:
@@ -180,7 +181,36 @@ class ClassGrader:
         if not run.ok or not all(p.is_file() for p in autograded):
             detail = "; ".join(run.errors()[-2:]) or f"nbgrader exited with status {run.returncode}"
             return self._zero(sub.student, ERROR, f"autograde failed: {detail} (log: {log})"), None
+        if self.numpy_only:
+            self._enforce_numpy_only(sub.student, autograded)
         return self._read_scores(sub.student, autograded), None
+
+    def _enforce_numpy_only(self, student: str, autograded: list[Path]) -> None:
+        """Zero every exercise whose code reaches for torch, scipy or a way around the rule, and put the
+        reason at the top of its test cell's outputs, where the feedback and the results read it."""
+        from nbgrader.api import Gradebook
+
+        for name, path in zip(self.notebooks, autograded):
+            submitted = nbformat.read(self.root / "submitted" / student / self.assignment / f"{name}.ipynb",
+                                      as_version=4)
+            charged = numpy_only.check_notebook(submitted, self.sources[name])
+            if not charged:
+                continue
+            nb = nbformat.read(path, as_version=4)
+            for cell in nb.cells:
+                gid = nbgrader_meta(cell).get("grade_id")
+                if gid in charged and not nbgrader_meta(cell).get("solution"):
+                    cell.setdefault("outputs", []).insert(0, nbformat.v4.new_output(
+                        "error", ename="NumPyOnly", evalue=numpy_only.explain(gid, charged[gid]), traceback=[]))
+            path.chmod(0o644)
+            nbformat.write(nb, path)
+            path.chmod(0o444)
+            with Gradebook(self.db_url) as gb:
+                for gid in charged:
+                    grade = gb.find_grade(gid, name, self.assignment, student)
+                    grade.auto_score = 0
+                    grade.manual_score = None
+                gb.db.commit()
 
     def _copy_in(self, sub: Submission) -> None:
         """Copy only the assignment's notebooks (and nbgrader's timestamp) into submitted/."""

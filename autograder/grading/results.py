@@ -91,7 +91,7 @@ def failure_reason(cell: NotebookNode, timeout: float | None = None) -> str:
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             ename, evalue = out.get("ename", "Error"), str(out.get("evalue", "")).strip()
-            if ename == "CheckFailure":
+            if ename in ("CheckFailure", "NumPyOnly"):
                 return evalue
             if ename == "CellTimeoutError":
                 limit = f" {timeout:g} s" if timeout else ""

@@ -15,6 +15,8 @@ from pathlib import Path
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from ..course import UsageError, find_course
+from . import numpy_only
 from .nbgrader_cli import jupyter_home
 from .notebooks import Unreadable, nbgrader_meta, read_submission
 from .results import failure_reason
@@ -30,6 +32,7 @@ def validate(path: Path, timeout: float = 120.0) -> int:
     except Unreadable as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    charged = _numpy_only_findings(path, nb)
     edited = [nbgrader_meta(c)["grade_id"] for c in nb.cells
               if nbgrader_meta(c).get("locked") and "checksum" in nbgrader_meta(c)
               and compute_checksum(c) != nbgrader_meta(c)["checksum"]]
@@ -66,8 +69,26 @@ def validate(path: Path, timeout: float = 120.0) -> int:
             print(f"  FAILED  {meta['grade_id']} ({max_points:g} pt): {reason[0] if reason else ''}")
             for line in reason[1:6]:
                 print(f"          {line}")
+    for gid, reason in charged.items():
+        failed += 1
+        print(f"  FAILED  {numpy_only.explain(gid, reason)}")
     for gid in edited:
         print(f"  note: the locked cell {gid!r} was edited; graders use the original, so your edit is ignored")
     print(f"\n{path.name}: visible tests {'all passed' if not failed else f'failed in {failed} cell(s)'}"
           f" ({got:g} of {total:g} points from visible tests; hidden tests run at grading).")
     return 1 if failed else 0
+
+
+def _numpy_only_findings(path: Path, nb) -> dict[str, str]:
+    """The NumPy-only verdicts the grader will give, when the notebook belongs to a course assignment."""
+    import nbformat
+
+    try:
+        course = find_course()
+    except UsageError:
+        return {}
+    for assignment in course.assignment_ids():
+        if path.stem in course.notebooks(assignment) and numpy_only.applies_to(assignment):
+            source = nbformat.read(course.solutions / assignment / f"{path.stem}.ipynb", as_version=4)
+            return numpy_only.check_notebook(nb, source)
+    return {}

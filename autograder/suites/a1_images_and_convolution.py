@@ -19,6 +19,10 @@ from ..checks import CheckFailure, assert_close, assert_equal, assert_raises, ca
 from ..seed import rng
 from . import forbid
 
+# NumPy exercises: the grader reads the code and zeroes any exercise that uses torch or scipy
+# (autograder.grading.numpy_only).
+NUMPY_ONLY = True
+
 # The worked example of the lecture (Dumoulin & Visin's guide to convolution arithmetic).
 WORKED_IMAGE = np.array([[3, 3, 2, 1, 0],
                          [0, 0, 1, 3, 1],
