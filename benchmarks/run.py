@@ -1,11 +1,17 @@
 """Speed figures, each a ratio against a reference measured in the same run, one `name: value` a line.
 
     python benchmarks/run.py            # everything (about a minute)
-    python benchmarks/run.py conv       # only the groups whose name contains "conv" (conv, grading)
+    python benchmarks/run.py conv       # only the groups whose name contains "conv" (conv_layer, conv)
 
-Figures:
+Figures (float32 unless said otherwise; every pair timed in the same run on the same threads):
+  conv_fast_over_torch                   a2 solution conv_forward_fast + conv_backward_fast ÷ torch CPU
+                                         F.conv2d forward + backward, N=64, C=16, 32×32, F=32, 3×3, pad 1
+  conv_fast_forward_over_torch           the forward passes alone
+  conv_naive_over_fast                   a2 conv_*_naive ÷ conv_*_fast, forward + backward, same layer
+                                         (the loops are timed on 4 of the 64 images and scaled by 16:
+                                         their cost is linear in the batch)
   a1_correlate2d_loops_over_torch        the a1 solution's loop correlation ÷ torch F.conv2d
-                                         (64×64 image, 3×3 kernel, float64, same thread count)
+                                         (64×64 image, 3×3 kernel, float64)
   grade_seconds_per_submission           wall seconds per student of `python -m autograder grade`
   grade_over_plain_nbgrader_autograde    that time ÷ one plain `nbgrader autograde` run over the same
                                          class (no per-student isolation), measured in the same run
@@ -106,7 +112,36 @@ def bench_grading(n_students: int = 3) -> dict[str, float]:
     return {"grade_seconds_per_submission": ours / n_students, "grade_over_plain_nbgrader_autograde": ours / theirs}
 
 
-BENCHMARKS = {"conv": bench_conv, "grading": bench_grading}
+def bench_conv_layer() -> dict[str, float]:
+    ns = solution_namespace("a2_conv_layer")
+    fwd_fast, bwd_fast = ns["conv_forward_fast"], ns["conv_backward_fast"]
+    fwd_naive, bwd_naive = ns["conv_forward_naive"], ns["conv_backward_naive"]
+    g = np.random.default_rng(0)
+    x = g.standard_normal((64, 16, 32, 32), dtype=np.float32)
+    w = g.standard_normal((32, 16, 3, 3), dtype=np.float32)
+    b = g.standard_normal(32, dtype=np.float32)
+    dout = g.standard_normal((64, 32, 32, 32), dtype=np.float32)
+    xt, wt, bt = (torch.from_numpy(a).requires_grad_(True) for a in (x, w, b))
+    dt = torch.from_numpy(dout)
+
+    def torch_both():
+        xt.grad = wt.grad = bt.grad = None
+        F.conv2d(xt, wt, bt, padding=1).backward(dt)
+
+    def torch_forward():
+        with torch.no_grad():
+            F.conv2d(xt, wt, bt, padding=1)
+
+    fast = best_of(lambda: bwd_fast(dout, fwd_fast(x, w, b, pad=1)[1]))
+    fast_forward = best_of(lambda: fwd_fast(x, w, b, pad=1))
+    theirs, theirs_forward = best_of(torch_both), best_of(torch_forward)
+    quarter = slice(0, 4)
+    naive = best_of(lambda: bwd_naive(dout[quarter], fwd_naive(x[quarter], w, b, pad=1)[1]), repeat=1) * 16
+    return {"conv_fast_over_torch": fast / theirs, "conv_fast_forward_over_torch": fast_forward / theirs_forward,
+            "conv_naive_over_fast": naive / fast}
+
+
+BENCHMARKS = {"conv_layer": bench_conv_layer, "conv": bench_conv, "grading": bench_grading}
 
 
 def main(argv: list[str]) -> int:

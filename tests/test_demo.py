@@ -10,6 +10,8 @@ import sys
 
 import pytest
 
+from autograder import catalogue
+
 from .support import COURSE, ROOT
 
 pytestmark = pytest.mark.slow
@@ -31,26 +33,38 @@ def test_demo_exits_zero_and_says_so(demo_run):
     assert "demo: every sample submission got the grade it should" in proc.stdout
 
 
-def test_demo_table_rows(demo_run):
+def sections(stdout: str) -> dict[str, str]:
+    """The demo's output per assignment (each starts with '== <assignment>: ...')."""
+    parts = stdout.split("\n== ")[1:]
+    return {p.split(":", 1)[0]: p for p in parts}
+
+
+@pytest.mark.parametrize("assignment", COURSE.assignment_ids())
+def test_demo_table_rows(demo_run, assignment):
     _, proc = demo_run
-    rows = {line.split()[0]: line.split() for line in proc.stdout.splitlines()
+    text = sections(proc.stdout)[assignment]
+    full = next(line.split()[1] for line in text.splitlines() if line.startswith("(max)"))
+    rows = {line.split()[0]: line.split() for line in text.splitlines()
             if line.split() and line.split()[0] in ("correct", "untouched", "buggy", "malformed")
             and line.split()[-1] in ("graded", "unreadable")}
-    assert rows["correct"][1] == "25" and rows["untouched"][1] == "0"
-    assert 0 < float(rows["buggy"][1]) < 25 and rows["malformed"][-1] == "unreadable"
-    assert "buggy: correlate2d (-4): correlate2d(" in proc.stdout
-    assert "malformed: unreadable:" in proc.stdout and "not valid JSON" in proc.stdout
+    assert rows["correct"][1] == full and rows["untouched"][1] == "0"
+    assert 0 < float(rows["buggy"][1]) < float(full) and rows["malformed"][-1] == "unreadable"
+    bug = next(wa for wa in catalogue.load(assignment).WRONG_ANSWERS
+               if wa.id == catalogue.load(assignment).DEMO_BUG)
+    assert f"buggy: {bug.exercise} (-" in text
+    assert "malformed: unreadable:" in text and "not valid JSON" in text
 
 
 def test_demo_writes_grades_and_feedback(demo_run):
     course, _ = demo_run
     graded = course / "work" / "demo" / "graded"
     with (graded / "grades.csv").open() as fh:
-        rows = {r["student"]: r for r in csv.DictReader(fh)}
-    assert set(rows) == {"correct", "untouched", "buggy", "malformed"}
-    for student in rows:
-        assert (graded / "feedback" / student / "a1_images_and_convolution" /
-                "a1_images_and_convolution.html").is_file()
+        rows = [(r["student"], r["assignment"]) for r in csv.DictReader(fh)]
+    students = ("correct", "untouched", "buggy", "malformed")
+    assert sorted(rows) == sorted((s, a) for s in students for a in COURSE.assignment_ids())
+    for student, a in rows:
+        for name in COURSE.notebooks(a):
+            assert (graded / "feedback" / student / a / f"{name}.html").is_file()
 
 
 def test_demo_release_equals_the_committed_assignments(demo_run):
