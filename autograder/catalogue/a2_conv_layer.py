@@ -86,8 +86,9 @@ WRONG_ANSWERS = [
       (("return xp[:, :, pad:pad + H, pad:pad + W]", "return xp[:, :, :H, :W]"),), ("col2im",)),
     W("col2im", "dilation ignored in the kernel offsets",
       (("r, c = u * dilation, v * dilation\n            xp", "r, c = u, v\n            xp"),), ("col2im",)),
-    W("col2im", "columns read without the transpose back to (N, C, ...)",
-      (("cols[:, u, v].transpose(1, 0, 2, 3)", "cols[:, u, v].reshape(N, C, H_out, W_out)"),), ("col2im",)),
+    W("col2im", "reshape where the transpose back to (N, C, H, W) was needed",
+      (("return xp[:, :, pad:pad + H, pad:pad + W].transpose(1, 0, 2, 3)",
+        "return xp[:, :, pad:pad + H, pad:pad + W].reshape(N, C, H, W)"),), ("col2im",)),
     # 6. fast forward
     W("conv_forward_fast", "output reshaped without moving F behind N",
       (("out.reshape(F, N, H_out, W_out).transpose(1, 0, 2, 3)", "out.reshape(N, F, H_out, W_out)"),),
