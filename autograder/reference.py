@@ -44,6 +44,7 @@ __all__ = [
     "relu",
     "relu_vjp",
     "rgb_to_gray",
+    "sgd_momentum_steps",
     "sobel_magnitude",
     "to_numpy",
     "to_tensor",
@@ -330,3 +331,20 @@ def cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]
     loss = F.cross_entropy(t, torch.as_tensor(np.asarray(y), dtype=torch.int64, device=t.device))
     (grad,) = torch.autograd.grad(loss, [t])
     return float(loss.item()), to_numpy(grad)
+
+
+def sgd_momentum_steps(w: np.ndarray, grads: Sequence[np.ndarray], lr: float, momentum: float) -> np.ndarray:
+    """The weights after each step of ``torch.optim.SGD(lr=lr, momentum=momentum)`` from ``w``,
+    fed the gradients ``grads`` in turn (they do not depend on the weights).
+
+    Returns an array (len(grads), *w.shape): row t holds the weights after step t + 1. With a
+    constant learning rate this is the same trajectory as v <- momentum * v - lr * dw; w <- w + v.
+    """
+    p = torch.nn.Parameter(to_tensor(w).clone())  # never step the caller's array in place
+    opt = torch.optim.SGD([p], lr=lr, momentum=momentum)
+    out = []
+    for g in grads:
+        p.grad = to_tensor(g, dev=p.device)
+        opt.step()
+        out.append(to_numpy(p).copy())
+    return np.stack(out) if out else np.zeros((0,) + np.shape(w))

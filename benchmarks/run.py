@@ -7,6 +7,7 @@ Figures (float32 unless said otherwise; every pair timed in the same run on the 
   conv_fast_over_torch                   a2 solution conv_forward_fast + conv_backward_fast ÷ torch CPU
                                          F.conv2d forward + backward, N=64, C=16, 32×32, F=32, 3×3, pad 1
   conv_fast_forward_over_torch           the forward passes alone
+  conv_fast_over_torch_float64, conv_fast_forward_over_torch_float64   the same in float64
   conv_naive_over_fast                   a2 conv_*_naive ÷ conv_*_fast, forward + backward, same layer
                                          (the loops are timed on 4 of the 64 images and scaled by 16:
                                          their cost is linear in the batch)
@@ -116,29 +117,35 @@ def bench_conv_layer() -> dict[str, float]:
     ns = solution_namespace("a2_conv_layer")
     fwd_fast, bwd_fast = ns["conv_forward_fast"], ns["conv_backward_fast"]
     fwd_naive, bwd_naive = ns["conv_forward_naive"], ns["conv_backward_naive"]
-    g = np.random.default_rng(0)
-    x = g.standard_normal((64, 16, 32, 32), dtype=np.float32)
-    w = g.standard_normal((32, 16, 3, 3), dtype=np.float32)
-    b = g.standard_normal(32, dtype=np.float32)
-    dout = g.standard_normal((64, 32, 32, 32), dtype=np.float32)
-    xt, wt, bt = (torch.from_numpy(a).requires_grad_(True) for a in (x, w, b))
-    dt = torch.from_numpy(dout)
+    figures = {}
+    for dtype in (np.float32, np.float64):
+        suffix = "" if dtype == np.float32 else "_float64"
+        g = np.random.default_rng(0)
+        x = g.standard_normal((64, 16, 32, 32)).astype(dtype)
+        w = g.standard_normal((32, 16, 3, 3)).astype(dtype)
+        b = g.standard_normal(32).astype(dtype)
+        dout = g.standard_normal((64, 32, 32, 32)).astype(dtype)
+        xt, wt, bt = (torch.from_numpy(a).requires_grad_(True) for a in (x, w, b))
+        dt = torch.from_numpy(dout)
 
-    def torch_both():
-        xt.grad = wt.grad = bt.grad = None
-        F.conv2d(xt, wt, bt, padding=1).backward(dt)
+        def torch_both():
+            xt.grad = wt.grad = bt.grad = None
+            F.conv2d(xt, wt, bt, padding=1).backward(dt)
 
-    def torch_forward():
-        with torch.no_grad():
-            F.conv2d(xt, wt, bt, padding=1)
+        def torch_forward():
+            with torch.no_grad():
+                F.conv2d(xt, wt, bt, padding=1)
 
-    fast = best_of(lambda: bwd_fast(dout, fwd_fast(x, w, b, pad=1)[1]))
-    fast_forward = best_of(lambda: fwd_fast(x, w, b, pad=1))
-    theirs, theirs_forward = best_of(torch_both), best_of(torch_forward)
-    quarter = slice(0, 4)
-    naive = best_of(lambda: bwd_naive(dout[quarter], fwd_naive(x[quarter], w, b, pad=1)[1]), repeat=1) * 16
-    return {"conv_fast_over_torch": fast / theirs, "conv_fast_forward_over_torch": fast_forward / theirs_forward,
-            "conv_naive_over_fast": naive / fast}
+        fast = best_of(lambda: bwd_fast(dout, fwd_fast(x, w, b, pad=1)[1]), repeat=7)
+        fast_forward = best_of(lambda: fwd_fast(x, w, b, pad=1), repeat=7)
+        theirs, theirs_forward = best_of(torch_both, repeat=7), best_of(torch_forward, repeat=7)
+        figures[f"conv_fast_over_torch{suffix}"] = fast / theirs
+        figures[f"conv_fast_forward_over_torch{suffix}"] = fast_forward / theirs_forward
+        if dtype == np.float32:
+            part = slice(0, 4)  # loops cost is linear in the batch: time 4 of 64 images, scale by 16
+            naive = best_of(lambda: bwd_naive(dout[part], fwd_naive(x[part], w, b, pad=1)[1]), repeat=1) * 16
+            figures["conv_naive_over_fast"] = naive / fast
+    return figures
 
 
 BENCHMARKS = {"conv_layer": bench_conv_layer, "conv": bench_conv, "grading": bench_grading}

@@ -215,3 +215,131 @@ def test_unfold_is_im2col_and_fold_its_adjoint(case, n, c, seed):
     folded = ref.fold(y, x.shape, kernel.shape, stride, pad, dilation)
     assert folded.shape == x.shape
     assert np.sum(cols * y) == pytest.approx(np.sum(x * folded), rel=1e-9, abs=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers of assignment a3: pooling, ReLU, affine, global average pooling, cross-entropy, SGD
+# ---------------------------------------------------------------------------------------------
+
+@st.composite
+def pool_case(draw):
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw, stride = draw(st.integers(1, 4)), draw(st.integers(1, 4)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(ph, 10)), draw(st.integers(pw, 10))
+    g = np.random.default_rng(draw(st.integers(0, 2**31)))
+    x = g.standard_normal((n, c, h, w))  # continuous values: no ties in a window
+    oh, ow = (h - ph) // stride + 1, (w - pw) // stride + 1
+    return x, ph, pw, stride, g.standard_normal((n, c, oh, ow))
+
+
+def loops_pool(x, ph, pw, stride, dout, kind):
+    """Pooling and its gradient by the definition: one window at a time, accumulating."""
+    n, c, oh, ow = dout.shape
+    out, dx = np.zeros(dout.shape), np.zeros_like(x)
+    for i in range(oh):
+        for j in range(ow):
+            r, s = i * stride, j * stride
+            for a in range(n):
+                for b in range(c):
+                    win = x[a, b, r:r + ph, s:s + pw]
+                    if kind == "max":
+                        out[a, b, i, j] = win.max()
+                        u, v = np.unravel_index(np.argmax(win), win.shape)
+                        dx[a, b, r + u, s + v] += dout[a, b, i, j]
+                    else:
+                        out[a, b, i, j] = win.mean()
+                        dx[a, b, r:r + ph, s:s + pw] += dout[a, b, i, j] / (ph * pw)
+    return out, dx
+
+
+@pytest.mark.parametrize("kind", ["max", "avg"])
+@given(case=pool_case())
+@SETTINGS
+def test_pooling_and_its_gradient_match_loops(kind, case):
+    x, ph, pw, stride, dout = case
+    out, dx = loops_pool(x, ph, pw, stride, dout, kind)
+    forward, vjp = (ref.max_pool2d, ref.max_pool2d_vjp) if kind == "max" else (ref.avg_pool2d, ref.avg_pool2d_vjp)
+    assert_close(forward(x, (ph, pw), stride), out, name=f"ref.{kind}_pool2d")
+    assert_close(vjp(x, (ph, pw), stride, dout), dx, name=f"ref.{kind}_pool2d_vjp")
+
+
+def test_pool_stride_defaults_to_the_kernel():
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    assert_close(ref.max_pool2d(x, 2), np.array([[[[5.0, 7.0], [13.0, 15.0]]]]), name="max_pool2d")
+    assert_close(ref.avg_pool2d(x, 2), np.array([[[[2.5, 4.5], [10.5, 12.5]]]]), name="avg_pool2d")
+
+
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=4), st.integers(0, 2**31))
+@SETTINGS
+def test_relu_and_its_gradient(shape, seed):
+    g = np.random.default_rng(seed)
+    x, dout = g.standard_normal(shape), g.standard_normal(shape)
+    assert_close(ref.relu(x), np.maximum(x, 0), name="ref.relu")
+    assert_close(ref.relu_vjp(x, dout), dout * (x > 0), name="ref.relu_vjp")
+
+
+@given(st.integers(1, 4), st.lists(st.integers(1, 4), min_size=1, max_size=3), st.integers(1, 5),
+       st.integers(0, 2**31))
+@SETTINGS
+def test_affine_and_its_gradients(n, rest, m, seed):
+    g = np.random.default_rng(seed)
+    x = g.standard_normal([n, *rest])
+    d = int(np.prod(rest))
+    w, b, dout = g.standard_normal((d, m)), g.standard_normal(m), g.standard_normal((n, m))
+    rows = x.reshape(n, d)
+    assert_close(ref.affine(x, w, b), rows @ w + b, name="ref.affine")
+    dx, dw, db = ref.affine_vjp(x, w, b, dout)
+    assert_close(dx, (dout @ w.T).reshape(x.shape), name="ref.affine_vjp dx")
+    assert_close(dw, rows.T @ dout, name="ref.affine_vjp dw")
+    assert_close(db, dout.sum(axis=0), name="ref.affine_vjp db")
+
+
+@given(st.lists(st.integers(1, 6), min_size=4, max_size=4), st.integers(0, 2**31))
+@SETTINGS
+def test_global_avg_pool_and_its_gradient(shape, seed):
+    g = np.random.default_rng(seed)
+    x = g.standard_normal(shape)
+    dout = g.standard_normal(shape[:2])
+    assert_close(ref.global_avg_pool(x), x.mean(axis=(2, 3)), name="ref.global_avg_pool")
+    expected = np.broadcast_to(dout[:, :, None, None] / (shape[2] * shape[3]), x.shape)
+    assert_close(ref.global_avg_pool_vjp(x, dout), expected, name="ref.global_avg_pool_vjp")
+
+
+@given(st.integers(1, 6), st.integers(2, 8), st.floats(0.1, 5.0), st.integers(0, 2**31))
+@SETTINGS
+def test_cross_entropy_is_the_mean_negative_log_softmax(n, k, scale, seed):
+    from autograder.checks import numeric_gradient
+
+    g = np.random.default_rng(seed)
+    x, y = g.standard_normal((n, k)) * scale, g.integers(0, k, size=n)
+
+    def loss(s):
+        s = s - s.max(axis=1, keepdims=True)
+        return float(-(s[np.arange(n), y] - np.log(np.exp(s).sum(axis=1))).mean())
+
+    value, dx = ref.cross_entropy(x, y)
+    assert value == pytest.approx(loss(x), rel=1e-12)
+    assert_close(dx, numeric_gradient(loss, x.copy()), name="ref.cross_entropy dx", rtol=1e-6, atol=1e-8)
+
+
+def test_cross_entropy_is_stable_for_large_scores():
+    value, dx = ref.cross_entropy(np.array([[1000.0, 0.0], [0.0, 1000.0]]), np.array([0, 0]))
+    assert value == pytest.approx(500.0) and np.isfinite(dx).all()
+
+
+@given(st.lists(st.integers(1, 4), min_size=1, max_size=3), st.floats(0.001, 1.0), st.floats(0.0, 0.99),
+       st.integers(0, 6), st.integers(0, 2**31))
+@SETTINGS
+def test_sgd_momentum_steps_follow_the_velocity_recurrence(shape, lr, momentum, steps, seed):
+    g = np.random.default_rng(seed)
+    w0 = g.standard_normal(shape)
+    before = w0.copy()
+    grads = [g.standard_normal(shape) for _ in range(steps)]
+    got = ref.sgd_momentum_steps(w0, grads, lr, momentum)
+    w, v = w0.copy(), np.zeros(shape)
+    assert got.shape == (steps, *shape)
+    for t, dw in enumerate(grads):
+        v = momentum * v - lr * dw
+        w = w + v
+        assert_close(got[t], w, name=f"step {t + 1}", rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(w0, before)
