@@ -1,6 +1,6 @@
 """Speed figures, each a ratio against a reference measured in the same run, one `name: value` a line.
 
-    python benchmarks/run.py            # everything (about a minute)
+    python benchmarks/run.py            # everything (about two minutes)
     python benchmarks/run.py conv       # only the groups whose name contains "conv" (conv_layer, conv)
 
 Figures (float32 unless said otherwise; every pair timed in the same run on the same threads):
@@ -11,6 +11,9 @@ Figures (float32 unless said otherwise; every pair timed in the same run on the 
   conv_naive_over_fast                   a2 conv_*_naive ÷ conv_*_fast, forward + backward, same layer
                                          (the loops are timed on 4 of the 64 images and scaled by 16:
                                          their cost is linear in the batch)
+  max_pool_fast_over_torch               autograder.layers' vectorised max pooling forward + backward ÷
+                                         torch F.max_pool2d forward + backward, N=64, C=16, 32×32, 2×2/2
+  max_pool_loops_over_fast               the a3 solution (a loop over output positions) ÷ the vectorised one
   a1_correlate2d_loops_over_torch        the a1 solution's loop correlation ÷ torch F.conv2d
                                          (64×64 image, 3×3 kernel, float64)
   grade_seconds_per_submission           wall seconds per student of `python -m autograder grade`
@@ -143,12 +146,32 @@ def bench_conv_layer() -> dict[str, float]:
         figures[f"conv_fast_forward_over_torch{suffix}"] = fast_forward / theirs_forward
         if dtype == np.float32:
             part = slice(0, 4)  # loops cost is linear in the batch: time 4 of 64 images, scale by 16
-            naive = best_of(lambda: bwd_naive(dout[part], fwd_naive(x[part], w, b, pad=1)[1]), repeat=1) * 16
+            naive = best_of(lambda: bwd_naive(dout[part], fwd_naive(x[part], w, b, pad=1)[1]), repeat=3) * 16
             figures["conv_naive_over_fast"] = naive / fast
     return figures
 
 
-BENCHMARKS = {"conv_layer": bench_conv_layer, "conv": bench_conv, "grading": bench_grading}
+def bench_max_pool() -> dict[str, float]:
+    from autograder.layers import max_pool_backward_fast, max_pool_forward_fast
+
+    ns = solution_namespace("a3_pooling_and_cnn")
+    fwd_loops, bwd_loops = ns["max_pool_forward"], ns["max_pool_backward"]
+    g = np.random.default_rng(0)
+    x = g.standard_normal((64, 16, 32, 32)).astype(np.float32)
+    dout = g.standard_normal((64, 16, 16, 16)).astype(np.float32)
+    xt, dt = torch.from_numpy(x).requires_grad_(True), torch.from_numpy(dout)
+
+    def torch_both():
+        xt.grad = None
+        F.max_pool2d(xt, 2, 2).backward(dt)
+
+    fast = best_of(lambda: max_pool_backward_fast(dout, max_pool_forward_fast(x, 2, 2, 2)[1]), repeat=7)
+    loops = best_of(lambda: bwd_loops(dout, fwd_loops(x, 2, 2, 2)[1]), repeat=3)
+    theirs = best_of(torch_both, repeat=7)
+    return {"max_pool_fast_over_torch": fast / theirs, "max_pool_loops_over_fast": loops / fast}
+
+
+BENCHMARKS = {"conv_layer": bench_conv_layer, "max_pool": bench_max_pool, "conv": bench_conv, "grading": bench_grading}
 
 
 def main(argv: list[str]) -> int:

@@ -105,3 +105,21 @@ def test_fast_enough_to_train_on_mnist():
         out, cache = conv_forward(x, w, b, stride=1, pad=2)
         conv_backward(out, cache)
     assert (time.perf_counter() - start) / 5 < 0.5
+
+
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 11), st.integers(1, 11), st.integers(1, 4),
+       st.integers(1, 4), st.integers(1, 4), st.integers(0, 2**31))
+@settings(deadline=None, max_examples=60)
+def test_fast_max_pool_matches_torch(n, c, h, w, ph, pw, stride, seed):
+    """Forward and backward of the vectorised max pooling against F.max_pool2d and autograd."""
+    from autograder import reference as ref
+    from autograder.layers import max_pool_backward_fast, max_pool_forward_fast
+
+    assume(h >= ph and w >= pw)
+    g = np.random.default_rng(seed)
+    x = g.standard_normal((n, c, h, w))  # continuous values: no ties
+    out, cache = max_pool_forward_fast(x, ph, pw, stride)
+    assert_close(out, ref.max_pool2d(x, (ph, pw), stride), name="max_pool_forward_fast")
+    dout = g.standard_normal(out.shape)
+    assert_close(max_pool_backward_fast(dout, cache), ref.max_pool2d_vjp(x, (ph, pw), stride, dout),
+                 name="max_pool_backward_fast")

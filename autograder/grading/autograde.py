@@ -165,16 +165,14 @@ class ClassGrader:
             return self._zero(sub.student, status, message), f"{sub.student}: {message}"
 
         self._copy_in(sub)
-        stale = self.root / "autograded" / sub.student / self.assignment
-        if stale.exists():
-            shutil.rmtree(stale)
+        dest = self.root / "autograded" / sub.student / self.assignment
+        shutil.rmtree(dest, ignore_errors=True)  # never read a previous run's output
         log = self.out / "logs" / self.assignment / f"{sub.student}.log"
         run = self.run(["autograde", self.assignment, "--student", sub.student, "--force"], log=log,
                        timeout=self.submission_timeout)
-        autograded = [self.root / "autograded" / sub.student / self.assignment / f"{n}.ipynb"
-                      for n in self.notebooks]
+        autograded = [dest / f"{n}.ipynb" for n in self.notebooks]
         if run.timed_out or not run.ok:
-            shutil.rmtree(self.root / "autograded" / sub.student / self.assignment, ignore_errors=True)
+            shutil.rmtree(dest, ignore_errors=True)
         if run.timed_out:
             return self._zero(sub.student, ERROR, f"grading stopped after {self.submission_timeout:g} s "
                                                   "(limit per submission)"), None
