@@ -19,6 +19,8 @@ __all__ = [
     "assert_equal",
     "assert_raises",
     "assert_shape",
+    "assert_tuple",
+    "assert_unchanged",
     "call",
     "check_gradient",
     "describe",
@@ -95,6 +97,21 @@ def assert_raises(fn: Callable, args: tuple, kwargs: dict, exc: type[BaseExcepti
         raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but raised "
                            f"{type(err).__name__}: {err}") from err
     raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but returned {describe(result)}")
+
+
+def assert_tuple(result: Any, size: int, *, name: str, what: str, hint: str) -> tuple:
+    """Return ``result`` if it is a tuple of ``size`` items (e.g. a forward's ``(out, cache)``), else fail."""
+    if not isinstance(result, tuple) or len(result) != size:
+        got = f"a tuple of {len(result)} items" if isinstance(result, tuple) else describe(result)
+        raise _failure(name, [f"expected the tuple {what}, got {got}."], hint)
+    return result
+
+
+def assert_unchanged(before: Any, after: Any, *, name: str, what: str = "x") -> None:
+    """Fail if a student's function modified its input argument ``what`` in place."""
+    if not np.array_equal(before, after):
+        raise _failure(name, [f"modified its input {what} in place; compute a new array instead "
+                              f"(the caller, and other layers' caches, still need {what})."], None)
 
 
 def _as_array(value: Any, name: str, what: str) -> np.ndarray:

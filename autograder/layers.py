@@ -5,10 +5,10 @@ function returns ``(out, cache)`` and the matching backward function takes the u
 ``dout`` (the gradient of the loss with respect to ``out``) and that ``cache``, and returns the
 gradients of the loss with respect to the forward function's inputs. Arrays are NCHW.
 
-Both functions are vectorised with *im2col*: every receptive field of the padded input becomes
-one row of a matrix, so the convolution is a single matrix product. NumPy only (no PyTorch), so a
-student's network built on them stays NumPy only; ``tests/test_layers.py`` checks them against
-``torch.nn.functional.conv2d`` and autograd.
+The convolution is vectorised with *im2col*: every receptive field of the padded input becomes
+one row of a matrix, so the convolution is a single matrix product; max pooling takes one strided
+view per window offset. NumPy only (no PyTorch), so a student's network built on them stays NumPy
+only; ``tests/test_layers.py`` checks them against ``torch.nn.functional`` and autograd.
 """
 
 from __future__ import annotations

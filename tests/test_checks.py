@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from autograder.checks import (CheckFailure, assert_close, assert_equal, assert_shape, call, check_gradient,
-                               numeric_gradient, rel_error)
+from autograder.checks import (CheckFailure, assert_close, assert_equal, assert_shape, assert_tuple,
+                               assert_unchanged, call, check_gradient, numeric_gradient, rel_error)
 from autograder.tolerances import TOLERANCES, tolerance
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6)
@@ -105,6 +105,16 @@ def test_assert_equal_for_integers_and_arrays():
 def test_assert_shape():
     assert assert_shape([[1, 2]], (1, 2), name="f").shape == (1, 2)
     assert "expected (2, 1), got (1, 2)" in fails(assert_shape, [[1, 2]], (2, 1), name="f")
+
+
+def test_assert_tuple_and_assert_unchanged():
+    assert assert_tuple((1, 2), 2, name="f", what="(out, cache)", hint="h") == (1, 2)
+    msg = fails(assert_tuple, np.zeros(3), 2, name="relu_forward(x)", what="(out, cache)",
+                hint="a forward function ends with `return out, cache`.")
+    assert msg.startswith("relu_forward(x): expected the tuple (out, cache), got array(3,) float64.")
+    assert "got a tuple of 3 items" in fails(assert_tuple, (1, 2, 3), 2, name="f", what="(a, b)", hint="h")
+    assert_unchanged(np.ones(2), np.ones(2), name="f")
+    assert "modified its input w in place" in fails(assert_unchanged, np.ones(2), np.zeros(2), name="f", what="w")
 
 
 def test_call_reports_not_implemented_and_crashes():

@@ -13,8 +13,6 @@ from nbformat.notebooknode import NotebookNode
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
 
 _SOLUTION_MARKER = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.MULTILINE)
-_HIDDEN_BLOCK = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?",
-                           re.MULTILINE | re.DOTALL)
 
 
 class Unreadable(Exception):
@@ -77,10 +75,6 @@ def graded_cells(nb: NotebookNode) -> list[tuple[str, float]]:
 def strip_solution_markers(source: str) -> str:
     """The solution code as a student would have written it: the BEGIN/END SOLUTION lines removed."""
     return _SOLUTION_MARKER.sub("", source)
-
-
-def strip_hidden_tests(source: str) -> str:
-    return _HIDDEN_BLOCK.sub("", source)
 
 
 def solution_sources(source_nb: NotebookNode) -> dict[str, str]:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_equal, assert_raises, call
+from ..checks import CheckFailure, assert_close, assert_equal, assert_raises, assert_unchanged, call
 from ..seed import rng
 from . import forbid
 
@@ -44,11 +44,6 @@ SOBEL_Y = SOBEL_X.T.copy()
 
 def _shape(a: np.ndarray) -> str:
     return "×".join(str(s) for s in a.shape)
-
-
-def _unchanged(before: np.ndarray, after: np.ndarray, label: str) -> None:
-    if not np.array_equal(before, after):
-        raise CheckFailure(f"{label} modified its input array in place; work on a copy instead.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -95,7 +90,7 @@ def check_layout(hwc_to_chw: Callable, chw_to_hwc: Callable, seed: int | None = 
         assert_close(got, expected, name=label, check_dtype=True,
                      hint="move the channel axis with a transpose (np.transpose / np.moveaxis); "
                           "a reshape keeps the memory order and scrambles the pixels.")
-        _unchanged(before, image, label)
+        assert_unchanged(before, image, name=label, what="image")
         back_label = f"chw_to_hwc(image of shape {expected.shape})"
         back = call(chw_to_hwc, expected.copy(), name=back_label)
         assert_close(back, image, name=back_label, check_dtype=True,
@@ -158,7 +153,7 @@ def check_grayscale(rgb_to_gray: Callable, seed: int | None = None, n: int = 10)
         assert_close(got, ref.rgb_to_gray(image), name=label, rtol=1e-6, atol=1e-6, check_dtype="floating",
                      hint="weight the channels 0.299, 0.587, 0.114 (R, G, B: channel last) and sum; "
                           "a plain mean treats the eye as equally sensitive to all three.")
-        _unchanged(before, image, label)
+        assert_unchanged(before, image, name=label, what="image")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,7 +188,7 @@ def check_pad2d(pad2d: Callable, seed: int | None = None, n: int = 30) -> None:
         if np.asarray(got).dtype != image.dtype:
             raise CheckFailure(f"{label}: returned dtype {np.asarray(got).dtype}, expected the input's "
                                f"dtype {image.dtype}.")
-        _unchanged(before, image, label)
+        assert_unchanged(before, image, name=label, what="image")
     assert_raises(pad2d, (np.zeros((3, 3)), 1, "circular"), {}, ValueError,
                   name="pad2d(image, 1, mode='circular')", why="an unknown mode must not silently pad with zeros")
 
@@ -251,8 +246,8 @@ def _check_correlation_like(fn: Callable, name: str, reference: Callable, seed: 
         got = call(fn, image, kernel, stride=case["stride"], dilation=case["dilation"], name=label)
         expected = reference(image, kernel, stride=case["stride"], dilation=case["dilation"])
         assert_close(got, expected, name=label, hint=hint)
-        _unchanged(before[0], image, label)
-        _unchanged(before[1], kernel, label)
+        assert_unchanged(before[0], image, name=label, what="image")
+        assert_unchanged(before[1], kernel, name=label, what="kernel")
 
 
 def check_correlate2d(correlate2d: Callable, seed: int | None = None, n: int = 40) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, call
+from ..checks import CheckFailure, assert_close, assert_tuple, assert_unchanged, call
 from ..seed import rng
 
 # NumPy exercises: the grader reads the code and zeroes any exercise that uses torch or scipy
@@ -65,17 +65,9 @@ def _label(name: str, x, w, conv: dict) -> str:
 
 def _forward(fn: Callable, name: str, x, w, b, conv: dict):
     label = _label(name, x, w, conv)
-    result = call(fn, x, w, b, name=label, **conv)
-    if not isinstance(result, tuple) or len(result) != 2:
-        raise CheckFailure(f"{label}: must return a pair (out, cache), got {type(result).__name__}"
-                           + (f" of length {len(result)}" if isinstance(result, tuple) else ""))
+    result = assert_tuple(call(fn, x, w, b, name=label, **conv), 2, name=label, what="(out, cache)",
+                          hint="a forward function ends with `return out, cache`.")
     return result, label
-
-
-def _unchanged(arrays, copies, label):
-    for a, c, what in zip(arrays, copies, ("x", "w", "b")):
-        if not np.array_equal(a, c):
-            raise CheckFailure(f"{label} modified its input {what} in place; work on copies.")
 
 
 def check_conv_forward(fn: Callable, name: str, seed: int | None = None, n: int = 30) -> None:
@@ -88,7 +80,8 @@ def check_conv_forward(fn: Callable, name: str, seed: int | None = None, n: int 
         assert_close(out, ref.conv2d(x, w, b, **conv), name=label,
                      hint="out[n, f, i, j] = b[f] + sum over c, u, v of x_pad[n, c, i*stride + u*dilation, "
                           "j*stride + v*dilation] * w[f, c, u, v]; the output is (N, F, H_out, W_out).")
-        _unchanged((x, w, b), copies, label)
+        for before, after, what in zip(copies, (x, w, b), ("x", "w", "b")):
+            assert_unchanged(before, after, name=label, what=what)
 
 
 def check_conv_backward(forward: Callable, backward: Callable, name: str, seed: int | None = None,
@@ -102,9 +95,8 @@ def check_conv_backward(forward: Callable, backward: Callable, name: str, seed: 
         (out, cache), _ = _forward(forward, fwd_name, x, w, b, conv)
         dout = g.standard_normal(np.shape(out))
         label = f"{name}(dout {dout.shape}) after " + _label(fwd_name, x, w, conv)
-        grads = call(backward, dout, cache, name=label)
-        if not isinstance(grads, tuple) or len(grads) != 3:
-            raise CheckFailure(f"{label}: must return (dx, dw, db), got {type(grads).__name__}")
+        grads = assert_tuple(call(backward, dout, cache, name=label), 3, name=label, what="(dx, dw, db)",
+                             hint="return dx, dw, db in that order.")
         expected = ref.conv2d_backward(x, w, b, dout, **conv)
         hints = {
             "dx": "every window of x_pad gets dout[n, f, i, j] * w[f] added (+=, windows overlap); then cut "
@@ -130,8 +122,7 @@ def check_im2col(im2col: Callable, seed: int | None = None, n: int = 30) -> None
         assert_close(got, ref.unfold(x, (KH, KW), **conv), name=label,
                      hint="row (c*KH + u)*KW + v, column (n*H_out + i)*W_out + j holds "
                           "x_pad[n, c, i*stride + u*dilation, j*stride + v*dilation].")
-        if not np.array_equal(x, before):
-            raise CheckFailure(f"{label} modified x in place.")
+        assert_unchanged(before, x, name=label)
 
 
 def check_col2im(col2im: Callable, seed: int | None = None, n: int = 30) -> None:

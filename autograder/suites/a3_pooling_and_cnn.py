@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, call, check_gradient, describe
+from ..checks import CheckFailure, assert_close, assert_tuple, assert_unchanged, call, check_gradient, describe
 from ..seed import rng
 
 # NumPy exercises: the grader reads the code and zeroes any exercise that uses torch or scipy
@@ -47,22 +47,9 @@ PARAM_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
 # Helpers
 # ---------------------------------------------------------------------------------------------
 
-def _tuple(result: Any, size: int, label: str, what: str, hint: str) -> tuple:
-    if not isinstance(result, tuple) or len(result) != size:
-        got = f"a tuple of {len(result)} items" if isinstance(result, tuple) else describe(result)
-        raise CheckFailure(f"{label}: expected the tuple {what}, got {got}.\n  Hint: {hint}")
-    return result
-
-
 def _forward(fn: Callable, label: str, *args: Any) -> tuple:
-    return _tuple(call(fn, *args, name=label), 2, label, "(out, cache)",
-                  "a forward function ends with `return out, cache`.")
-
-
-def _unchanged(before: np.ndarray, after: np.ndarray, label: str, what: str = "x") -> None:
-    if not np.array_equal(before, after):
-        raise CheckFailure(f"{label} modified its input {what} in place; compute a new array instead "
-                           f"(the caller, and other layers' caches, still need {what}).")
+    return assert_tuple(call(fn, *args, name=label), 2, name=label, what="(out, cache)",
+                        hint="a forward function ends with `return out, cache`.")
 
 
 def one_blas_thread():
@@ -97,7 +84,7 @@ def check_relu(relu_forward: Callable, relu_backward: Callable, seed: int | None
         assert_close(out, ref.relu(before), name=label,
                      hint="max(x, 0) elementwise (np.maximum, not np.max, which reduces along an axis): "
                           "negative entries become 0, the others pass unchanged; same shape as x.")
-        _unchanged(before, x, label)
+        assert_unchanged(before, x, name=label)
         dout = g.standard_normal(shape)
         blabel = f"relu_backward(dout {_dims(shape)}, cache)"
         dx = call(relu_backward, dout.copy(), cache, name=blabel)
@@ -129,11 +116,11 @@ def check_affine(affine_forward: Callable, affine_backward: Callable, seed: int 
         assert_close(out, ref.affine(before, w, b), name=label,
                      hint=f"flatten each example to a row of D = {D} values (x.reshape(N, -1)), "
                           "then out = x_rows @ w + b, of shape (N, M).")
-        _unchanged(before, x, label)
+        assert_unchanged(before, x, name=label)
         dout = g.standard_normal((shape[0], M))
         blabel = f"affine_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
-        grads = _tuple(call(affine_backward, dout.copy(), cache, name=blabel), 3, blabel, "(dx, dw, db)",
-                       "return dx, dw, db in that order.")
+        grads = assert_tuple(call(affine_backward, dout.copy(), cache, name=blabel), 3, name=blabel,
+                             what="(dx, dw, db)", hint="return dx, dw, db in that order.")
         dx, dw, db = ref.affine_vjp(before, w, b, dout)
         assert_close(grads[0], dx, name=f"{blabel}: dx",
                      hint="dx = dout @ w.T, reshaped back to the shape of x (N, d_1, ..., d_k).")
@@ -190,7 +177,7 @@ def _check_pool_forward(fn: Callable, name: str, reference: Callable, seed: int 
         label = _pool_label(name, "x", shape, ph, pw, stride)
         out, _ = _forward(fn, label, x, ph, pw, stride)
         assert_close(out, reference(before, (ph, pw), stride), name=label, hint=hint)
-        _unchanged(before, x, label)
+        assert_unchanged(before, x, name=label)
 
 
 def _check_pool_backward(forward: Callable, backward: Callable, names: tuple[str, str], vjp: Callable,
@@ -266,7 +253,7 @@ def check_global_avg_pool(global_avg_pool_forward: Callable, global_avg_pool_bac
         assert_close(out, ref.global_avg_pool(before), name=label,
                      hint="the mean of each H×W plane: average over axes 2 and 3, giving (N, C) "
                           "(no keepdims).")
-        _unchanged(before, x, label)
+        assert_unchanged(before, x, name=label)
         dout = g.standard_normal(shape[:2])
         blabel = f"global_avg_pool_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
         dx = call(global_avg_pool_backward, dout.copy(), cache, name=blabel)
@@ -307,7 +294,7 @@ def check_softmax_loss(softmax_loss: Callable, seed: int | None = None, n: int =
                     "from the scores first (softmax does not change) and compute log-probabilities "
                     "as shifted - log(sum(exp(shifted))).") from exc.__cause__
             raise
-        loss, dx = _tuple(result, 2, label, "(loss, dx)", "return loss, dx.")
+        loss, dx = assert_tuple(result, 2, name=label, what="(loss, dx)", hint="return loss, dx.")
         if np.ndim(loss) != 0:
             raise CheckFailure(f"{label}: the loss must be one number (the mean over the batch), "
                                f"got {describe(np.asarray(loss))}.")
@@ -318,7 +305,7 @@ def check_softmax_loss(softmax_loss: Callable, seed: int | None = None, n: int =
         assert_close(dx, expected_dx, name=f"{label}: dx",
                      hint="dx = (softmax(x) - one_hot(y)) / N: subtract 1 at each row's true class, "
                           "and divide by N because the loss is a mean.")
-        _unchanged(before, x, label)
+        assert_unchanged(before, x, name=label)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -410,7 +397,8 @@ def reference_scores(X: np.ndarray, params: dict, filter_size: int) -> np.ndarra
 
 def _loss_of(model: Any, label: str, X: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
     result = call(model.loss, X, y, name=label)
-    loss, grads = _tuple(result, 2, label, "(loss, grads)", "with labels y, loss returns loss, grads.")
+    loss, grads = assert_tuple(result, 2, name=label, what="(loss, grads)",
+                               hint="with labels y, loss returns loss, grads.")
     if np.ndim(loss) != 0:
         raise CheckFailure(f"{label}: the loss must be one number, got {describe(np.asarray(loss))}.")
     return float(loss), grads
@@ -512,8 +500,8 @@ def check_sgd_momentum(sgd_momentum: Callable, seed: int | None = None, n: int =
         for t, dw in enumerate(dws):
             label = (f"sgd_momentum(w {_dims(shape)}, dw, v, learning_rate={lr:g}, momentum={mom:g}) "
                      f"at step {t + 1} of {steps} (v starts at zeros)")
-            result = _tuple(call(sgd_momentum, w.copy(), dw.copy(), v.copy(), lr, mom, name=label), 2, label,
-                            "(next_w, next_v)", "return next_w, next_v.")
+            result = assert_tuple(call(sgd_momentum, w.copy(), dw.copy(), v.copy(), lr, mom, name=label), 2,
+                                  name=label, what="(next_w, next_v)", hint="return next_w, next_v.")
             assert_close(result[0], expected[t], name=f"{label}: next_w",
                          hint="v = momentum * v - learning_rate * dw, then w = w + v (the new v); "
                               "return both, since the next step starts from the new v.")
@@ -580,8 +568,9 @@ def _train(model: Any, sgd_momentum: Callable, X: np.ndarray, y: np.ndarray, epo
             lr = learning_rate * (1 - len(losses) / steps)
             for name in model.params:
                 ulabel = f"sgd_momentum(w {_dims(model.params[name].shape)}, dw, v, ...) for params['{name}']"
-                result = _tuple(call(sgd_momentum, model.params[name], grads[name], velocity[name], lr, momentum,
-                                     name=ulabel), 2, ulabel, "(next_w, next_v)", "return next_w, next_v.")
+                result = assert_tuple(call(sgd_momentum, model.params[name], grads[name], velocity[name], lr,
+                                           momentum, name=ulabel), 2, name=ulabel, what="(next_w, next_v)",
+                                      hint="return next_w, next_v.")
                 model.params[name], velocity[name] = result
             losses.append(loss)
             elapsed = time.perf_counter() - start
