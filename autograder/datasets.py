@@ -27,6 +27,7 @@ __all__ = [
     "load_cifar10",
     "load_mnist",
     "mnist_5k",
+    "perturb_digits",
     "read_idx",
     "sample_photo",
     "split",
@@ -95,6 +96,31 @@ def split(labels: Sequence[int], fractions: tuple[float, float, float] = (0.7, 0
                                        order[n_train + n_val:])):
             part.append(chunk)
     return Split(*(np.sort(np.concatenate(p)) if p else np.array([], dtype=np.int64) for p in parts))
+
+
+def perturb_digits(images: np.ndarray, seed: int, max_shift: int = 2, noise: float = 0.08,
+                   contrast: tuple[float, float] = (0.8, 1.0)) -> np.ndarray:
+    """Fresh variants of digits for a held-out test that cannot be memorised: each image is shifted
+    by up to ``max_shift`` pixels along each axis (zeros fill in), its ink scaled by a factor drawn
+    from ``contrast``, and Gaussian noise of standard deviation ``noise`` added, then clipped to [0, 1].
+
+    images: (..., H, W) floats in [0, 1] (e.g. (N, 1, 28, 28)); returns float64 of the same shape.
+    Depends only on ``seed``: the grader draws the seed, the student never sees it.
+    """
+    x = np.asarray(images, dtype=np.float64)
+    if x.ndim < 2 or x.size == 0:
+        raise ValueError(f"perturb_digits expects images (..., H, W), got shape {x.shape}")
+    flat = x.reshape(-1, *x.shape[-2:])
+    n, h, w = flat.shape
+    g = np.random.default_rng(seed)
+    shifts = g.integers(-max_shift, max_shift + 1, size=(n, 2))
+    out = np.zeros_like(flat)
+    for k, (dy, dx) in enumerate(shifts):
+        src = flat[k, max(0, -dy):h - max(0, dy), max(0, -dx):w - max(0, dx)]
+        out[k, max(0, dy):max(0, dy) + src.shape[0], max(0, dx):max(0, dx) + src.shape[1]] = src
+    out *= g.uniform(*contrast, size=(n, 1, 1))
+    out += noise * g.standard_normal(out.shape)
+    return np.clip(out, 0.0, 1.0).reshape(x.shape)
 
 
 # ---------------------------------------------------------------------------------------------
