@@ -98,7 +98,7 @@ def split(labels: Sequence[int], fractions: tuple[float, float, float] = (0.7, 0
     return Split(*(np.sort(np.concatenate(p)) if p else np.array([], dtype=np.int64) for p in parts))
 
 
-def perturb_digits(images: np.ndarray, seed: int, max_shift: int = 2, noise: float = 0.08,
+def perturb_digits(images: np.ndarray, seed: int, max_shift: int = 1, noise: float = 0.05,
                    contrast: tuple[float, float] = (0.8, 1.0)) -> np.ndarray:
     """Fresh variants of digits for a held-out test that cannot be memorised: each image is shifted
     by up to ``max_shift`` pixels along each axis (zeros fill in), its ink scaled by a factor drawn

@@ -149,6 +149,6 @@ def test_perturbed_digits_are_fresh_deterministic_and_in_range():
     # no perturbed image equals any original: a lookup table keyed on exact pixels finds nothing
     originals = {row.tobytes() for row in x.reshape(len(x), -1)}
     assert not any(row.tobytes() in originals for row in p.reshape(len(p), -1))
-    assert np.abs(p - x).mean() > 0.03
+    assert np.abs(p - x).mean() > 0.02
     with pytest.raises(ValueError, match="expects images"):
         datasets.perturb_digits(np.zeros(5), seed=0)
