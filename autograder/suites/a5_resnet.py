@@ -1,0 +1,729 @@
+"""Checks for assignment a5_resnet: residual blocks, ResNet-18/34/50, a small CIFAR-style ResNet
+trained on real digits, and a squeeze-and-excitation block, all in PyTorch.
+
+Every module is checked against the reference of the same name in :mod:`autograder.models`
+(torchvision's structure and names, without torchvision):
+
+* structurally — the ``state_dict`` keys and shapes must be the reference's, and so must the number
+  of trainable parameters (the big ResNets are built on the ``meta`` device: no memory, no time);
+* numerically — the student's module loads the reference's weights (:func:`models.reference_weights`:
+  random, with non-trivial BatchNorm statistics) and must give the reference's outputs, in eval and
+  in train mode, in float64 on the reference device (:func:`models.run`: the GPU when present).
+  When the outputs differ, the message names the first submodule whose output differs (found with
+  forward hooks), or says that every submodule agrees and the difference is in ``forward`` itself.
+
+The small ResNet is also checked by its gradients (every parameter's, against the reference's) and
+trained: the grader's own loop (``TRAIN``) trains ``CifarResNet(**NET)`` on the embedded MNIST
+training digits and requires ``THRESHOLD`` accuracy on held-out digits perturbed with the grader's
+seed (:func:`datasets.perturb_digits`), which no one can have memorised.
+
+Without ``seed`` a check runs its visible cases; with ``seed`` it runs ``n`` random configurations
+drawn from that seed instead (the hidden tests; the test cell has just run the visible ones).
+PyTorch runs on one CPU thread inside the checks: the tensors are small, and on a busy machine
+several threads fight over the cores and run many times slower.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from functools import lru_cache
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import models
+from .. import reference as ref
+from ..checks import CheckFailure, assert_close, describe, not_implemented
+from ..seed import rng
+from ..tolerances import tolerance
+
+# Exercise 5: the grader's training run (the same for every submission).
+NET = dict(blocks=1, widths=(8, 16, 32), num_classes=10, in_channels=1)
+TRAIN = dict(epochs=1, batch_size=32, lr=0.3, momentum=0.9)
+THRESHOLD = 0.80  # accuracy required on the perturbed held-out digits (a correct model: 0.86-0.92)
+TIME_LIMIT = 60.0  # seconds the training may take (nbgrader stops a cell after 120 s)
+MAX_LISTED = 4  # state_dict keys named in one message
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers: building, comparing structure, running, explaining a difference
+# ---------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """PyTorch on one CPU thread while the block runs (restored after)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _dims(shape: Sequence[int]) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+def _arg(value: Any) -> str:
+    if isinstance(value, type):
+        return value.__name__
+    if isinstance(value, tuple):
+        return str(tuple(int(v) for v in value))
+    return repr(value)
+
+
+def signature(name: str, *args: Any, **kwargs: Any) -> str:
+    """How a call reads in a message: ``BasicBlock(8, 16, stride=2)``."""
+    return f"{name}(" + ", ".join([_arg(a) for a in args] + [f"{k}={_arg(v)}" for k, v in kwargs.items()]) + ")"
+
+
+def _raiser(exc: BaseException) -> str | None:
+    """The qualified name of the function that raised ``exc`` (its innermost frame)."""
+    tb = exc.__traceback__
+    if tb is None:
+        return None
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    code = tb.tb_frame.f_code
+    return getattr(code, "co_qualname", code.co_name)
+
+
+def _not_implemented(label: str, exc: NotImplementedError) -> CheckFailure:
+    """"BasicBlock(8, 8, stride=1): BasicBlock.__init__ is not implemented yet" (the stub that raised)."""
+    where = _raiser(exc)
+    return not_implemented(f"{label}: {where}" if where and where != label.split("(")[0] else label)
+
+
+def _crash(label: str, exc: Exception, extra: str = "") -> CheckFailure:
+    return CheckFailure(f"{label} raised {type(exc).__name__}: {exc}{extra}\n"
+                        "  Hint: fix the error first (the traceback above points at the line).")
+
+
+def build(factory: Callable, label: str, *args: Any, meta: bool = False, **kwargs: Any) -> nn.Module:
+    """``factory(*args, **kwargs)``, which must be an ``nn.Module``; on the meta device when ``meta``
+    (parameters get shapes but no memory), falling back to the CPU if the code cannot run there."""
+    def make() -> Any:
+        try:
+            return factory(*args, **kwargs)
+        except NotImplementedError as exc:
+            raise _not_implemented(label, exc) from exc
+        except CheckFailure:
+            raise
+        except Exception as exc:  # the student's bug, reported with the call that triggered it
+            raise _crash(label, exc) from exc
+
+    model = None
+    if meta:
+        try:
+            with torch.device("meta"):
+                model = factory(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - code that cannot run on meta is built on the CPU below
+            model = None
+    if model is None:
+        model = make()
+    if not isinstance(model, nn.Module):
+        raise CheckFailure(f"{label} returned {describe(model)}, expected an nn.Module.\n"
+                           "  Hint: a class that subclasses nn.Module and calls super().__init__() first; "
+                           "a builder function ends with `return ResNet(...)`.")
+    return model
+
+
+def _listed(keys: Sequence[str]) -> str:
+    shown = ", ".join(f"'{k}'" for k in keys[:MAX_LISTED])
+    return shown + (f" and {len(keys) - MAX_LISTED} more" if len(keys) > MAX_LISTED else "")
+
+
+def compare_structure(model: nn.Module, reference: nn.Module, label: str, hint: str) -> None:
+    """The trainable parameter count, the state_dict keys and every tensor's shape must be the reference's."""
+    try:
+        got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        n_got = models.count_params(model)
+    except Exception as exc:  # a broken module (e.g. a property that raises)
+        raise _crash(f"{label}.state_dict()", exc) from exc
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    n_expected = models.count_params(reference)
+    lines = []
+    if n_got != n_expected:
+        lines.append(f"has {n_got:,} trainable parameters, expected {n_expected:,} ({n_got - n_expected:+,}).")
+    missing = [k for k in expected if k not in got]
+    unexpected = [k for k in got if k not in expected]
+    if missing:
+        lines.append(f"state_dict lacks {_listed(missing)}.")
+    if unexpected:
+        lines.append(f"state_dict has unexpected {_listed(unexpected)}.")
+    wrong = [k for k in expected if k in got and got[k] != expected[k]]
+    if wrong:
+        k = wrong[0]
+        more = f" ({len(wrong) - 1} more tensors have the wrong shape)" if len(wrong) > 1 else ""
+        lines.append(f"state_dict['{k}'] has shape {_dims(got[k])}, expected {_dims(expected[k])}{more}.")
+    if lines:
+        raise CheckFailure(f"{label}: " + "\n  ".join(lines) + f"\n  Hint: {hint}")
+
+
+def require_modules(model: nn.Module, names: dict[str, str], label: str) -> None:
+    """Submodules without parameters (so not in the state_dict) that torchvision's code names."""
+    for name, kind in names.items():
+        if not isinstance(getattr(model, name, None), nn.Module):
+            raise CheckFailure(f"{label} has no submodule self.{name}.\n  Hint: create it in __init__ "
+                               f"(self.{name} = {kind}) and use it in forward; the tests look for "
+                               "torchvision's names.")
+
+
+def load_reference(model: nn.Module, weights: dict[str, torch.Tensor], label: str) -> nn.Module:
+    """The student's model in float64 with the reference's weights loaded (strictly)."""
+    try:
+        model = model.to(torch.float64)
+        model.load_state_dict(weights)
+    except Exception as exc:
+        raise _crash(f"{label}.load_state_dict(the reference's weights)", exc) from exc
+    return model
+
+
+def trace(model: nn.Module, x: torch.Tensor, train: bool) -> tuple[dict[str, torch.Tensor], BaseException | None]:
+    """The first output of every named submodule for input ``x``, in call order (float64, on the
+    reference device, on a copy), and the exception that stopped the forward pass, if any."""
+    dev = ref.device()
+    net = copy.deepcopy(model).to(device=dev, dtype=torch.float64)
+    net.train(train)
+    outputs: dict[str, torch.Tensor] = {}
+
+    def hook(name: str) -> Callable:
+        def record(_module, _inputs, out) -> None:
+            if name not in outputs and isinstance(out, torch.Tensor):
+                outputs[name] = out.detach().clone().cpu()
+        return record
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in net.named_modules() if name]
+    error = None
+    try:
+        with torch.no_grad():
+            net(x.to(device=dev, dtype=torch.float64))
+    except Exception as exc:  # noqa: BLE001 - the caller already reports the crash itself
+        error = exc
+    finally:
+        for h in handles:
+            h.remove()
+    return outputs, error
+
+
+def first_difference(model: nn.Module, reference: nn.Module, x: torch.Tensor, train: bool) -> str:
+    """A sentence naming the first submodule (in the reference's call order) whose output differs."""
+    try:
+        got, error = trace(model, x, train)
+        expected, _ = trace(reference, x, train)
+    except Exception:  # noqa: BLE001 - a diagnosis must never hide the real failure
+        return ""
+    rtol, atol = tolerance(torch.float64, ref.device().type)
+    kinds = dict(reference.named_modules())
+    for name, exp in expected.items():
+        kind = type(kinds[name]).__name__
+        if name not in got:
+            if error is None:
+                return (f"Where: self.{name} ({kind}) is never called in forward; the reference's output "
+                        f"there has shape {_dims(exp.shape)}.")
+            continue
+        out = got[name]
+        if tuple(out.shape) != tuple(exp.shape):
+            return (f"Where: the first submodule whose output differs is self.{name} ({kind}): shape "
+                    f"{_dims(out.shape)}, expected {_dims(exp.shape)}.")
+        if not torch.allclose(out, exp, rtol=rtol, atol=atol):
+            return f"Where: the first submodule whose output differs is self.{name} ({kind})."
+    if error is None:
+        return ("Where: every submodule's output matches the reference, so the difference is in forward() "
+                "itself, in how it combines them.")
+    return ""
+
+
+def run_model(model: nn.Module, x: torch.Tensor, train: bool, label: str,
+              reference: nn.Module | None = None) -> torch.Tensor:
+    """The student's ``model(x)`` as :func:`models.run` computes the reference's (on a float64 copy, on
+    the reference device, in eval mode unless ``train``), with a crash reported as a CheckFailure
+    naming ``label`` and, when it can tell, the first submodule whose output went wrong."""
+    dev = ref.device()
+    try:
+        net = copy.deepcopy(model).to(device=dev, dtype=torch.float64)
+        net.train(train)
+        with torch.no_grad():
+            out = net(x.to(device=dev, dtype=torch.float64))
+    except NotImplementedError as exc:
+        raise _not_implemented(label, exc) from exc
+    except CheckFailure:
+        raise
+    except Exception as exc:
+        where = first_difference(model, reference, x, train) if reference is not None else ""
+        raise _crash(label, exc, f"\n  {where}" if where else "") from exc
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailure(f"{label} returned {describe(out)}, expected a tensor.\n"
+                           "  Hint: forward ends with `return out`.")
+    return out.cpu()
+
+
+def compare_outputs(model: nn.Module, reference: nn.Module, x: torch.Tensor, train: bool, label: str,
+                    hint: str) -> None:
+    """Same input, same weights: the student's output must be the reference's (and x left alone)."""
+    expected = models.run(reference, x, train=train)
+    before = x.clone()
+    got = run_model(model, x, train, label, reference)
+    if not torch.equal(before, x):
+        raise CheckFailure(f"{label} modified its input x in place.\n  Hint: x is needed twice (the "
+                           "shortcut uses it after the convolutions); apply in-place operations such as "
+                           "ReLU(inplace=True) only to tensors the block created itself.")
+    rtol, atol = tolerance(torch.float64, ref.device().type)
+    same = tuple(got.shape) == tuple(expected.shape) and torch.allclose(got, expected, rtol=rtol, atol=atol)
+    if not same:
+        try:
+            assert_close(got.numpy(), expected.numpy(), name=label, rtol=rtol, atol=atol, hint=hint)
+        except CheckFailure as exc:
+            where = first_difference(model, reference, x, train)
+            text = str(exc)
+            cut = text.rfind("\n  Hint: ")
+            raise CheckFailure(text[:cut] + f"\n  {where}" + text[cut:] if where and cut >= 0 else text) from None
+
+
+def _input(g: np.random.Generator, shape: Sequence[int]) -> torch.Tensor:
+    return torch.from_numpy(g.standard_normal(tuple(int(s) for s in shape)))
+
+
+def _weight_seed(g: np.random.Generator) -> int:
+    return int(g.integers(0, 2**31))
+
+
+# ---------------------------------------------------------------------------------------------
+# 1.-2. Residual blocks
+# ---------------------------------------------------------------------------------------------
+
+VISIBLE_BASIC = [  # (inplanes, planes, stride, x shape)
+    (8, 8, 1, (2, 8, 6, 6)),     # identity shortcut
+    (8, 16, 2, (2, 8, 9, 7)),    # projection: more channels and stride 2, odd sizes
+    (12, 6, 1, (3, 12, 5, 5)),   # projection for the channels alone
+    (6, 6, 2, (2, 6, 7, 8)),     # projection for the stride alone
+]
+VISIBLE_BOTTLENECK = [
+    (16, 4, 1, (2, 16, 6, 6)),   # identity: inplanes == planes * 4
+    (8, 4, 2, (2, 8, 9, 7)),     # projection, stride 2, odd sizes
+    (16, 8, 1, (2, 16, 5, 6)),   # projection for the channels
+    (16, 4, 2, (3, 16, 7, 7)),   # projection for the stride
+]
+
+_BLOCK_HINTS = {
+    "BasicBlock": ("conv1 3×3 (stride here, padding 1), bn1, relu, conv2 3×3 (stride 1, padding 1), bn2; "
+                   "convolutions without bias; downsample = Sequential(1×1 conv with the stride, "
+                   "BatchNorm2d) when stride != 1 or inplanes != planes * expansion, else None."),
+    "Bottleneck": ("conv1 1×1 (planes), bn1, conv2 3×3 (planes, the stride here, padding 1), bn2, conv3 "
+                   "1×1 (planes * 4), bn3, relu; convolutions without bias; downsample = Sequential(1×1 "
+                   "conv to planes * 4 with the stride, BatchNorm2d) when stride != 1 or inplanes != "
+                   "planes * 4, else None."),
+}
+_FORWARD_HINTS = {
+    "BasicBlock": ("out = relu(bn1(conv1(x))); out = bn2(conv2(out)); out = out + shortcut(x); then "
+                   "ReLU after the addition. The shortcut is x itself, or downsample(x) when it exists."),
+    "Bottleneck": ("out = relu(bn1(conv1(x))); out = relu(bn2(conv2(out))); out = bn3(conv3(out)) (no ReLU "
+                   "yet); then relu(out + shortcut(x)). The stride sits on the 3×3 conv2 (ResNet v1.5)."),
+}
+
+
+def _block_cases(visible: list, seed: int | None, n: int, expansion: int) -> list:
+    if seed is None:
+        return list(visible)
+    g = rng(seed)
+    cases = []
+    for _ in range(n):
+        planes = int(g.integers(1, 9))
+        identity = g.random() < 0.3
+        stride = 1 if identity else int(g.choice([1, 2]))
+        inplanes = planes * expansion if identity else int(g.integers(1, 17))
+        shape = (int(g.integers(2, 4)), inplanes, int(g.integers(1, 12)), int(g.integers(1, 12)))
+        cases.append((inplanes, planes, stride, shape))
+    return cases
+
+
+def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int, cases: list,
+                 g: np.random.Generator) -> None:
+    if getattr(Block, "expansion", None) != expansion:
+        raise CheckFailure(f"{name}.expansion is {getattr(Block, 'expansion', 'missing')!r}, expected "
+                           f"{expansion}.\n  Hint: keep the class attribute `expansion = {expansion}` "
+                           "(output channels = planes * expansion; ResNet reads it).")
+    for inplanes, planes, stride, shape in cases:
+        label = signature(name, inplanes, planes, stride=stride)
+        model = build(Block, label, inplanes, planes, stride=stride)
+        reference = reference_cls(inplanes, planes, stride)
+        weights = models.reference_weights(reference, _weight_seed(g))
+        compare_structure(model, reference, label, _BLOCK_HINTS[name])
+        require_modules(model, {"relu": "nn.ReLU(inplace=True)"}, label)
+        if not hasattr(model, "downsample"):
+            raise CheckFailure(f"{label} has no attribute self.downsample.\n  Hint: set it to None when "
+                               "the shortcut is the identity (torchvision's convention).")
+        if reference.downsample is None and model.downsample is not None:
+            raise CheckFailure(f"{label}: self.downsample should be None (input and output shapes match, "
+                               f"so the shortcut is the identity), got {type(model.downsample).__name__}.")
+        model = load_reference(model, weights, label)
+        x = _input(g, shape)
+        for train in (False, True):
+            mode = "train" if train else "eval"
+            compare_outputs(model, reference, x, train,
+                            f"{label}(x of shape {_dims(shape)}) in {mode} mode, with the reference's weights",
+                            _FORWARD_HINTS[name])
+
+
+def check_basic_block(BasicBlock: Callable, seed: int | None = None, n: int = 6) -> None:
+    """BasicBlock(inplanes, planes, stride): torchvision's names and shapes, and its outputs in eval
+    and train mode once it holds the reference's weights."""
+    g = rng(501 if seed is None else seed)
+    with one_thread():
+        _check_block(BasicBlock, "BasicBlock", models.BasicBlock, 1,
+                     _block_cases(VISIBLE_BASIC, seed, n, 1), g)
+
+
+def check_bottleneck(Bottleneck: Callable, seed: int | None = None, n: int = 6) -> None:
+    """Bottleneck(inplanes, planes, stride): as BasicBlock, with expansion 4 and the stride on conv2."""
+    g = rng(502 if seed is None else seed)
+    with one_thread():
+        _check_block(Bottleneck, "Bottleneck", models.Bottleneck, 4,
+                     _block_cases(VISIBLE_BOTTLENECK, seed, n, 4), g)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. ResNet-18/34/50
+# ---------------------------------------------------------------------------------------------
+
+_RESNET_HINT = ("conv1 7×7 stride 2 padding 3 (no bias), bn1, relu, maxpool 3×3 stride 2 padding 1, "
+                "layer1..layer4 from _make_layer with 64, 128, 256, 512 planes (the first block of "
+                "layers 2-4 has stride 2; self.inplanes becomes planes * block.expansion after each "
+                "stage's first block), avgpool (adaptive, 1×1), fc from 512 * block.expansion features.")
+_RESNET_FORWARD_HINT = ("conv1 → bn1 → relu → maxpool → layer1 → layer2 → layer3 → layer4 → avgpool → "
+                        "flatten from dimension 1 → fc.")
+_LAYERS = {"resnet18": ("BasicBlock", [2, 2, 2, 2]), "resnet34": ("BasicBlock", [3, 4, 6, 3]),
+           "resnet50": ("Bottleneck", [3, 4, 6, 3])}
+
+
+@lru_cache(maxsize=4)
+def _reference_resnet(block: str, layers: tuple, num_classes: int, weight_seed: int) -> tuple[nn.Module, dict]:
+    """A reference ResNet with its weights (cached: the weights of a big network take a while to draw)."""
+    reference = models.ResNet(getattr(models, block), list(layers), num_classes)
+    return reference, models.reference_weights(reference, weight_seed)
+
+
+def _check_resnet_numerics(factory: Callable, label: str, args: tuple, kwargs: dict, block: str,
+                           layers: Sequence[int], num_classes: int, weight_seed: int, x: torch.Tensor) -> None:
+    model = build(factory, label, *args, **kwargs)
+    reference, weights = _reference_resnet(block, tuple(layers), num_classes, weight_seed)
+    compare_structure(model, reference, label, _RESNET_HINT)
+    require_modules(model, {"relu": "nn.ReLU(inplace=True)", "maxpool": "nn.MaxPool2d(3, 2, 1)",
+                            "avgpool": "nn.AdaptiveAvgPool2d((1, 1))"}, label)
+    model = load_reference(model, weights, label)
+    compare_outputs(model, reference, x, False,
+                    f"{label}(x of shape {_dims(x.shape)}) in eval mode, with the reference's weights",
+                    _RESNET_FORWARD_HINT)
+
+
+def check_resnet(ResNet: Callable, resnet18: Callable, resnet34: Callable, resnet50: Callable,
+                 BasicBlock: Callable, Bottleneck: Callable, seed: int | None = None, n: int = 2) -> None:
+    """ResNet(block, layers, num_classes) and resnet18/34/50(num_classes): parameter counts (torchvision's
+    11,689,512 / 21,797,672 / 25,557,032 at 1000 classes), state_dict keys and shapes, and outputs with
+    the reference's weights."""
+    factories = {"resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50}
+    blocks = {"BasicBlock": BasicBlock, "Bottleneck": Bottleneck}
+    with one_thread():
+        if seed is None:
+            _visible_resnet(ResNet, factories, blocks)
+        else:
+            _hidden_resnet(ResNet, factories, blocks, seed, n)
+
+
+def _structure_of(factory: Callable, name: str, num_classes: int | None) -> None:
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    label = signature(name, **kwargs)
+    model = build(factory, label, meta=True, **kwargs)
+    block, layers = _LAYERS[name]
+    with torch.device("meta"):
+        reference = models.ResNet(getattr(models, block), layers, 1000 if num_classes is None else num_classes)
+    compare_structure(model, reference, label, _RESNET_HINT)
+
+
+def _visible_resnet(ResNet: Callable, factories: dict, blocks: dict) -> None:
+    g = rng(503)
+    for name, factory in factories.items():
+        _structure_of(factory, name, None)
+    _check_resnet_numerics(factories["resnet18"], "resnet18(num_classes=10)", (), {"num_classes": 10},
+                           "BasicBlock", [2, 2, 2, 2], 10, 5031, _input(g, (2, 3, 64, 64)))
+    layers = [1, 1, 1, 1]
+    _check_resnet_numerics(ResNet, signature("ResNet", blocks["Bottleneck"], layers, num_classes=10),
+                           (blocks["Bottleneck"], layers), {"num_classes": 10}, "Bottleneck", layers, 10, 5032,
+                           _input(g, (2, 3, 48, 40)))
+
+
+def _hidden_resnet(ResNet: Callable, factories: dict, blocks: dict, seed: int, n: int) -> None:
+    g = rng(seed)
+    for name, factory in factories.items():
+        _structure_of(factory, name, int(g.integers(2, 2000)))
+    _check_resnet_numerics(factories["resnet18"], "resnet18(num_classes=10)", (), {"num_classes": 10},
+                           "BasicBlock", [2, 2, 2, 2], 10, 5031,
+                           _input(g, (int(g.integers(1, 3)), 3, int(g.integers(33, 80)), int(g.integers(33, 80)))))
+    for k in range(n):
+        block = ("BasicBlock", "Bottleneck")[k % 2]
+        layers = [int(v) for v in g.integers(1, 3, size=4)]
+        num_classes = int(g.integers(2, 20))
+        label = signature("ResNet", blocks[block], layers, num_classes=num_classes)
+        with torch.device("meta"):
+            reference = models.ResNet(getattr(models, block), layers, num_classes)
+        compare_structure(build(ResNet, label, blocks[block], layers, meta=True, num_classes=num_classes),
+                          reference, label, _RESNET_HINT)
+        small = [1, 1, 1, 1] if block == "Bottleneck" else layers  # a Bottleneck stage costs more weights
+        x = _input(g, (int(g.integers(1, 3)), 3, int(g.integers(33, 70)), int(g.integers(33, 70))))
+        _check_resnet_numerics(ResNet, signature("ResNet", blocks[block], small, num_classes=num_classes),
+                               (blocks[block], small), {"num_classes": num_classes}, block, small, num_classes,
+                               _weight_seed(g), x)
+
+
+def stage_params(model: nn.Module) -> dict[str, int]:
+    """Trainable parameters per top-level child of ``model`` (stem parts, layer1..layer4, fc)."""
+    return {name: models.count_params(child) for name, child in model.named_children()}
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. A small CIFAR-style ResNet, trained on real digits
+# ---------------------------------------------------------------------------------------------
+
+_CIFAR_HINT = ("conv1 3×3 stride 1 padding 1 (no bias) from in_channels to widths[0], bn1, relu; layer1, "
+               "layer2, layer3: nn.Sequential of `blocks` BasicBlocks with widths[0], widths[1], widths[2] "
+               "planes, the first block of layer2 and layer3 with stride 2 (each stage starts from the "
+               "previous stage's width); avgpool (adaptive, 1×1); fc from widths[-1] features.")
+_CIFAR_FORWARD_HINT = "conv1 → bn1 → relu → layer1 → layer2 → layer3 → avgpool → flatten from dimension 1 → fc."
+
+VISIBLE_CIFAR = [  # (constructor kwargs, x shape)
+    (dict(), (2, 3, 32, 32)),        # ResNet-20 of He et al., with projection shortcuts
+    (dict(NET), (4, 1, 28, 28)),     # the network exercise 5 trains
+    (dict(blocks=2, widths=(4, 6, 10), num_classes=3, in_channels=2), (2, 2, 11, 9)),
+]
+
+
+def _cifar_label(kwargs: dict) -> str:
+    return signature("CifarResNet", **kwargs)
+
+
+def _cifar_cases(seed: int | None, n: int) -> list:
+    if seed is None:
+        return list(VISIBLE_CIFAR)
+    g = rng(seed)
+    cases = []
+    for _ in range(n):
+        kwargs = dict(blocks=int(g.integers(1, 4)), widths=tuple(int(v) for v in np.sort(g.integers(2, 17, size=3))),
+                      num_classes=int(g.integers(2, 12)), in_channels=int(g.integers(1, 4)))
+        cases.append((kwargs, (int(g.integers(2, 4)), kwargs["in_channels"], int(g.integers(5, 20)),
+                               int(g.integers(5, 20)))))
+    return cases
+
+
+def check_cifar_resnet(CifarResNet: Callable, seed: int | None = None, n: int = 2) -> None:
+    """CifarResNet(blocks, widths, num_classes, in_channels): structure, outputs (eval and train mode) and
+    gradients with the reference's weights; with a seed, also the training run on real digits."""
+    g = rng(504 if seed is None else seed)
+    with one_thread():
+        for kwargs, shape in _cifar_cases(seed, n):
+            label = _cifar_label(kwargs)
+            model = build(CifarResNet, label, **kwargs)
+            reference = models.cifar_resnet(**kwargs)
+            weights = models.reference_weights(reference, _weight_seed(g))
+            compare_structure(model, reference, label, _CIFAR_HINT)
+            require_modules(model, {"relu": "nn.ReLU(inplace=True)", "avgpool": "nn.AdaptiveAvgPool2d((1, 1))"},
+                            label)
+            model = load_reference(model, weights, label)
+            x = _input(g, shape)
+            for train in (False, True):
+                mode = "train" if train else "eval"
+                compare_outputs(model, reference, x, train,
+                                f"{label}(x of shape {_dims(shape)}) in {mode} mode, with the reference's weights",
+                                _CIFAR_FORWARD_HINT)
+            y = torch.from_numpy(g.integers(0, reference.fc.out_features, size=shape[0]))
+            compare_gradients(model, reference, x, y, label)
+        if seed is not None:
+            _check_training(CifarResNet, seed)
+
+
+def _gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    dev = ref.device()
+    net = copy.deepcopy(model).to(device=dev, dtype=torch.float64).train()
+    loss = F.cross_entropy(net(x.to(device=dev, dtype=torch.float64)), y.to(dev))
+    loss.backward()
+    return {k: None if p.grad is None else p.grad.detach().cpu() for k, p in net.named_parameters()}
+
+
+def compare_gradients(model: nn.Module, reference: nn.Module, x: torch.Tensor, y: torch.Tensor, label: str) -> None:
+    """The gradient of the cross-entropy loss (train mode) with respect to every parameter."""
+    what = f"{label}: gradients of cross_entropy(model(x of shape {_dims(x.shape)}), y) in train mode"
+    expected = _gradients(reference, x, y)
+    try:
+        got = _gradients(model, x, y)
+    except Exception as exc:
+        raise _crash(what, exc, "\n  (an in-place operation on a tensor autograd still needs breaks "
+                                "backward: write out = out + identity rather than out += identity "
+                                "on the block's input)") from exc
+    rtol, atol = tolerance(torch.float64, ref.device().type)
+    for name, exp in expected.items():
+        if got.get(name) is None:
+            raise CheckFailure(f"{what}: no gradient reaches '{name}'.\n  Hint: the loss must depend on every "
+                               "parameter through autograd: no .detach(), no torch.no_grad() and no "
+                               ".numpy() round trip in forward, and parameters keep requires_grad=True.")
+        assert_close(got[name].numpy(), exp.numpy(), name=f"{what}: d loss / d {name}", rtol=rtol, atol=atol,
+                     hint="with the same outputs the gradients should agree too; look for a detach or "
+                          "a tensor created from plain numbers in forward.")
+
+
+@lru_cache(maxsize=1)
+def mnist_tensors() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The embedded 5,000 digits as float32 (N, 1, 28, 28) in [0, 1], split by ``datasets.split(seed=0)``
+    into 3,500 training, 750 validation and 750 held-out digits."""
+    from .. import datasets
+
+    images, labels = datasets.mnist_5k()
+    X = images[:, None].astype(np.float32) / 255.0
+    parts = datasets.split(labels, seed=0)
+    return {name: (torch.from_numpy(X[getattr(parts, name)]), torch.from_numpy(labels[getattr(parts, name)]))
+            for name in ("train", "val", "holdout")}
+
+
+def perturbed(X: torch.Tensor, seed: int) -> torch.Tensor:
+    """``datasets.perturb_digits`` on a float32 batch (shifts, contrast, noise; depends only on seed)."""
+    from .. import datasets
+
+    return torch.from_numpy(datasets.perturb_digits(X.numpy(), seed=seed).astype(np.float32))
+
+
+def _grader_init(model: nn.Module, seed: int, label: str) -> nn.Module:
+    """Load PyTorch's default initialisation of the reference, drawn from ``seed`` (the same start for
+    every submission, without touching the caller's random state)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        start = models.cifar_resnet(**NET)
+    try:
+        model = model.to(torch.float32)
+        model.load_state_dict(start.state_dict())
+    except Exception as exc:
+        raise _crash(f"{label}.load_state_dict(the grader's initial weights)", exc) from exc
+    return model
+
+
+def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, label: str, batch_size: int = 250) -> float:
+    """Fraction of ``X`` classified as ``y`` in eval mode."""
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for s in range(0, len(X), batch_size):
+            try:
+                scores = model(X[s:s + batch_size])
+            except Exception as exc:
+                raise _crash(f"{label}(x of shape {_dims(X[s:s + batch_size].shape)}) in eval mode", exc) from exc
+            correct += int((scores.argmax(dim=1) == y[s:s + batch_size]).sum())
+    return correct / len(X)
+
+
+def train(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, seed: int, label: str, epochs: int,
+          batch_size: int, lr: float, momentum: float, time_limit: float | None = TIME_LIMIT) -> list[float]:
+    """The grader's loop: SGD with momentum, the learning rate decaying linearly to 0, minibatches
+    shuffled by ``seed``, the training digits perturbed afresh each epoch (shifts, contrast and noise
+    like the held-out test, from seeds derived from ``seed``). Returns the loss of every step."""
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    steps = epochs * math.ceil(len(X) / batch_size)
+    gen = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    start = time.perf_counter()
+    model.train()
+    for epoch in range(epochs):
+        X_epoch = perturbed(X, seed + 1 + epoch)
+        order = torch.randperm(len(X), generator=gen)
+        for s in range(0, len(X), batch_size):
+            idx = order[s:s + batch_size]
+            step_label = f"{label}(x of shape {_dims(X_epoch[idx].shape)}) during training, step {len(losses) + 1}"
+            try:
+                loss = F.cross_entropy(model(X_epoch[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+            except Exception as exc:
+                raise _crash(step_label, exc) from exc
+            if not math.isfinite(loss.item()):
+                raise CheckFailure(f"{step_label}: the loss became {loss.item()}.\n  Hint: a correct network does "
+                                   "not diverge with this recipe; check the outputs and gradients above.")
+            for group in opt.param_groups:
+                group["lr"] = lr * (1 - len(losses) / steps)
+            opt.step()
+            losses.append(loss.item())
+            elapsed = time.perf_counter() - start
+            if time_limit and len(losses) in (5, 20) and elapsed / len(losses) * steps > time_limit:
+                raise CheckFailure(
+                    f"{label} during training: too slow: {len(losses)} steps took {elapsed:.1f} s, so the "
+                    f"{steps} steps would take about {elapsed / len(losses) * steps:.0f} s (limit "
+                    f"{time_limit:.0f} s).\n  Hint: no Python loops over pixels or examples in forward; "
+                    "use the nn layers on the whole batch.")
+    return losses
+
+
+def train_cifar_resnet(CifarResNet: Callable, seed: int = 0, split: str = "val") -> dict:
+    """Train ``CifarResNet(**NET)`` with the grading recipe (``TRAIN``) on the training digits and
+    measure the accuracy on ``split`` ("val" or "holdout") perturbed with ``seed``.
+    Returns dict(model, losses, accuracy, seconds)."""
+    data = mnist_tensors()
+    label = _cifar_label(NET)
+    start = time.perf_counter()
+    with one_thread():
+        model = _grader_init(build(CifarResNet, label, **NET), seed, label)
+        losses = train(model, *data["train"], seed=seed, label=label, **TRAIN)
+        X, y = data[split]
+        acc = accuracy(model, perturbed(X, seed), y, label)
+    return dict(model=model, losses=losses, accuracy=acc, seconds=time.perf_counter() - start)
+
+
+def _check_training(CifarResNet: Callable, seed: int) -> None:
+    run = train_cifar_resnet(CifarResNet, seed=seed, split="holdout")
+    losses = run["losses"]
+    if run["accuracy"] < THRESHOLD:
+        raise CheckFailure(
+            f"{_cifar_label(NET)} trained on 3,500 digits ({TRAIN['epochs']} epoch, batch "
+            f"{TRAIN['batch_size']}, SGD lr {TRAIN['lr']:g} momentum {TRAIN['momentum']:g}): accuracy "
+            f"{run['accuracy']:.3f} on the perturbed held-out digits, below the required {THRESHOLD:.2f} "
+            f"(loss {losses[0]:.3f} -> {losses[-1]:.3f}).\n  Hint: a correct network reaches about 0.88; "
+            "if the outputs and gradients above pass, look for a forward that behaves differently in "
+            "train and eval mode.")
+    print(f"cifar_resnet: held-out accuracy {run['accuracy']:.3f} (required {THRESHOLD:.2f}), "
+          f"trained in {run['seconds']:.1f} s")
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Squeeze-and-excitation
+# ---------------------------------------------------------------------------------------------
+
+VISIBLE_SE = [(16, 4, (2, 16, 5, 5)), (8, 2, (3, 8, 7, 6)), (6, 12, (1, 6, 1, 1)), (32, 8, (2, 32, 3, 4))]
+_SE_HINT = ("avgpool = nn.AdaptiveAvgPool2d(1); fc1 = nn.Conv2d(input_channels, squeeze_channels, 1); "
+            "fc2 = nn.Conv2d(squeeze_channels, input_channels, 1) (both with bias); activation = nn.ReLU(); "
+            "scale_activation = nn.Sigmoid().")
+_SE_FORWARD_HINT = ("scale = sigmoid(fc2(relu(fc1(avgpool(x))))) has shape (N, C, 1, 1), one number in (0, 1) "
+                    "per image and channel; return x * scale (broadcast over H and W).")
+
+
+def check_se_block(SqueezeExcitation: Callable, seed: int | None = None, n: int = 8) -> None:
+    """SqueezeExcitation(input_channels, squeeze_channels): torchvision's names and shapes, and its outputs
+    once it holds the reference's weights."""
+    g = rng(505 if seed is None else seed)
+    cases = list(VISIBLE_SE)
+    if seed is not None:
+        cases = []
+        for _ in range(n):
+            C, S = int(g.integers(1, 33)), int(g.integers(1, 17))
+            cases.append((C, S, (int(g.integers(1, 4)), C, int(g.integers(1, 10)), int(g.integers(1, 10)))))
+    with one_thread():
+        for C, S, shape in cases:
+            label = signature("SqueezeExcitation", C, S)
+            model = build(SqueezeExcitation, label, C, S)
+            reference = models.SqueezeExcitation(C, S)
+            weights = models.reference_weights(reference, _weight_seed(g))
+            compare_structure(model, reference, label, _SE_HINT)
+            require_modules(model, {"avgpool": "nn.AdaptiveAvgPool2d(1)", "activation": "nn.ReLU()",
+                                    "scale_activation": "nn.Sigmoid()"}, label)
+            model = load_reference(model, weights, label)
+            compare_outputs(model, reference, _input(g, shape), False,
+                            f"{label}(x of shape {_dims(shape)}), with the reference's weights", _SE_FORWARD_HINT)
