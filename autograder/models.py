@@ -127,7 +127,8 @@ def vgg_accounting(cfg: Sequence[int | str], in_channels: int = 3, image_size: i
     flatten and fully connected layers ``hidden`` → ``hidden`` → ``num_classes``. Activations count
     the input image, every conv and pool output and every FC output (ReLU works in place).
     Returns {"params", "activations" (values per image), "bytes" (float32, 4 per value)}.
-    For VGG-16 at 224×224: 138,357,544 parameters and 24,317,160 values (≈ 93 MiB).
+    For VGG-16 at 224×224: 138,357,544 parameters and 15,237,608 values (≈ 58 MiB). The CS231n notes
+    print "24M, ~93MB" for the same table, whose rows add up to 15.2M (cs231n.github.io issue #88).
     """
     c, h = in_channels, image_size
     params, activations = 0, c * h * h
