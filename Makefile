@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(PY) -m autograder demo
 
 test: $(STAMP)
-	$(PY) -m pytest -n auto --dist loadgroup
+	$(PY) -m pytest -n auto --dist loadscope
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

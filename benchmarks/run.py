@@ -1,6 +1,6 @@
 """Speed figures, each a ratio against a reference measured in the same run, one `name: value` a line.
 
-    python benchmarks/run.py            # everything (about two minutes)
+    python benchmarks/run.py            # everything (about three minutes)
     python benchmarks/run.py conv       # only the groups whose name contains "conv" (conv_layer, conv)
 
 Figures (float32 unless said otherwise; every pair timed in the same run on the same threads):
@@ -16,6 +16,18 @@ Figures (float32 unless said otherwise; every pair timed in the same run on the 
   max_pool_loops_over_fast               the a3 solution (a loop over output positions) ÷ the vectorised one
   a1_correlate2d_loops_over_torch        the a1 solution's loop correlation ÷ torch F.conv2d
                                          (64×64 image, 3×3 kernel, float64)
+  lenet_holdout_accuracy                 the a4 solution's train_lenet (the recipe the grader runs) on
+                                         the 3,500 training digits of MNIST-5k, accuracy on the 750
+                                         held-out digits (target: >= 0.98 in <= 60 s)
+  lenet_perturbed_accuracy               the same model on the held-out digits perturbed as the grader does
+  lenet_train_seconds                    its training time in seconds, torch on 1 thread as in grading
+  lenet_long_holdout_accuracy            the solution's LeNet5 and train_epoch with a longer recipe: the
+  lenet_long_train_seconds               4,250 training + validation digits, Adam 3e-3 with cosine decay,
+                                         batch 64, 20 epochs, fresh perturbed copies each epoch
+  resnet18_fwd_bwd_ms_cpu                reference ResNet-18 (1000 classes), forward + backward of a batch
+                                         of 32 3×32×32 images, float32, milliseconds on the CPU
+  resnet18_fwd_bwd_ms_cuda               the same on the GPU, when one is present (TF32 off)
+  resnet18_solution_over_reference       the a5 solution's resnet18 ÷ the reference, same batch, CPU
   grade_seconds_per_submission           wall seconds per student of `python -m autograder grade`
   grade_over_plain_nbgrader_autograde    that time ÷ one plain `nbgrader autograde` run over the same
                                          class (no per-student isolation), measured in the same run
@@ -23,6 +35,8 @@ Figures (float32 unless said otherwise; every pair timed in the same run on the 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import shutil
 import subprocess
 import sys
@@ -171,7 +185,101 @@ def bench_max_pool() -> dict[str, float]:
     return {"max_pool_fast_over_torch": fast / theirs, "max_pool_loops_over_fast": loops / fast}
 
 
-BENCHMARKS = {"conv_layer": bench_conv_layer, "max_pool": bench_max_pool, "conv": bench_conv, "grading": bench_grading}
+def notebook_namespace(assignment: str) -> dict:
+    """Run an assignment's setup and solution cells (not its tests or figures) in a fresh namespace."""
+    from autograder.grading.notebooks import nbgrader_meta
+
+    source = nbformat.read(COURSE.solutions / assignment / f"{assignment}.ipynb", as_version=4)
+    ns: dict = {"__name__": "__main__"}
+    quiet = contextlib.redirect_stdout(io.StringIO())  # setup cells print; the figures own stdout
+    for cell in source.cells:
+        meta = nbgrader_meta(cell)
+        gid = str(meta.get("grade_id", ""))
+        if cell.cell_type != "code" or gid.endswith("_show") or (meta.get("grade") and not meta.get("solution")):
+            continue
+        with quiet:
+            exec(compile(cell.source, f"<{assignment} {gid}>", "exec"), ns)
+    return ns
+
+
+def fwd_bwd_ms(model: torch.nn.Module, x: torch.Tensor, repeat: int = 5) -> float:
+    """Best milliseconds of one forward + backward (loss = sum of outputs) of ``model`` on ``x``."""
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(x).sum().backward()
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+    return 1000 * best_of(step, repeat=repeat)
+
+
+def bench_lenet() -> dict[str, float]:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from autograder import datasets
+
+    ns = notebook_namespace("a4_lenet")
+    images, labels = datasets.mnist_5k()
+    X = images[:, None].astype(np.float32) / 255
+    parts = datasets.split(labels, seed=0)
+    X_train, y_train = torch.from_numpy(X[parts.train]), torch.from_numpy(labels[parts.train])
+    X_hold, y_hold = X[parts.holdout], labels[parts.holdout]
+    X_pert = datasets.perturb_digits(X_hold, seed=2026).astype(np.float32)
+
+    def accuracy(model: torch.nn.Module, x: np.ndarray) -> float:
+        model.eval()
+        with torch.no_grad():
+            return float((model(torch.from_numpy(x)).argmax(1).numpy() == y_hold).mean())
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        start = time.perf_counter()
+        model = ns["train_lenet"](X_train, y_train)
+        seconds = time.perf_counter() - start
+        out = {"lenet_holdout_accuracy": accuracy(model, X_hold), "lenet_perturbed_accuracy": accuracy(model, X_pert),
+               "lenet_train_seconds": seconds}
+        torch.manual_seed(0)
+        model = ns["LeNet5"]()
+        X_long = np.concatenate([X[parts.train], X[parts.val]])
+        y_long = torch.from_numpy(np.concatenate([labels[parts.train], labels[parts.val]]))
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, 20)
+        start = time.perf_counter()
+        for epoch in range(20):
+            X_epoch = torch.from_numpy(datasets.perturb_digits(X_long, 100 + epoch).astype(np.float32))
+            loader = DataLoader(TensorDataset(X_epoch, y_long), batch_size=64, shuffle=True)
+            ns["train_epoch"](model, loader, optimizer, torch.nn.CrossEntropyLoss())
+            schedule.step()
+        out["lenet_long_train_seconds"] = time.perf_counter() - start
+        out["lenet_long_holdout_accuracy"] = accuracy(model, X_hold)
+    finally:
+        torch.set_num_threads(threads)
+    return out
+
+
+def bench_resnet() -> dict[str, float]:
+    from autograder import models
+
+    torch.manual_seed(0)
+    x = torch.randn(32, 3, 32, 32)
+    ref = models.resnet18().train()
+    out = {"resnet18_fwd_bwd_ms_cpu": fwd_bwd_ms(ref, x)}
+    if torch.cuda.is_available():
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+        out["resnet18_fwd_bwd_ms_cuda"] = fwd_bwd_ms(models.resnet18().cuda().train(), x.cuda(), repeat=20)
+    if (COURSE.solutions / "a5_resnet").is_dir():
+        ns = notebook_namespace("a5_resnet")
+        theirs, ours = models.resnet18().train(), ns["resnet18"]().train()
+        ref_ms, sol_ms = [], []
+        for _ in range(4):  # alternate, so that a busy moment does not favour one side
+            ref_ms.append(fwd_bwd_ms(theirs, x, repeat=2))
+            sol_ms.append(fwd_bwd_ms(ours, x, repeat=2))
+        out["resnet18_solution_over_reference"] = min(sol_ms) / min(ref_ms)
+    return out
+
+
+BENCHMARKS = {"conv_layer": bench_conv_layer, "max_pool": bench_max_pool, "conv": bench_conv, "lenet": bench_lenet,
+              "resnet": bench_resnet, "grading": bench_grading}
 
 
 def main(argv: list[str]) -> int:

@@ -24,9 +24,7 @@ pytestmark = pytest.mark.slow
 ASSIGNMENTS = [a for a in COURSE.assignment_ids() if a != "a1_images_and_convolution"]
 
 
-@pytest.fixture(scope="module", params=ASSIGNMENTS)
-def graded(request, tmp_path_factory):
-    a = request.param
+def grade_class(a: str, tmp_path_factory) -> tuple[str, list, dict]:
     (name,) = COURSE.notebooks(a)
     subs, out = tmp_path_factory.mktemp(f"{a}-subs"), tmp_path_factory.mktemp(f"{a}-out")
     source, release = source_nb(a), release_nb(a)
@@ -47,22 +45,35 @@ def graded(request, tmp_path_factory):
     return a, rounds, results
 
 
-def test_solution_full_marks_and_blank_zero(graded):
-    a, _, results = graded
-    full = sum(p for _, p in graded_cells(source_nb(a)))
-    assert (results["correct"].status, results["correct"].score) == ("graded", full), results["correct"].notes()
-    assert (results["untouched"].status, results["untouched"].score) == ("graded", 0)
-    assert all("not implemented yet" in c.reason for c in results["untouched"].cells)
+class ClassGradingTests:
+    """One subclass per assignment (``make test`` spreads classes over the xdist workers)."""
+
+    assignment: str
+
+    @pytest.fixture(scope="class")
+    def graded(self, tmp_path_factory):
+        return grade_class(self.assignment, tmp_path_factory)
+
+    def test_solution_full_marks_and_blank_zero(self, graded):
+        a, _, results = graded
+        full = sum(p for _, p in graded_cells(source_nb(a)))
+        assert (results["correct"].status, results["correct"].score) == ("graded", full), results["correct"].notes()
+        assert (results["untouched"].status, results["untouched"].score) == ("graded", 0)
+        assert all("not implemented yet" in c.reason for c in results["untouched"].cells)
+
+    def test_every_wrong_answer_loses_its_points_under_nbgrader(self, graded):
+        a, rounds, results = graded
+        solutions = solution_sources(source_nb(a))
+        for i, group in enumerate(rounds, 1):
+            r = results[f"round{i:02d}"]
+            lost = {c.grade_id: c for c in r.lost()}
+            for wa in group:
+                assert wa.exercise in lost and lost[wa.exercise].points == 0, f"{wa.id} kept its points"
+                assert any(n in lost[wa.exercise].reason for n in wa.names), (wa.id, lost[wa.exercise].reason)
+            verdicts = run_cells(graded_version(a, {wa.cell: wa.apply(solutions[wa.cell]) for wa in group}))
+            assert set(lost) == {gid for gid, v in verdicts.items() if not v.passed}, f"round{i:02d}"
 
 
-def test_every_wrong_answer_loses_its_points_under_nbgrader(graded):
-    a, rounds, results = graded
-    solutions = solution_sources(source_nb(a))
-    for i, group in enumerate(rounds, 1):
-        r = results[f"round{i:02d}"]
-        lost = {c.grade_id: c for c in r.lost()}
-        for wa in group:
-            assert wa.exercise in lost and lost[wa.exercise].points == 0, f"{wa.id} kept its points"
-            assert any(n in lost[wa.exercise].reason for n in wa.names), (wa.id, lost[wa.exercise].reason)
-        verdicts = run_cells(graded_version(a, {wa.cell: wa.apply(solutions[wa.cell]) for wa in group}))
-        assert set(lost) == {gid for gid, v in verdicts.items() if not v.passed}, f"round{i:02d}"
+for _a in ASSIGNMENTS:
+    _name = "Test" + _a.split("_")[0].capitalize()
+    globals()[_name] = type(_name, (ClassGradingTests,), {"assignment": _a, "__module__": __name__})

@@ -1039,6 +1039,6 @@ def check_lenet_training(train_lenet: Callable, seed: int | None = None) -> None
     if acc < THRESHOLD:
         raise CheckFailure(
             f"{label}: accuracy {acc:.3f} on {where}, below the required {THRESHOLD:.2f}.\n  Hint: the test "
-            "digits are shifted by up to 2 pixels, dimmed and noisy; train on such variants of your training "
+            "digits are shifted by up to a pixel, dimmed and noisy; train on such variants of your training "
             "digits (datasets.perturb_digits with a new seed each epoch), for a few epochs, with Adam "
             "(lr about 1e-3 to 3e-3); check train_epoch and LeNet5 first if the loss does not fall.")
