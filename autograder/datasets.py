@@ -28,6 +28,7 @@ __all__ = [
     "load_cifar10",
     "load_mnist",
     "mnist_5k",
+    "mnist_splits",
     "perturb_digits",
     "read_idx",
     "sample_photo",
@@ -70,6 +71,26 @@ def _mnist_5k_cached() -> tuple[np.ndarray, np.ndarray]:
     labels = table[:, -1].astype(np.int64)
     images.flags.writeable = labels.flags.writeable = False
     return images, labels
+
+
+def mnist_splits(dtype: type | str = np.float64) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The embedded digits as the assignments use them: images (N, 1, 28, 28) of ``dtype`` in [0, 1]
+    and int64 labels, split by ``split(labels, seed=0)`` into "train" (3,500), "val" (750) and
+    "holdout" (750). The arrays are read-only and shared between calls: copy before changing them."""
+    return _mnist_splits_cached(np.dtype(dtype).name)
+
+
+@functools.lru_cache(maxsize=4)
+def _mnist_splits_cached(dtype: str) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    images, labels = mnist_5k()
+    X = images[:, None].astype(dtype) / np.dtype(dtype).type(255)
+    parts = split(labels, seed=0)
+    out = {}
+    for name in ("train", "val", "holdout"):
+        xs, ys = X[getattr(parts, name)], labels[getattr(parts, name)]
+        xs.flags.writeable = ys.flags.writeable = False
+        out[name] = (xs, ys)
+    return out
 
 
 def sample_photo(name: str = "china") -> np.ndarray:

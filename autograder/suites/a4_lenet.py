@@ -39,7 +39,7 @@ from .. import reference as ref
 from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, describe, not_implemented
 from ..seed import rng
 from ..tolerances import tolerance
-from . import forbid
+from . import forbid, one_torch_thread
 
 LENET_PARAMS = 61_706  # LeNet-5 with 10 classes
 THRESHOLD = 0.90  # accuracy the trained LeNet-5 must reach on the perturbed held-out digits
@@ -52,16 +52,7 @@ F64 = torch.float64
 # Helpers
 # ---------------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """torch on one thread. The checks' tensors are small, and on a machine shared by several grading
-    workers more threads wait on each other: measured 5-10 times slower with two threads."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
+one_thread = one_torch_thread
 
 
 def single_threaded(check: Callable) -> Callable:
@@ -882,21 +873,10 @@ def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> N
 # 7. LeNet-5 trained on real digits
 # ---------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=1)
 def digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The 5,000 embedded digits as float32 (N, 1, 28, 28) in [0, 1] and int64 labels, split by
     datasets.split (seed 0): "train" 3,500, "val" 750, "holdout" 750. Read-only arrays."""
-    images, labels = datasets.mnist_5k()
-    X = images[:, None].astype(np.float32) / np.float32(255.0)
-    parts = datasets.split(labels, seed=0)
-    out = {}
-    for name in ("train", "val", "holdout"):
-        idx = getattr(parts, name)
-        xs, ys = X[idx], labels[idx]
-        xs.flags.writeable = False
-        ys.flags.writeable = False
-        out[name] = (xs, ys)
-    return out
+    return datasets.mnist_splits(np.float32)
 
 
 def perturbed(split: str, seed: int) -> torch.Tensor:

@@ -25,12 +25,11 @@ several threads fight over the cores and run many times slower.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import math
 import time
 from functools import lru_cache
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -42,6 +41,7 @@ from .. import reference as ref
 from ..checks import CheckFailure, assert_close, describe, not_implemented
 from ..seed import rng
 from ..tolerances import tolerance
+from . import one_torch_thread
 
 # Exercise 5: the grader's training run (the same for every submission).
 NET = dict(blocks=1, widths=(8, 16, 32), num_classes=10, in_channels=1)
@@ -55,15 +55,7 @@ MAX_LISTED = 4  # state_dict keys named in one message
 # Helpers: building, comparing structure, running, explaining a difference
 # ---------------------------------------------------------------------------------------------
 
-@contextlib.contextmanager
-def one_thread() -> Iterator[None]:
-    """PyTorch on one CPU thread while the block runs (restored after)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+one_thread = one_torch_thread
 
 
 def _dims(shape: Sequence[int]) -> str:
@@ -581,11 +573,7 @@ def mnist_tensors() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     into 3,500 training, 750 validation and 750 held-out digits."""
     from .. import datasets
 
-    images, labels = datasets.mnist_5k()
-    X = images[:, None].astype(np.float32) / 255.0
-    parts = datasets.split(labels, seed=0)
-    return {name: (torch.from_numpy(X[getattr(parts, name)]), torch.from_numpy(labels[getattr(parts, name)]))
-            for name in ("train", "val", "holdout")}
+    return {name: (torch.tensor(X), torch.tensor(y)) for name, (X, y) in datasets.mnist_splits(np.float32).items()}
 
 
 def perturbed(X: torch.Tensor, seed: int) -> torch.Tensor:
