@@ -45,14 +45,16 @@ def grade_class(a: str, tmp_path_factory) -> tuple[str, list, dict]:
     return a, rounds, results
 
 
+@pytest.fixture(scope="class")
+def graded(request, tmp_path_factory):
+    """The class of the requesting test class's assignment, graded once."""
+    return grade_class(request.cls.assignment, tmp_path_factory)
+
+
 class ClassGradingTests:
     """One subclass per assignment (``make test`` spreads classes over the xdist workers)."""
 
     assignment: str
-
-    @pytest.fixture(scope="class")
-    def graded(self, tmp_path_factory):
-        return grade_class(self.assignment, tmp_path_factory)
 
     def test_solution_full_marks_and_blank_zero(self, graded):
         a, _, results = graded
