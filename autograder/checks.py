@@ -70,17 +70,32 @@ def call(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) -> An
     the traceback still points into the student's code.
     """
     label = name or getattr(fn, "__name__", "function")
+
+    def shown() -> str:
+        return label + "(" + ", ".join([describe(a) for a in args]
+                                       + [f"{k}={describe(v)}" for k, v in kwargs.items()]) + ")"
+
+    return _guarded(lambda: fn(*args, **kwargs), label, shown)
+
+
+def call_as(label: str, fn: Callable, *args: Any, hint: str | None = None, **kwargs: Any) -> Any:
+    """Like :func:`call`, for checks whose ``label`` already describes the call (its arguments
+    summarised: shapes, modes); a crash message adds ``hint`` when given."""
+    return _guarded(lambda: fn(*args, **kwargs), label, lambda: label, hint)
+
+
+def _guarded(thunk: Callable[[], Any], label: str, crash_label: Callable[[], str], hint: str | None = None) -> Any:
     try:
-        return fn(*args, **kwargs)
+        return thunk()
     except NotImplementedError as exc:
         raise not_implemented(label) from exc
     except CheckFailure:
         raise
     except Exception as exc:  # the student's bug, reported with the call that triggered it
-        shown = ", ".join([describe(a) for a in args] + [f"{k}={describe(v)}" for k, v in kwargs.items()])
+        extra = f"\n  Hint: {hint}" if hint else ""
         raise CheckFailure(
-            f"{label}({shown}) raised {type(exc).__name__}: {exc}. "
-            "Fix the error first (the traceback above points at the line)."
+            f"{crash_label()} raised {type(exc).__name__}: {exc}. "
+            f"Fix the error first (the traceback above points at the line).{extra}"
         ) from exc
 
 

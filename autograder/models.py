@@ -12,7 +12,7 @@ when one is present — in float64 and returns the result on the CPU.
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -384,8 +384,3 @@ def layer_shapes(model: nn.Module, x: torch.Tensor, leaves_only: bool = True) ->
             h.remove()
     return shapes
 
-
-def builders() -> dict[str, Callable[..., nn.Module]]:
-    """Name → constructor of every reference model, for tools and benchmarks."""
-    return {"lenet5": LeNet5, "resnet18": resnet18, "resnet34": resnet34, "resnet50": resnet50,
-            "cifar_resnet": cifar_resnet, "vgg16": lambda num_classes=1000: VGG(VGG_CONFIGS["vgg16"], num_classes)}

@@ -36,7 +36,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .. import datasets, models
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, describe, not_implemented
+from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_as, describe
 from ..seed import rng
 from ..tolerances import tolerance
 from . import forbid, one_torch_thread
@@ -76,23 +76,11 @@ def _show(value: Any) -> str:
 
 
 def _run(fn: Callable, *args: Any, label: str, hint: str | None = None, **kwargs: Any) -> Any:
-    """Call the student's ``fn``; a crash becomes a CheckFailure that starts with ``label``.
-
-    The released stub's NotImplementedError says "not implemented yet". Warnings are silenced:
-    a test cell that writes to stderr fails, and a warning is not the student's mistake here.
-    """
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return fn(*args, **kwargs)
-    except NotImplementedError as exc:
-        raise not_implemented(label) from exc
-    except CheckFailure:
-        raise
-    except Exception as exc:  # the student's bug, reported with the call that triggered it
-        extra = f"\n  Hint: {hint}" if hint else ""
-        raise CheckFailure(f"{label} raised {type(exc).__name__}: {exc}. Fix the error first "
-                           f"(the traceback above points at the line).{extra}") from exc
+    """Call the student's ``fn`` through :func:`checks.call_as`, with warnings silenced: a test cell
+    that writes to stderr fails, and a warning is not the student's mistake here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return call_as(label, fn, *args, hint=hint, **kwargs)
 
 
 def _np(value: Any, label: str, what: str) -> np.ndarray:

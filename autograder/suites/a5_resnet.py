@@ -278,6 +278,14 @@ def compare_outputs(model: nn.Module, reference: nn.Module, x: torch.Tensor, tra
             raise CheckFailure(text[:cut] + f"\n  {where}" + text[cut:] if where and cut >= 0 else text) from None
 
 
+def compare_in_both_modes(model: nn.Module, reference: nn.Module, x: torch.Tensor, label: str, hint: str) -> None:
+    """:func:`compare_outputs` in eval mode (running statistics), then in train mode (batch statistics)."""
+    for train in (False, True):
+        mode = "train" if train else "eval"
+        compare_outputs(model, reference, x, train,
+                        f"{label}(x of shape {_dims(x.shape)}) in {mode} mode, with the reference's weights", hint)
+
+
 def _input(g: np.random.Generator, shape: Sequence[int]) -> torch.Tensor:
     return torch.from_numpy(g.standard_normal(tuple(int(s) for s in shape)))
 
@@ -356,11 +364,7 @@ def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int
                                f"so the shortcut is the identity), got {type(model.downsample).__name__}.")
         model = load_reference(model, weights, label)
         x = _input(g, shape)
-        for train in (False, True):
-            mode = "train" if train else "eval"
-            compare_outputs(model, reference, x, train,
-                            f"{label}(x of shape {_dims(shape)}) in {mode} mode, with the reference's weights",
-                            _FORWARD_HINTS[name])
+        compare_in_both_modes(model, reference, x, label, _FORWARD_HINTS[name])
 
 
 def check_basic_block(BasicBlock: Callable, seed: int | None = None, n: int = 6) -> None:
@@ -527,11 +531,7 @@ def check_cifar_resnet(CifarResNet: Callable, seed: int | None = None, n: int = 
                             label)
             model = load_reference(model, weights, label)
             x = _input(g, shape)
-            for train in (False, True):
-                mode = "train" if train else "eval"
-                compare_outputs(model, reference, x, train,
-                                f"{label}(x of shape {_dims(shape)}) in {mode} mode, with the reference's weights",
-                                _CIFAR_FORWARD_HINT)
+            compare_in_both_modes(model, reference, x, label, _CIFAR_FORWARD_HINT)
             y = torch.from_numpy(g.integers(0, reference.fc.out_features, size=shape[0]))
             compare_gradients(model, reference, x, y, label)
         if seed is not None:
