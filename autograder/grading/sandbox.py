@@ -1,0 +1,219 @@
+"""Where a student's kernel runs: its own scratch folder, resource caps, and (where the OS allows) a
+bubblewrap sandbox with no network and nothing of the course visible but the Python it needs.
+
+The kernel command is ``python -I -m autograder.grading.sandbox LIMITS -- ARGV...``: this module's
+``main`` sets the resource limits (address space, CPU seconds, processes, file size, no core dumps),
+ignores SIGXFSZ so that an over-large write fails with an error instead of killing the kernel, and
+execs ARGV, which is ``bwrap … python -m ipykernel_launcher`` when bubblewrap works here and the bare
+kernel otherwise. Inside bubblewrap the kernel has its own user, PID, network, IPC and UTS
+namespaces, no capabilities, and sees read-only: the system folders, the Python installation, the
+virtual environment and the ``autograder`` package; read-write: only its scratch folder. The
+solutions, the gradebook, the output folder and other students' submissions are not there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+BUBBLEWRAP = "bubblewrap"
+RLIMITS_ONLY = "rlimits only"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-kernel caps. ``memory_mb`` is address space, which counts shared libraries too (torch
+    maps about 1.5 GiB before any tensor exists)."""
+
+    memory_mb: int = 6144
+    cpu_s: int = 1800
+    processes: int = 64
+    file_mb: int = 64
+    output_kb: int = 1024  # what one cell may print before it is stopped
+
+    def as_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+@functools.lru_cache(maxsize=None)
+def isolation() -> str:
+    """BUBBLEWRAP when ``bwrap`` can make the namespaces here, else RLIMITS_ONLY."""
+    if os.environ.get("AUTOGRADER_SANDBOX") == "off" or not sys.platform.startswith("linux"):
+        return RLIMITS_ONLY
+    bwrap = shutil.which("bwrap")
+    if not bwrap:
+        return RLIMITS_ONLY
+    try:
+        probe = subprocess.run([bwrap, "--unshare-all", "--die-with-parent", "--ro-bind", "/", "/", "true"],
+                               capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return RLIMITS_ONLY
+    return BUBBLEWRAP if probe.returncode == 0 else RLIMITS_ONLY
+
+
+def isolation_note() -> str:
+    """One line for reports: what the kernels can and cannot reach."""
+    if isolation() == BUBBLEWRAP:
+        return ("kernels ran in bubblewrap: own scratch folder, no network, no course files, "
+                "memory/CPU/process/file-size caps")
+    return ("kernels ran with memory/CPU/process/file-size caps in a scratch folder, but without "
+            "bubblewrap: the network and the grading user's files were reachable (install bubblewrap)")
+
+
+def _readonly_mounts() -> list[str]:
+    """bubblewrap arguments showing the kernel what it needs, read-only: system folders, Python,
+    the virtual environment and the autograder package. Symlinked roots (/bin -> usr/bin) stay links."""
+    import autograder
+
+    roots = ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc/alternatives", "/etc/ssl",
+             "/etc/localtime", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd",
+             "/etc/group", "/etc/nsswitch.conf", "/etc/fonts", "/etc/matplotlibrc",
+             sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"],
+             str(Path(autograder.__file__).resolve().parent)]
+    binds, links = [], []
+    for root in roots:
+        if not os.path.lexists(root):
+            continue
+        if os.path.islink(root) and root.count("/") == 1:  # /bin -> usr/bin: recreate the link
+            links += ["--symlink", os.readlink(root), root]
+            continue
+        real = os.path.realpath(root)
+        if os.path.exists(real) and not any(real == b or real.startswith(b + "/") for b in binds):
+            binds = [b for b in binds if not b.startswith(real + "/")] + [real]
+    mounts = []
+    for real in binds:
+        mounts += ["--ro-bind", real, real]
+    return mounts + links
+
+
+def kernel_argv(scratch: Path, limits: Limits) -> list[str]:
+    """The kernelspec argv for a kernel confined to ``scratch`` ({connection_file} left for Jupyter)."""
+    python = sys.executable
+    kernel = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+              "--HistoryManager.enabled=False", "--IPKernelApp.trio_loop=False"]
+    boxed = isolation() == BUBBLEWRAP
+    wrapper = [python, "-I", "-m", "autograder.grading.sandbox", limits.as_json(), "nproc" if boxed else "-", "--"]
+    if not boxed:
+        return [*wrapper, *kernel]
+    scratch = str(scratch.resolve())
+    bwrap = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+             "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    bwrap += _readonly_mounts()
+    bwrap += ["--bind", scratch, scratch, "--chdir", scratch, "--setenv", "HOME", scratch,
+              "--setenv", "TMPDIR", "/tmp", "--unsetenv", "JPY_PARENT_PID", "--"]
+    return [*wrapper, *bwrap, *kernel]
+
+
+def kernel_env(scratch: Path) -> dict[str, str]:
+    """The whole environment of a grading kernel: nothing inherited but PATH and the locale."""
+    env = {
+        "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "HOME": str(scratch),
+        "TMPDIR": str(scratch),
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "PYTHONNOUSERSITE": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": str(scratch / ".matplotlib"),
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "OPENBLAS_NUM_THREADS": "1",
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        "JUPYTER_PLATFORM_DIRS": "1",
+        "JUPYTER_CONFIG_DIR": str(scratch / ".jupyter"),
+        "JUPYTER_DATA_DIR": str(scratch / ".jupyter-data"),
+        "IPYTHONDIR": str(scratch / ".ipython"),
+    }
+    if "AUTOGRADER_DEVICE" in os.environ:
+        env["AUTOGRADER_DEVICE"] = os.environ["AUTOGRADER_DEVICE"]
+    return env
+
+
+def apply_limits(limits: Limits, processes: bool) -> None:
+    """Set this process's resource limits (inherited by what it execs and forks). The process cap
+    only when the kernel gets its own user namespace: outside one, RLIMIT_NPROC counts every
+    process of the grading user."""
+    import resource
+
+    def cap(which: int, value: int) -> None:
+        soft, hard = resource.getrlimit(which)
+        value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+        resource.setrlimit(which, (value, value))
+
+    mib = 1024 * 1024
+    cap(resource.RLIMIT_AS, limits.memory_mb * mib)
+    cap(resource.RLIMIT_CPU, limits.cpu_s)
+    cap(resource.RLIMIT_FSIZE, limits.file_mb * mib)
+    cap(resource.RLIMIT_CORE, 0)
+    if os.geteuid() == 0:  # root ignores RLIMIT_NPROC; a pids cgroup caps the kernel's tasks instead
+        _join_pids_cgroup(limits.processes)
+    elif processes:  # counted per user namespace: the kernel's own threads and children
+        cap(resource.RLIMIT_NPROC, limits.processes)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap raises OSError(EFBIG)
+
+
+_PIDS_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
+
+
+def _pids_root() -> Path | None:
+    for root in map(Path, _PIDS_ROOTS):
+        v1 = root.name == "pids" and (root / "cgroup.procs").exists()
+        if v1 or "pids" in _read(root / "cgroup.subtree_control").split():
+            return root
+    return None
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _join_pids_cgroup(limit: int) -> bool:
+    """Move this process into a fresh pids cgroup capped at ``limit`` tasks (root only; best effort)."""
+    root = _pids_root()
+    if root is None:
+        return False
+    group = root / f"autograder-kernel-{os.getpid()}"
+    try:
+        group.mkdir(exist_ok=True)
+        (group / "pids.max").write_text(str(limit))
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+def sweep_cgroups() -> None:
+    """Remove the empty pids cgroups that finished kernels leave behind."""
+    root = _pids_root()
+    if root is None:
+        return
+    for group in root.glob("autograder-kernel-*"):
+        if not _read(group / "cgroup.procs").strip():
+            try:
+                group.rmdir()
+            except OSError:
+                pass
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 4 or argv[2] != "--":
+        sys.exit("usage: python -m autograder.grading.sandbox LIMITS_JSON nproc|- -- COMMAND...")
+    apply_limits(Limits(**json.loads(argv[0])), processes=argv[1] == "nproc")
+    os.execv(argv[3], argv[3:])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
