@@ -1,38 +1,50 @@
-"""Grade a class: every student's submission through nbgrader autograde, then feedback and grades.csv.
+"""Grade a class: each submission in a worker process of its own, then the gradebook, feedback, grades.csv.
 
 Layout of the output folder ``OUT``::
 
     OUT/grades.csv                          one row per (student, assignment), kept across runs
     OUT/feedback/<student>/<assignment>/    HTML feedback per notebook
-    OUT/results/<assignment>/<student>.json what was scored and why points were lost
-    OUT/logs/<assignment>/<student>.log     nbgrader's output for that student
-    OUT/gradebook.db                        nbgrader's gradebook (SQLite)
-    OUT/nbgrader/                           nbgrader's course directory (submitted/, autograded/)
+    OUT/results/<assignment>/<student>.json what was scored and why points were lost (the commit point)
+    OUT/logs/<assignment>/<student>.log     the worker's output for that student
+    OUT/gradebook.db                        nbgrader's gradebook (SQLite), written by this process only
+    OUT/nbgrader/                           nbgrader's course directory (autograded/ notebooks)
 
-Each student is autograded by its own nbgrader process with a time limit, so a submission that
-crashes or hangs costs only its own grade. Bad input — a wrong path, an unknown assignment — is
-refused before anything is written; an unreadable notebook gets its own row and nothing else is
-affected; a grade recorded by an earlier run is never replaced by an unreadable resubmission.
+A worker (:mod:`.worker`) grades one student: the notebook is assembled from the instructor's
+source, run in a sandboxed kernel in a scratch folder, scored, and its result JSON written
+atomically. ``--workers N`` runs N of them at once. The gradebook is written after the workers,
+by this process alone (SQLite takes one writer). Killed mid-batch and run again, the grader keeps
+every committed result whose submission, sources and settings are unchanged and grades the rest.
+Bad input — a wrong path, an unknown assignment — is refused before anything is written; an
+unreadable notebook gets its own row and nothing else is affected; a grade recorded by an earlier
+run is never replaced by an unreadable resubmission.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 import warnings
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
 
+from .. import __version__
 from ..course import Course, UsageError
 from .nbgrader_cli import flags, jupyter_home, nbgrader
-from . import numpy_only
-from .notebooks import Unreadable, graded_cells, nbgrader_meta, read_submission
-from .progress import progress
-from .results import (ERROR, GRADED, MISSING, UNREADABLE, CellResult, StudentResult, cell_results,
-                      load_all, result_path, write_grades_csv)
+from .notebooks import Unreadable, graded_cells, read_submission
+from .progress import counter
+from .results import ERROR, GRADED, MISSING, UNREADABLE, StudentResult, load_all, result_path, write_grades_csv
+from .sandbox import Limits
+from .worker import Job, digest, zero_result
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
@@ -53,6 +65,7 @@ class ClassReport:
     graded_now: list[StudentResult]  # the students of this run, in order
     exercises: list[tuple[str, float]]  # (grade_id, points) in notebook order
     bad_input: list[str]  # one line per submission that could not be read
+    resumed: set[str] = field(default_factory=set)  # students whose result an earlier run had committed
 
     @property
     def grades_csv(self) -> Path:
@@ -85,16 +98,17 @@ def find_submissions(submissions_dir: Path, assignment: str) -> tuple[list[Submi
 
 
 class ClassGrader:
-    """nbgrader's course directory under OUT, and the settings every nbgrader call there gets."""
+    """nbgrader's course directory and gradebook under OUT, and the workers that fill them."""
 
     def __init__(self, course: Course, assignment: str, out: Path, cell_timeout: float,
-                 submission_timeout: float):
+                 submission_timeout: float, limits: Limits | None = None):
         self.course = course
         self.assignment = assignment
         self.out = out
         self.root = out / "nbgrader"
         self.cell_timeout = cell_timeout
         self.submission_timeout = submission_timeout
+        self.limits = limits or Limits()
         self.db_url = f"sqlite:///{out / 'gradebook.db'}"
         self.notebooks = course.notebooks(assignment)
         self.env = jupyter_home(self.root / "home")
@@ -106,13 +120,13 @@ class ClassGrader:
             "CourseDirectory.autograded_directory": "autograded",
             "CourseDirectory.feedback_directory": out / "feedback",
             "CourseDirectory.db_url": self.db_url,
-            "Execute.timeout": int(cell_timeout),
         }
         # Exercise ids and points come from the instructor's source, never from a submission.
-        self.sources = {name: nbformat.read(course.solutions / assignment / f"{name}.ipynb", as_version=4)
-                        for name in self.notebooks}
+        self.source_paths = {name: course.solutions / assignment / f"{name}.ipynb" for name in self.notebooks}
+        self.sources = {name: nbformat.read(path, as_version=4) for name, path in self.source_paths.items()}
         self.cells = {name: graded_cells(nb) for name, nb in self.sources.items()}
-        self.numpy_only = numpy_only.applies_to(assignment)
+        self.fingerprint = json.dumps([self.limits.as_json(), cell_timeout, submission_timeout, __version__,
+                                       _package_digest()])
 
     @property
     def exercises(self) -> list[tuple[str, float]]:
@@ -138,134 +152,107 @@ class ClassGrader:
 
     # -- one student --------------------------------------------------------------------------
 
-    def grade_one(self, sub: Submission) -> tuple[StudentResult, str | None]:
-        """Grade one submission; return its result and a line of bad-input report (or None)."""
-        problems, status = [], GRADED
+    def job(self, sub: Submission) -> Job:
+        return Job(self.assignment, sub.student, str(sub.folder), self.notebooks,
+                   {n: str(p) for n, p in self.source_paths.items()}, str(self.out), asdict(self.limits),
+                   self.cell_timeout, self.submission_timeout,
+                   digest(sub.folder, self.notebooks, {n: str(p) for n, p in self.source_paths.items()},
+                          self.fingerprint))
+
+    def recorded(self, job: Job) -> StudentResult | None:
+        """The result of an earlier run for exactly this submission, if there is one."""
+        path = result_path(self.out, self.assignment, job.student)
+        try:
+            result = StudentResult.load(path)
+        except (OSError, ValueError, TypeError, KeyError):
+            return None
+        return result if result.digest == job.digest else None
+
+    def precheck(self, sub: Submission, job: Job) -> tuple[StudentResult | None, str | None]:
+        """A submission that cannot be read: its result (or the earlier grade, kept) and the bad-input
+        line. (None, None) when it can be graded."""
+        problems = []
         for name in self.notebooks:
             path = sub.folder / f"{name}.ipynb"
             if not path.is_file():
                 others = sorted(p.name for p in sub.folder.glob("*.ipynb"))
-                status = MISSING
-                problems.append(f"no {name}.ipynb in {sub.student}/"
-                                + (f" (found: {', '.join(others)})" if others else " (no notebooks at all)"))
+                problems.append((MISSING, f"no {name}.ipynb in {sub.student}/"
+                                 + (f" (found: {', '.join(others)})" if others else " (no notebooks at all)")))
                 continue
             try:
                 read_submission(path)
             except Unreadable as exc:
-                status = UNREADABLE if status == GRADED else status
-                problems.append(str(exc))
-        if problems:
-            message = "; ".join(problems)
-            previous = result_path(self.out, self.assignment, sub.student)
-            if previous.is_file():
-                kept = StudentResult.load(previous)
-                if kept.status == GRADED:
-                    kept.message = f"new submission rejected ({message}); earlier grade kept"
-                    return kept, f"{sub.student}: {message} (earlier grade kept)"
-            return self._zero(sub.student, status, message), f"{sub.student}: {message}"
+                problems.append((UNREADABLE, str(exc)))
+        if not problems:
+            return None, None
+        message = "; ".join(m for _, m in problems)
+        status = MISSING if any(s == MISSING for s, _ in problems) else UNREADABLE
+        previous = result_path(self.out, self.assignment, sub.student)
+        if previous.is_file():
+            kept = StudentResult.load(previous)
+            if kept.status == GRADED:
+                kept.message = f"new submission rejected ({message}); earlier grade kept"
+                return kept, f"{sub.student}: {message} (earlier grade kept)"
+        return zero_result(job, status, message), f"{sub.student}: {message}"
 
-        self._copy_in(sub)
-        dest = self.root / "autograded" / sub.student / self.assignment
-        shutil.rmtree(dest, ignore_errors=True)  # never read a previous run's output
-        log = self.out / "logs" / self.assignment / f"{sub.student}.log"
-        run = self.run(["autograde", self.assignment, "--student", sub.student, "--force"], log=log,
-                       timeout=self.submission_timeout)
-        autograded = [dest / f"{n}.ipynb" for n in self.notebooks]
-        if run.timed_out or not run.ok:
-            shutil.rmtree(dest, ignore_errors=True)
-        if run.timed_out:
-            return self._zero(sub.student, ERROR, f"grading stopped after {self.submission_timeout:g} s "
-                                                  "(limit per submission)"), None
-        if not run.ok or not all(p.is_file() for p in autograded):
-            detail = "; ".join(run.errors()[-2:]) or f"nbgrader exited with status {run.returncode}"
-            return self._zero(sub.student, ERROR, f"autograde failed: {detail} (log: {log})"), None
-        if self.numpy_only:
-            self._enforce_numpy_only(sub.student, autograded)
-        return self._read_scores(sub.student, autograded), None
+    def grade_one(self, job: Job) -> StudentResult:
+        """Run the worker process for one student and read back the result it committed."""
+        jobs = self.out / "jobs" / self.assignment
+        jobs.mkdir(parents=True, exist_ok=True)
+        job_path = jobs / f"{job.student}.json"
+        job.save(job_path)
+        log = self.out / "logs" / self.assignment / f"{job.student}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        result_file = result_path(self.out, self.assignment, job.student)
+        stale = result_file.stat().st_mtime_ns if result_file.is_file() else None
+        with log.open("w") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "autograder.grading.worker", str(job_path)],
+                                    cwd=self.out, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
+                                    start_new_session=True, env={**os.environ, **self.env})
+            try:
+                code = proc.wait(timeout=self.submission_timeout + 120)
+            except subprocess.TimeoutExpired:
+                code = None
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+        job_path.unlink(missing_ok=True)
+        if result_file.is_file() and result_file.stat().st_mtime_ns != stale:
+            result = StudentResult.load(result_file)
+            if result.digest == job.digest:
+                return result
+        why = "did not finish in time" if code is None else f"stopped with status {code}"
+        result = zero_result(job, ERROR, f"grading {why} (log: {log})")
+        result.save(self.out)
+        return result
 
-    def _enforce_numpy_only(self, student: str, autograded: list[Path]) -> None:
-        """Zero every exercise whose code reaches for torch, scipy or a way around the rule, and put the
-        reason at the top of its test cell's outputs, where the feedback and the results read it."""
-        from nbgrader.api import Gradebook
+    # -- the gradebook, written by this process only ---------------------------------------------
 
-        for name, path in zip(self.notebooks, autograded):
-            submitted = nbformat.read(self.root / "submitted" / student / self.assignment / f"{name}.ipynb",
-                                      as_version=4)
-            charged = numpy_only.check_notebook(submitted, self.sources[name])
-            if not charged:
-                continue
-            nb = nbformat.read(path, as_version=4)
-            for cell in nb.cells:
-                gid = nbgrader_meta(cell).get("grade_id")
-                if gid in charged and not nbgrader_meta(cell).get("solution"):
-                    cell.setdefault("outputs", []).insert(0, nbformat.v4.new_output(
-                        "error", ename="NumPyOnly", evalue=numpy_only.explain(gid, charged[gid]), traceback=[]))
-            path.chmod(0o644)
-            nbformat.write(nb, path)
-            path.chmod(0o444)
-            with Gradebook(self.db_url) as gb:
-                for gid in charged:
-                    grade = gb.find_grade(gid, name, self.assignment, student)
-                    grade.auto_score = 0
-                    grade.manual_score = None
-                gb.db.commit()
-
-    def _copy_in(self, sub: Submission) -> None:
-        """Copy only the assignment's notebooks (and nbgrader's timestamp) into submitted/."""
-        dest = self.root / "submitted" / sub.student / self.assignment
-        if dest.exists():
-            shutil.rmtree(dest)
-        dest.mkdir(parents=True)
-        for name in self.notebooks:
-            shutil.copyfile(sub.folder / f"{name}.ipynb", dest / f"{name}.ipynb")
-        stamp = sub.folder / "timestamp.txt"
-        if stamp.is_file():
-            shutil.copyfile(stamp, dest / "timestamp.txt")
-
-    def _read_scores(self, student: str, autograded: list[Path]) -> StudentResult:
-        from nbgrader.api import Gradebook
-
-        cells = []
-        with Gradebook(self.db_url) as gb:
-            for name, path in zip(self.notebooks, autograded):
-                scores = {}
-                for gid, _ in self.cells[name]:
-                    grade = gb.find_grade(gid, name, self.assignment, student)
-                    scores[gid] = grade.score or 0.0
-                nb = nbformat.read(path, as_version=4)
-                for c in cell_results(nb, scores, self.cells[name], self.cell_timeout):
-                    if len(self.notebooks) > 1:
-                        c.grade_id = f"{name}:{c.grade_id}"
-                    cells.append(c)
-        return StudentResult(student, self.assignment, GRADED, self.max_score, cells,
-                             feedback=self._feedback_rel(student))
-
-    def _zero(self, student: str, status: str, message: str) -> StudentResult:
-        """Record 0 for every cell in the gradebook (as nbgrader does for a missing notebook)."""
+    def record(self, results: list[StudentResult]) -> None:
+        """Write every result into nbgrader's gradebook (idempotent: a resumed run writes it again)."""
         from nbgrader.api import Gradebook
         from sqlalchemy.exc import SAWarning
 
         with Gradebook(self.db_url) as gb, warnings.catch_warnings():
             warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush noise
-            gb.update_or_create_student(student)
-            submission = gb.update_or_create_submission(self.assignment, student)
-            for notebook in submission.notebooks:
-                for grade in notebook.grades:
-                    grade.auto_score = 0
-                    grade.manual_score = None
-                    grade.needs_manual_grade = False
+            for result in results:
+                gb.update_or_create_student(result.student)
+                submission = gb.update_or_create_submission(self.assignment, result.student)
+                points = {c.grade_id: c.points for c in result.cells}
+                for notebook in submission.notebooks:
+                    for grade in notebook.grades:
+                        key = f"{notebook.name}:{grade.name}" if len(self.notebooks) > 1 else grade.name
+                        grade.auto_score = points.get(key, 0.0) if result.status == GRADED else 0.0
+                        grade.manual_score = None
+                        grade.needs_manual_grade = False
             gb.db.commit()
-        cells = [CellResult(gid, 0.0, pts, f"not graded: {status}") for gid, pts in self.exercises]
-        result = StudentResult(student, self.assignment, status, self.max_score, cells, message,
-                               feedback=self._feedback_rel(student))
-        self._write_error_feedback(result)
-        return result
-
-    def _feedback_rel(self, student: str) -> str:
-        return f"feedback/{student}/{self.assignment}/"
 
     def _write_error_feedback(self, result: StudentResult) -> None:
         folder = self.out / "feedback" / result.student / self.assignment
+        shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True, exist_ok=True)
         for name in self.notebooks:
             (folder / f"{name}.html").write_text(
@@ -277,8 +264,12 @@ class ClassGrader:
 
     # -- the class ------------------------------------------------------------------------------
 
-    def feedback(self) -> None:
-        """nbgrader's HTML feedback for every student with an autograded notebook."""
+    def feedback(self, results: list[StudentResult]) -> None:
+        """nbgrader's HTML feedback for graded students; a one-page explanation for the others."""
+        for result in results:
+            if result.status != GRADED:
+                shutil.rmtree(self.root / "autograded" / result.student / self.assignment, ignore_errors=True)
+                self._write_error_feedback(result)
         if not any((self.root / "autograded").glob(f"*/{self.assignment}")):
             return
         run = self.run(["generate_feedback", self.assignment, "--force"],
@@ -287,11 +278,27 @@ class ClassGrader:
             raise UsageError(f"generate_feedback failed: {'; '.join(run.errors()[-2:])}")
 
 
+def _package_digest() -> str:
+    """The checks that produce grades: a change in them invalidates recorded results."""
+    h = hashlib.sha256()
+    base = Path(__file__).resolve().parents[1]
+    for path in sorted([*base.glob("*.py"), *base.glob("suites/*.py"), *base.glob("grading/*.py")]):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str | Path, *,
           cell_timeout: float = DEFAULT_CELL_TIMEOUT, submission_timeout: float = DEFAULT_SUBMISSION_TIMEOUT,
+          workers: int = 1, limits: Limits | None = None, regrade: bool = False,
           show_progress: bool = True) -> ClassReport:
-    """Autograde every submission of ``assignment`` in ``submissions_dir`` into ``out``."""
+    """Autograde every submission of ``assignment`` in ``submissions_dir`` into ``out``.
+
+    Students already graded by an earlier (possibly killed) run with the same submission and the
+    same settings keep their result; the rest are graded by ``workers`` processes in parallel.
+    """
     course.require(assignment)
+    if workers < 1:
+        raise UsageError("--workers must be 1 or more")
     submissions_dir = Path(submissions_dir).expanduser().resolve()
     out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
@@ -302,20 +309,39 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
     submissions, skipped = find_submissions(submissions_dir, assignment)
     out.mkdir(parents=True, exist_ok=True)
 
-    grader = ClassGrader(course, assignment, out, cell_timeout, submission_timeout)
+    grader = ClassGrader(course, assignment, out, cell_timeout, submission_timeout, limits)
     grader.prepare()
-    now: list[StudentResult] = []
+    results: dict[str, StudentResult] = {}
+    resumed: set[str] = set()
     bad: list[str] = list(skipped)
-    bar = progress(submissions, desc=f"grade {assignment}", unit="student", enable=show_progress)
-    for sub in bar:
-        if hasattr(bar, "set_postfix_str"):
-            bar.set_postfix_str(sub.student)
-        result, problem = grader.grade_one(sub)
+    todo: list[Job] = []
+    for sub in submissions:
+        job = grader.job(sub)
+        early, problem = grader.precheck(sub, job)
         if problem:
             bad.append(problem)
-        result.save(out)
-        now.append(result)
-    grader.feedback()
+            early.save(out)
+            results[sub.student] = early
+        elif not regrade and (kept := grader.recorded(job)) is not None:
+            results[sub.student] = kept
+            resumed.add(sub.student)
+        else:
+            todo.append(job)
+
+    bar = counter(total=len(submissions), initial=len(results), desc=f"grade {assignment}", unit="student",
+                  enable=show_progress)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = {pool.submit(grader.grade_one, job): job for job in todo}
+        for future in as_completed(futures):
+            result = future.result()
+            results[result.student] = result
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{result.student} {result.score:g}/{result.max_score:g}")
+            bar.update(1)
+    bar.close()
+    now = [results[sub.student] for sub in submissions]
+    grader.record(now)
+    grader.feedback(now)
 
     columns: dict[str, list[str]] = {}
     everything = load_all(out)
@@ -325,7 +351,7 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
         else:
             columns[a] = [c.grade_id for c in next(r for r in everything if r.assignment == a).cells]
     write_grades_csv(out, everything, columns)
-    return ClassReport(assignment, out, now, grader.exercises, bad)
+    return ClassReport(assignment, out, now, grader.exercises, bad, resumed)
 
 
 def _course_order(assignment: str) -> tuple[int, str]:

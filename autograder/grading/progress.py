@@ -16,3 +16,19 @@ def progress(items: Iterable[T], *, desc: str, unit: str, enable: bool = True, t
         return items
     return tqdm(items, desc=desc, unit=f" {unit}", total=total, file=sys.stderr, leave=True,
                 dynamic_ncols=True, mininterval=0.5)
+
+
+class _Silent:
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def counter(*, total: int, initial: int = 0, desc: str, unit: str, enable: bool = True):
+    """A bar advanced by hand (``update``), for work that finishes out of order; silent if not ``enable``."""
+    if not enable:
+        return _Silent()
+    return tqdm(total=total, initial=initial, desc=desc, unit=f" {unit}", file=sys.stderr, leave=True,
+                dynamic_ncols=True, mininterval=0.5)

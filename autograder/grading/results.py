@@ -39,6 +39,8 @@ class StudentResult:
     cells: list[CellResult] = field(default_factory=list)
     message: str = ""  # the one-line reason when status is not "graded", or a note
     feedback: str | None = None  # path of the HTML feedback, relative to the output folder
+    digest: str = ""  # fingerprint of the submission, sources and settings this result was made from
+    seconds: float = 0.0  # time spent running the notebook
 
     @property
     def score(self) -> float:
@@ -67,7 +69,8 @@ class StudentResult:
         data = json.loads(path.read_text())
         data.pop("score", None)
         data["cells"] = [CellResult(**c) for c in data["cells"]]
-        return cls(**data)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def result_path(out: Path, assignment: str, student: str) -> Path:

@@ -16,7 +16,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
 from ..course import UsageError, find_course
-from . import numpy_only
+from . import integrity, numpy_only
 from .nbgrader_cli import jupyter_home
 from .notebooks import Unreadable, nbgrader_meta, read_submission
 from .results import failure_reason
@@ -33,6 +33,7 @@ def validate(path: Path, timeout: float = 120.0) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     charged = _numpy_only_findings(path, nb)
+    door = integrity.check_notebook(nb, nb)  # cells with nbgrader ids other than solutions are the instructor's
     edited = [nbgrader_meta(c)["grade_id"] for c in nb.cells
               if nbgrader_meta(c).get("locked") and "checksum" in nbgrader_meta(c)
               and compute_checksum(c) != nbgrader_meta(c)["checksum"]]
@@ -72,6 +73,9 @@ def validate(path: Path, timeout: float = 120.0) -> int:
     for gid, reason in charged.items():
         failed += 1
         print(f"  FAILED  {numpy_only.explain(gid, reason)}")
+    if door:
+        failed += 1
+        print(f"  FAILED  every test: {integrity.explain(door)}")
     for gid in edited:
         print(f"  note: the locked cell {gid!r} was edited; graders use the original, so your edit is ignored")
     print(f"\n{path.name}: visible tests {'all passed' if not failed else f'failed in {failed} cell(s)'}"

@@ -1,0 +1,142 @@
+"""The notebook that is actually run: the instructor's, with the student's answers put in.
+
+Whatever was done to a submission — test cells edited, deleted, duplicated or re-typed, nbgrader
+metadata stripped, provided code changed, kernelspec swapped — the notebook run for grades is built
+from the instructor's source: every markdown, provided, figure and test cell (hidden tests included)
+is the instructor's; each solution cell takes the student's code for that exercise; cells the
+student added are kept, after the instructor cell they followed. A solution cell whose metadata was
+stripped is found by the names it defines. Each intervention is reported in a one-line note.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import re
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+
+from .notebooks import nbgrader_meta
+
+_HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]*\n?", re.MULTILINE | re.DOTALL)
+STUB = "raise NotImplementedError()"
+
+
+def visible(source: str) -> str:
+    """A test cell as the student sees it: without the hidden tests."""
+    return _HIDDEN.sub("", source).strip()
+
+
+def defined_names(code: str) -> set[str]:
+    """Top-level functions, classes and assigned names of ``code`` (empty if it does not parse)."""
+    try:
+        tree = ast.parse(code)
+    except (SyntaxError, ValueError):
+        return set()
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return names
+
+
+def _role(cell: NotebookNode) -> str:
+    meta = nbgrader_meta(cell)
+    if meta.get("solution"):
+        return "solution"
+    if meta.get("grade") or meta.get("locked") or meta.get("grade_id"):
+        return "instructor"
+    return "student"
+
+
+def assemble(source: NotebookNode, submitted: NotebookNode) -> tuple[NotebookNode, list[str]]:
+    """The notebook to run, and the notes saying what was restored or ignored."""
+    notes: list[str] = []
+    src_solutions = {nbgrader_meta(c)["grade_id"]: c for c in source.cells if nbgrader_meta(c).get("solution")}
+    src_ids = {nbgrader_meta(c).get("grade_id") for c in source.cells} - {None}
+    src_tests = {nbgrader_meta(c)["grade_id"]: c for c in source.cells
+                 if nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")}
+
+    answers: dict[str, str] = {}
+    seen_tests: dict[str, int] = {}
+    extras: dict[str | None, list[NotebookNode]] = {}  # instructor grade_id they follow -> added cells
+    anchor: str | None = None
+    loose: list[tuple[str | None, NotebookNode]] = []  # student cells, for solution cells lost metadata
+    for cell in submitted.cells:
+        gid = nbgrader_meta(cell).get("grade_id")
+        role = _role(cell)
+        if role == "solution" and gid in src_solutions:
+            if gid in answers:
+                notes.append(f"solution cell {gid} appears twice; the first one was graded")
+            else:
+                answers[gid] = cell.get("source", "")
+            anchor = gid
+        elif gid in src_ids:
+            if gid in src_tests:
+                seen_tests[gid] = seen_tests.get(gid, 0) + 1
+                if seen_tests[gid] == 2:
+                    notes.append(f"test cell {gid} appears twice; the copy was ignored")
+                elif seen_tests[gid] == 1 and visible(cell.get("source", "")) != visible(src_tests[gid].source):
+                    notes.append(f"test cell {gid} was edited; the instructor's version was run")
+            anchor = gid
+        elif role == "instructor":
+            notes.append(f"cell {gid!r} is not in the assignment; it was ignored")
+        else:
+            loose.append((anchor, cell))
+
+    # Solution cells whose nbgrader metadata was stripped: found by what they define.
+    for gid, src_cell in src_solutions.items():
+        if gid in answers:
+            continue
+        wanted = defined_names(src_cell.source)
+        best = max(((len(wanted & defined_names(c.get("source", ""))), i) for i, (_, c) in enumerate(loose)
+                    if c.get("cell_type") == "code"), default=(0, -1))
+        if best[0] > 0:
+            answers[gid] = loose.pop(best[1])[1].get("source", "")
+            notes.append(f"solution cell {gid} had lost its nbgrader metadata; it was found by the names it defines")
+        else:
+            answers[gid] = STUB
+            notes.append(f"solution cell {gid} is missing; graded as unanswered")
+    for gid in src_tests:
+        if gid not in seen_tests:
+            notes.append(f"test cell {gid} was deleted; the instructor's version was put back and run")
+    for after, cell in loose:
+        extras.setdefault(after, []).append(cell)
+
+    nb = copy.deepcopy(source)
+    cells: list[NotebookNode] = []
+    added = iter(range(10**6))
+    cells += [_student_cell(c, next(added)) for c in extras.pop(None, [])]
+    for cell in nb.cells:
+        meta = nbgrader_meta(cell)
+        gid = meta.get("grade_id")
+        if meta.get("solution"):
+            cell.source = answers[gid]
+        cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs", None) or []
+        if cell.cell_type != "code":
+            cell.pop("outputs", None)
+        else:
+            cell.execution_count = None
+        cells.append(cell)
+        cells += [_student_cell(c, next(added)) for c in extras.pop(gid, [])] if gid else []
+    for rest in extras.values():  # anchors that are not in the source: keep the cells at the end
+        cells += [_student_cell(c, next(added)) for c in rest]
+    nb.cells = cells
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    return nb, notes
+
+
+def _student_cell(cell: NotebookNode, n: int) -> NotebookNode:
+    """A cell the student added, cleaned of outputs and of any nbgrader metadata."""
+    if cell.get("cell_type") == "code":
+        out = nbformat.v4.new_code_cell(cell.get("source", ""))
+    elif cell.get("cell_type") == "markdown":
+        out = nbformat.v4.new_markdown_cell(cell.get("source", ""))
+    else:
+        out = nbformat.v4.new_raw_cell(cell.get("source", ""))
+    out.id = f"added-by-student-{n}"  # fixed ids: the same submission gives the same notebook
+    out.metadata["autograder"] = {"added_by_student": True}
+    return out

@@ -1,0 +1,196 @@
+"""Grading one student, in a process of its own: ``python -m autograder.grading.worker JOB.json``.
+
+Reads the submitted notebooks (a bad one is one line and 0), assembles the notebook to run from
+the instructor's source (:mod:`.assemble`), runs it in a sandboxed kernel in a scratch folder
+(:mod:`.execute`), scores each test cell, applies the NumPy-only rule, and writes the autograded
+notebooks and then — last, atomically — the student's result JSON, which is the commit point a
+resumed batch trusts. It never touches the gradebook: the class grader writes that alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from . import integrity, numpy_only
+from .assemble import assemble
+from .execute import DIED, OK, OUTPUT, SKIPPED, TIMEOUT, run_cells
+from .notebooks import Unreadable, graded_cells, nbgrader_meta, read_submission
+from .results import ERROR, GRADED, MISSING, UNREADABLE, CellResult, StudentResult, first_line
+from .sandbox import Limits
+
+
+@dataclass
+class Job:
+    assignment: str
+    student: str
+    folder: str  # the student's folder as handed in (read only)
+    notebooks: list[str]
+    sources: dict[str, str]  # notebook name -> instructor's source path
+    out: str  # the class output folder
+    limits: dict
+    cell_timeout: float
+    budget: float
+    digest: str  # what the result is valid for: submission bytes, sources, settings
+
+    def save(self, path: Path) -> None:
+        path.write_text(json.dumps(self.__dict__))
+
+    @classmethod
+    def load(cls, path: Path) -> "Job":
+        return cls(**json.loads(path.read_text()))
+
+
+def digest(folder: Path, notebooks: list[str], sources: dict[str, str], settings: str) -> str:
+    """A fingerprint of everything a grade depends on; a resumed batch keeps results that match."""
+    h = hashlib.sha256(settings.encode())
+    for name in notebooks:
+        for path in (folder / f"{name}.ipynb", Path(sources[name])):
+            h.update(path.name.encode())
+            h.update(path.read_bytes() if path.is_file() else b"<missing>")
+    return h.hexdigest()
+
+
+def exercise_ids(assignment_notebooks: list[str], name: str, gid: str) -> str:
+    return f"{name}:{gid}" if len(assignment_notebooks) > 1 else gid
+
+
+def grade(job: Job) -> StudentResult:
+    out = Path(job.out)
+    folder = Path(job.folder)
+    limits = Limits(**job.limits)
+    sources = {name: nbformat.read(job.sources[name], as_version=4) for name in job.notebooks}
+    max_score = sum(p for nb in sources.values() for _, p in graded_cells(nb))
+    feedback = f"feedback/{job.student}/{job.assignment}/"
+
+    def zero(status: str, message: str) -> StudentResult:
+        return zero_result(job, status, message)
+
+    submitted, problems, status = {}, [], GRADED
+    for name in job.notebooks:
+        path = folder / f"{name}.ipynb"
+        if not path.is_file():
+            others = sorted(p.name for p in folder.glob("*.ipynb"))
+            status = MISSING
+            problems.append(f"no {name}.ipynb in {job.student}/"
+                            + (f" (found: {', '.join(others)})" if others else " (no notebooks at all)"))
+            continue
+        try:
+            submitted[name] = read_submission(path)
+        except Unreadable as exc:
+            status = UNREADABLE if status == GRADED else status
+            problems.append(str(exc))
+    if problems:
+        return zero(status, "; ".join(problems))
+
+    cells: list[CellResult] = []
+    notes: list[str] = []
+    seconds = 0.0
+    dest = out / "nbgrader" / "autograded" / job.student / job.assignment
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for name in job.notebooks:
+        nb, assembly_notes = assemble(sources[name], submitted[name])
+        notes += [f"{name}: {n}" if len(job.notebooks) > 1 else n for n in assembly_notes]
+        code = [(i, c.source, not _is_test(c)) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+        scratch = Path(tempfile.mkdtemp(prefix=f"grade-{job.student}-"))
+        try:
+            scratch.chmod(0o700)
+            start = time.monotonic()
+            runs = {r.index: r for r in run_cells(code, scratch, limits, job.cell_timeout, job.budget - seconds)}
+            seconds += time.monotonic() - start
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        for i, cell in enumerate(nb.cells):
+            if i in runs:
+                cell.outputs = runs[i].outputs
+                cell.execution_count = None if runs[i].status == SKIPPED else i + 1
+        events = _events(nb, runs)
+        notes += events
+        charged = numpy_only.check_notebook(submitted[name], sources[name]) if numpy_only.applies_to(job.assignment) else {}
+        door = integrity.check_notebook(submitted[name], sources[name])
+        for i, cell in enumerate(nb.cells):
+            if not _is_test(cell):
+                continue
+            gid, pts = nbgrader_meta(cell)["grade_id"], float(nbgrader_meta(cell).get("points", 0))
+            run = runs.get(i)
+            reason = _failure(cell, run)
+            if door:
+                why = integrity.explain(door)
+                cell.outputs.insert(0, nbformat.v4.new_output("error", ename="IntegrityRule", evalue=why, traceback=[]))
+                reason = why
+            elif gid in charged:
+                why = numpy_only.explain(gid, charged[gid])
+                cell.outputs.insert(0, nbformat.v4.new_output("error", ename="NumPyOnly", evalue=why, traceback=[]))
+                reason = why
+            cells.append(CellResult(exercise_ids(job.notebooks, name, gid), 0.0 if reason else pts, pts, reason))
+        path = dest / f"{name}.ipynb"
+        nbformat.write(nb, path)
+    message = "; ".join(notes)
+    return StudentResult(job.student, job.assignment, GRADED, max_score, cells, message, feedback,
+                         digest=job.digest, seconds=round(seconds, 1))
+
+
+def zero_result(job: Job, status: str, message: str) -> StudentResult:
+    """0 in every test cell, with the one-line reason."""
+    sources = {name: nbformat.read(job.sources[name], as_version=4) for name in job.notebooks}
+    cells = [CellResult(exercise_ids(job.notebooks, n, gid), 0.0, pts, f"not graded: {status}")
+             for n, nb in sources.items() for gid, pts in graded_cells(nb)]
+    return StudentResult(job.student, job.assignment, status, sum(c.max_points for c in cells), cells, message,
+                         f"feedback/{job.student}/{job.assignment}/", digest=job.digest)
+
+
+def _is_test(cell) -> bool:
+    meta = nbgrader_meta(cell)
+    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
+
+
+def _failure(cell, run) -> str | None:
+    """Why a test cell earns nothing, or None when it passed."""
+    if run is None:
+        return "the cell did not run"
+    if run.status != OK:
+        return run.reason or run.status
+    for out in cell.outputs:
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            return ("the cell wrote to stderr, which counts as a failure (as in nbgrader's Validate): "
+                    + first_line(out.get("text")))
+    return None
+
+
+def _events(nb, runs) -> list[str]:
+    """One note per cell outside the tests that timed out, printed too much, or lost its kernel."""
+    notes = []
+    for i, cell in enumerate(nb.cells):
+        run = runs.get(i)
+        if run is None or _is_test(cell) or run.status not in (TIMEOUT, OUTPUT, DIED):
+            continue
+        gid = nbgrader_meta(cell).get("grade_id")
+        where = f"solution cell {gid}" if gid else f"cell {i + 1}"
+        notes.append(f"{where}: {first_line(run.reason)}")
+    return notes
+
+
+def main(argv: list[str]) -> int:
+    job = Job.load(Path(argv[0]))
+    try:
+        result = grade(job)
+    except Exception as exc:  # a grader bug or a file that vanished: this student only
+        result = zero_result(job, ERROR, f"grading failed: {type(exc).__name__}: {exc}")
+        print(f"{job.student}: {result.message}", file=sys.stderr)
+        result.save(Path(job.out))
+        return 1
+    result.save(Path(job.out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
