@@ -48,6 +48,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="seconds one cell may run (default 120)")
     g.add_argument("--timeout", type=float, default=900.0, metavar="S",
                    help="seconds one submission may take in all (default 900)")
+    g.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="grade N submissions at once, each in its own process (default 1)")
+    g.add_argument("--memory", type=int, default=6144, metavar="MB",
+                   help="address-space cap per kernel in MiB (default 6144; torch alone maps ~1.5 GiB)")
+    g.add_argument("--regrade", action="store_true",
+                   help="grade every submission again, even those an earlier run already committed")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     v = sub.add_parser("validate", help="run a notebook's visible tests (what Validate does)",
@@ -79,12 +85,24 @@ def main(argv: list[str] | None = None) -> int:
             from .grading.autograde import grade
             from .grading.results import render_table
 
+            from .grading.sandbox import Limits, isolation_note
+
             if args.cell_timeout <= 0 or args.timeout <= 0:
                 raise UsageError("--cell-timeout and --timeout must be positive numbers of seconds")
+            if args.workers < 1:
+                raise UsageError("--workers must be 1 or more")
+            if args.memory < 512:
+                raise UsageError("--memory must be at least 512 (MiB); a kernel with numpy needs that much")
             report = grade(course, args.assignment, args.submissions, args.out,
                            cell_timeout=args.cell_timeout, submission_timeout=args.timeout,
-                           show_progress=not args.quiet)
+                           workers=args.workers, limits=Limits(memory_mb=args.memory, cpu_s=int(args.timeout) + 60),
+                           regrade=args.regrade, show_progress=not args.quiet)
             print(render_table(report.graded_now, report.exercises))
+            print("\nPer student:")
+            for r in report.graded_now:
+                how = "kept from an earlier run" if r.student in report.resumed else f"{r.seconds:g} s"
+                print(f"  {r.student}: {r.status}, {r.score:g}/{r.max_score:g} ({how})")
+            print(f"\n{isolation_note()}")
             print(f"\ngrades: {report.grades_csv}\nfeedback: {report.out / 'feedback'}")
             for line in report.bad_input:
                 print(f"bad submission: {line}", file=sys.stderr)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -86,7 +87,8 @@ def demo(course: Course, out: Path | None = None, assignment: str | None = None,
         print(f"\n== {a}: grading a sample class of {len(students)} ==", flush=True)
         for student, what in students.items():
             print(f"  {student:<10} {what}")
-        report = grade(course, a, out / "submissions" / a, out / "graded", show_progress=show_progress)
+        report = grade(course, a, out / "submissions" / a, out / "graded", workers=min(4, os.cpu_count() or 1),
+                       show_progress=show_progress)
         print()
         print(render_table(report.graded_now, report.exercises))
         problems += _check(report)

@@ -179,7 +179,20 @@ def _events(nb, runs) -> list[str]:
     return notes
 
 
+def _die_with_parent() -> None:
+    """A grader killed mid-batch takes its workers (and through bubblewrap, their kernels) with it."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+
 def main(argv: list[str]) -> int:
+    _die_with_parent()
     job = Job.load(Path(argv[0]))
     try:
         result = grade(job)
