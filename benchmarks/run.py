@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
 import subprocess
 import sys
@@ -93,28 +94,38 @@ def bench_conv() -> dict[str, float]:
     return {"a1_correlate2d_loops_over_torch": ours / theirs}
 
 
-def bench_grading(n_students: int = 3) -> dict[str, float]:
+def bench_grading(n_students: int = 20) -> dict[str, float]:
+    """The grader against plain ``nbgrader autograde`` on the same class, and --workers 2 against 1.
+
+    Figures: seconds per notebook for both; our overhead per notebook beyond the notebook's own
+    cells (kernel start in the sandbox, assembly, scoring, and the class-wide gradebook, feedback
+    and grades.csv shared out); the speed-up of two workers over one on the whole command.
+    """
     source = nbformat.read(COURSE.solutions / A1 / f"{A1}.ipynb", as_version=4)
     release = nbformat.read(COURSE.assignments / A1 / f"{A1}.ipynb", as_version=4)
     text = nbformat.writes(student_version(release, source))
     with tempfile.TemporaryDirectory(prefix="bench-grade-") as tmp:
         tmp = Path(tmp)
         for i in range(n_students):
-            (tmp / "subs" / f"s{i}").mkdir(parents=True)
-            (tmp / "subs" / f"s{i}" / f"{A1}.ipynb").write_text(text)
-        start = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "autograder", "grade", A1, str(tmp / "subs"), "--out",
-                               str(tmp / "ours"), "--quiet"], cwd=ROOT, capture_output=True, text=True)
-        ours = time.perf_counter() - start
-        if proc.returncode != 0:
-            raise RuntimeError(proc.stderr)
+            (tmp / "subs" / f"s{i:02d}").mkdir(parents=True)
+            (tmp / "subs" / f"s{i:02d}" / f"{A1}.ipynb").write_text(text)
+        seconds = {}
+        for workers in (1, 2):
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, "-m", "autograder", "grade", A1, str(tmp / "subs"), "--out",
+                                   str(tmp / f"ours{workers}"), "--quiet", "--workers", str(workers)],
+                                  cwd=ROOT, capture_output=True, text=True)
+            seconds[workers] = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise RuntimeError(proc.stderr)
+        cells = [json.loads(p.read_text())["cell_seconds"] for p in (tmp / "ours1" / "results" / A1).glob("*.json")]
 
         # Plain nbgrader: one autograde process for the whole class, in its own course folder.
         root = tmp / "plain"
         for i in range(n_students):
-            dest = root / "submitted" / f"s{i}" / A1
+            dest = root / "submitted" / f"s{i:02d}" / A1
             dest.mkdir(parents=True)
-            shutil.copy(tmp / "subs" / f"s{i}" / f"{A1}.ipynb", dest)
+            shutil.copy(tmp / "subs" / f"s{i:02d}" / f"{A1}.ipynb", dest)
         settings = {"CourseDirectory.root": root, "CourseDirectory.source_directory": COURSE.solutions,
                     "CourseDirectory.release_directory": root / "release",
                     "CourseDirectory.submitted_directory": "submitted",
@@ -127,8 +138,12 @@ def bench_grading(n_students: int = 3) -> dict[str, float]:
         theirs = time.perf_counter() - start
         if not (setup.ok and plain.ok):
             raise RuntimeError(plain.output[-2000:])
-        # ours also includes generate_assignment and feedback, as every class run does
-    return {"grade_seconds_per_submission": ours / n_students, "grade_over_plain_nbgrader_autograde": ours / theirs}
+    ours = seconds[1] / n_students  # includes generate_assignment, gradebook, feedback and grades.csv
+    return {"grade_seconds_per_notebook": ours,
+            "plain_nbgrader_autograde_seconds_per_notebook": theirs / n_students,
+            "grade_over_plain_nbgrader_autograde": ours * n_students / theirs,
+            "grade_overhead_seconds_per_notebook_beyond_its_cells": ours - sum(cells) / len(cells),
+            f"grade_workers2_speedup_{n_students}_notebooks": seconds[1] / seconds[2]}
 
 
 def bench_conv_layer() -> dict[str, float]:

@@ -40,7 +40,8 @@ class StudentResult:
     message: str = ""  # the one-line reason when status is not "graded", or a note
     feedback: str | None = None  # path of the HTML feedback, relative to the output folder
     digest: str = ""  # fingerprint of the submission, sources and settings this result was made from
-    seconds: float = 0.0  # time spent running the notebook
+    seconds: float = 0.0  # time spent running the notebook, kernel starts included
+    cell_seconds: float = 0.0  # of which the cells themselves ran
 
     @property
     def score(self) -> float:

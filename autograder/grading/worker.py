@@ -93,7 +93,7 @@ def grade(job: Job) -> StudentResult:
 
     cells: list[CellResult] = []
     notes: list[str] = []
-    seconds = 0.0
+    seconds = cell_seconds = 0.0
     dest = out / "nbgrader" / "autograded" / job.student / job.assignment
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
@@ -107,6 +107,7 @@ def grade(job: Job) -> StudentResult:
             start = time.monotonic()
             runs = {r.index: r for r in run_cells(code, scratch, limits, job.cell_timeout, job.budget - seconds)}
             seconds += time.monotonic() - start
+            cell_seconds += sum(r.seconds for r in runs.values())
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         for i, cell in enumerate(nb.cells):
@@ -136,7 +137,7 @@ def grade(job: Job) -> StudentResult:
         nbformat.write(nb, path)
     message = "; ".join(notes)
     return StudentResult(job.student, job.assignment, GRADED, max_score, cells, message, feedback,
-                         digest=job.digest, seconds=round(seconds, 1))
+                         digest=job.digest, seconds=round(seconds, 1), cell_seconds=round(cell_seconds, 1))
 
 
 def zero_result(job: Job, status: str, message: str) -> StudentResult:
