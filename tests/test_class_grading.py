@@ -38,7 +38,8 @@ def grade_class(a: str, tmp_path_factory) -> tuple[str, list, dict]:
     for student, nb in students.items():
         (subs / student).mkdir()
         nbformat.write(nb, subs / student / f"{name}.ipynb")
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", a, str(subs), "--out", str(out), "--quiet"],
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", a, str(subs), "--out", str(out), "--quiet",
+                           "--workers", "2"],
                           cwd=ROOT, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = {p.stem: StudentResult.load(p) for p in (out / "results" / a).glob("*.json")}

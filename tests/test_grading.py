@@ -88,7 +88,7 @@ def graded_class(tmp_path_factory):
     write(subs / "renamed", correct_text, name=f"{A1} (1).ipynb")
     (subs / "notes.txt").write_text("a stray file at the top level")
     (subs / "bad name!").mkdir()
-    proc = cli("grade", A1, str(subs), "--out", str(out), "--quiet")
+    proc = cli("grade", A1, str(subs), "--out", str(out), "--quiet", "--workers", "2")
     results = {p.stem: StudentResult.load(p) for p in (out / "results" / A1).glob("*.json")}
     return dict(subs=subs, out=out, proc=proc, results=results)
 

@@ -90,7 +90,9 @@ def _deleted_test(wrong: bool):
 def _duplicated_test():
     n = nb()
     test = cells_with(n, "grayscale", test=True)[0]
-    n.cells.insert(n.cells.index(test), nbformat.from_dict(json.loads(json.dumps(test))))
+    copy = nbformat.from_dict(json.loads(json.dumps(test)))
+    copy.id = "grayscale-copy"
+    n.cells.insert(n.cells.index(test), copy)
     return n
 
 
@@ -137,11 +139,11 @@ def _shadowing(folder: Path) -> None:
 FULL = {}
 CLASS = {
     # 1. resources
-    "loop_ignoring_interrupt": (nb({"layout_code": body("layout_code", "while True:\n    try:\n        pass\n"
+    "loop_ignoring_interrupt": (nb({"layout_code": body("layout_code", "import time\nwhile True:\n    try:\n        time.sleep(0.01)\n"
                                                          "    except KeyboardInterrupt:\n        pass")}),
                                 MAX - POINTS["layout"], {"layout": "ignored the interrupt, so its kernel was replaced"}, ""),
-    "memory_bomb": (nb({"dtype_range_code": body("dtype_range_code", "_hog = np.ones(1 << 42)")}),
-                    MAX - POINTS["dtype_range"], {"dtype_range": "MemoryError: the kernel reached its memory cap"}, ""),
+    "memory_bomb": (nb({"dtype_range_code": body("dtype_range_code", "_hog = [np.empty(1 << 27) for _ in range(200)]")}),
+                    MAX - POINTS["dtype_range"], {"dtype_range": "raised MemoryError"}, ""),
     "output_flood": (nb({"grayscale_code": body("grayscale_code", "while True:\n    print('spam' * 2500)")}),
                      MAX - POINTS["grayscale"], {"grayscale": "output cap: the cell printed more than"}, ""),
     # 2. crashes
@@ -155,11 +157,11 @@ CLASS = {
     # 3. the notebook
     "edited_test": (_edited_test(), MAX, {}, "test cell pad2d was edited; the instructor's version was run"),
     "deleted_test": (_deleted_test(False), MAX, {}, "test cell layout was deleted; the instructor's version was put back"),
-    "deleted_test_wrong": (_deleted_test(True), MAX - POINTS["layout"], {"layout": "layout"}, "test cell layout was deleted"),
+    "deleted_test_wrong": (_deleted_test(True), MAX - POINTS["layout"], {"layout": "hwc_to_chw("}, "test cell layout was deleted"),
     "duplicated_test": (_duplicated_test(), MAX, {}, "test cell grayscale appears twice; the copy was ignored"),
-    "retyped_test": (_retyped_test(), MAX - POINTS["pad2d"], {"pad2d": "pad2d"}, ""),
+    "retyped_test": (_retyped_test(), MAX - POINTS["pad2d"], {"pad2d": "pad2d("}, ""),
     "stripped_metadata": (_stripped_metadata(), MAX, {}, "solution cell pad2d_code had lost its nbgrader metadata"),
-    "kernelspec_and_points": (_kernelspec(), MAX - POINTS["pad2d"], {"pad2d": "pad2d"}, ""),
+    "kernelspec_and_points": (_kernelspec(), MAX - POINTS["pad2d"], {"pad2d": "pad2d("}, ""),
     "inserted_cells": (_inserted_cells(), MAX, {}, ""),
     # 4. inside the kernel (each with a wrong layout that the patch would have hidden)
     "patch_numpy": (_patched("np.allclose = lambda *a, **k: True\nnp.array_equal = lambda *a, **k: True"), 0,
@@ -179,7 +181,7 @@ CLASS = {
     "reads_solutions": (_patched(f"print(open({str(ROOT / 'solutions' / A1 / NB)!r}).read()[:100])"), 0,
                         {"layout": "uses open"}, ""),
     "shell_escape": (_patched(f"!cat {ROOT / 'solutions' / A1 / NB}"), 0, {"layout": "uses get_ipython"}, ""),
-    "shadowing_files": (nb({"pad2d_code": WRONG_PAD}), MAX - POINTS["pad2d"], {"pad2d": "pad2d"}, ""),
+    "shadowing_files": (nb({"pad2d_code": WRONG_PAD}), MAX - POINTS["pad2d"], {"pad2d": "pad2d("}, ""),
     # 6. input
     "truncated": ("TRUNCATED", 0, {}, "not valid JSON"),
     "extra_notebook": (nb(), MAX, {}, ""),
@@ -241,6 +243,8 @@ def test_exact_outcome(hostile, student):
     for exercise, reason in reasons.items():
         assert reason in (lost.get(exercise) or ""), f"{student}/{exercise}: {lost.get(exercise)!r}"
     assert note in r.message or note in " ".join(lost.values())
+    if student == "memory_bomb":
+        assert "memory cap is" in lost["dtype_range"]
 
 
 def test_every_lost_point_has_a_reason_in_grades_csv_and_feedback(hostile):
@@ -285,13 +289,14 @@ RESUME_CLASS = 6
 
 
 def test_killed_batch_resumes_without_losing_or_duplicating_a_grade(tmp_path):
-    subs, out, clean = tmp_path / "subs", tmp_path / "out", tmp_path / "clean"
+    subs, out = tmp_path / "subs", tmp_path / "out"
     for i in range(RESUME_CLASS):
         answers = {"pad2d_code": WRONG_PAD} if i % 2 else {}
         (subs / f"s{i}").mkdir(parents=True)
         (subs / f"s{i}" / NB).write_text(nbformat.writes(nb(answers)))
     before = digests(subs)
-    cmd = [sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out), "--quiet"]
+    cmd = [sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out), "--quiet",
+           "--cell-timeout", str(CELL_TIMEOUT)]  # the same settings as the second run, or nothing is kept
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     results_dir = out / "results" / A1
@@ -308,11 +313,7 @@ def test_killed_batch_resumes_without_losing_or_duplicating_a_grade(tmp_path):
     assert again.returncode == 0, again.stderr[-2000:]
     for s in done_before:
         assert f"  {s}: graded" in again.stdout and "kept from an earlier run" in again.stdout
-    fresh = grade_cli(subs, clean)
-    assert fresh.returncode == 0
     resumed = {p.stem: StudentResult.load(p) for p in results_dir.glob("*.json")}
-    reference = {p.stem: StudentResult.load(p) for p in (clean / "results" / A1).glob("*.json")}
-    assert {s: r.score for s, r in resumed.items()} == {s: r.score for s, r in reference.items()}
     assert {s: r.score for s, r in resumed.items()} == {
         f"s{i}": MAX - (POINTS["pad2d"] if i % 2 else 0) for i in range(RESUME_CLASS)}
     rows = list(csv.DictReader((out / "grades.csv").open()))
@@ -332,6 +333,7 @@ def test_the_same_submission_twice_gives_the_same_grade_and_notebook(tmp_path):
         assert proc.returncode == 0, proc.stderr[-2000:]
         result = json.loads((out / "results" / A1 / "amy.json").read_text())
         result.pop("seconds")
+        result.pop("cell_seconds")
         notebook = (out / "nbgrader" / "autograded" / "amy" / A1 / NB).read_text()
         runs.append((result, notebook))
     assert runs[0] == runs[1]

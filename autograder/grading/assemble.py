@@ -60,6 +60,10 @@ def assemble(source: NotebookNode, submitted: NotebookNode) -> tuple[NotebookNod
     src_tests = {nbgrader_meta(c)["grade_id"]: c for c in source.cells
                  if nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")}
 
+    # Provided cells that lost their metadata come back as plain cells: they are the instructor's.
+    provided = {c.source.strip() for c in source.cells
+                if nbgrader_meta(c).get("grade_id") and not nbgrader_meta(c).get("solution")}
+    provided |= {visible(c.source) for c in src_tests.values()}
     answers: dict[str, str] = {}
     seen_tests: dict[str, int] = {}
     extras: dict[str | None, list[NotebookNode]] = {}  # instructor grade_id they follow -> added cells
@@ -84,7 +88,7 @@ def assemble(source: NotebookNode, submitted: NotebookNode) -> tuple[NotebookNod
             anchor = gid
         elif role == "instructor":
             notes.append(f"cell {gid!r} is not in the assignment; it was ignored")
-        else:
+        elif cell.get("source", "").strip() not in provided:
             loose.append((anchor, cell))
 
     # Solution cells whose nbgrader metadata was stripped: found by what they define.

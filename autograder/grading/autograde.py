@@ -142,13 +142,20 @@ class ClassGrader:
                         timeout=timeout, log=log)
 
     def prepare(self) -> None:
-        """Record the assignment (cells, points, checksums) in OUT's gradebook."""
+        """Record the assignment (cells, points, checksums) in OUT's gradebook, unless this exact
+        source is already there (a marker holds the source's digest)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        marker = self.root / ".prepared" / self.assignment
+        digest_now = hashlib.sha256(b"".join(p.read_bytes() for p in self.source_paths.values())).hexdigest()
+        if (self.out / "gradebook.db").is_file() and marker.is_file() and marker.read_text() == digest_now:
+            return
         run = self.run(["generate_assignment", self.assignment, "--force"],
                        log=self.out / "logs" / self.assignment / "_generate_assignment.log")
         if not run.ok:
             raise UsageError(f"could not prepare {self.assignment} for grading: "
                              f"{'; '.join(run.errors()[-2:]) or 'see the log in ' + str(self.out / 'logs')}")
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(digest_now)
 
     # -- one student --------------------------------------------------------------------------
 
@@ -264,18 +271,31 @@ class ClassGrader:
 
     # -- the class ------------------------------------------------------------------------------
 
-    def feedback(self, results: list[StudentResult]) -> None:
-        """nbgrader's HTML feedback for graded students; a one-page explanation for the others."""
+    def feedback(self, results: list[StudentResult], fresh: set[str], workers: int = 1) -> None:
+        """nbgrader's HTML feedback for the students graded in this run (``fresh``), split over
+        ``workers`` processes; a one-page explanation for those who could not be graded."""
         for result in results:
-            if result.status != GRADED:
+            if result.status != GRADED and result.student in fresh:
                 shutil.rmtree(self.root / "autograded" / result.student / self.assignment, ignore_errors=True)
                 self._write_error_feedback(result)
-        if not any((self.root / "autograded").glob(f"*/{self.assignment}")):
+        graded = sorted(r.student for r in results if r.status == GRADED and r.student in fresh
+                        and (self.root / "autograded" / r.student / self.assignment).is_dir())
+        if not graded:
             return
-        run = self.run(["generate_feedback", self.assignment, "--force"],
-                       log=self.out / "logs" / self.assignment / "_generate_feedback.log")
-        if not run.ok:
-            raise UsageError(f"generate_feedback failed: {'; '.join(run.errors()[-2:])}")
+        everyone = sorted(p.parent.name for p in (self.root / "autograded").glob(f"*/{self.assignment}"))
+        chunks = [graded[i::workers] for i in range(min(workers, len(graded)))]
+
+        def one(i: int, chunk: list[str]):
+            exclude = ",".join(s for s in everyone if s not in chunk)
+            return self.run(["generate_feedback", self.assignment, "--force",
+                             f"--CourseDirectory.student_id_exclude={exclude}"],
+                            log=self.out / "logs" / self.assignment / f"_generate_feedback_{i}.log")
+
+        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
+            runs = list(pool.map(one, range(len(chunks)), chunks))
+        failed = [run for run in runs if not run.ok]
+        if failed:
+            raise UsageError(f"generate_feedback failed: {'; '.join(failed[0].errors()[-2:])}")
 
 
 def _package_digest() -> str:
@@ -341,7 +361,9 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
     bar.close()
     now = [results[sub.student] for sub in submissions]
     grader.record(now)
-    grader.feedback(now)
+    grader.feedback(now, fresh={j.student for j in todo} | {s.student for s in submissions
+                                                            if results[s.student].status != GRADED},
+                    workers=workers)
 
     columns: dict[str, list[str]] = {}
     everything = load_all(out)

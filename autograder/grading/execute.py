@@ -183,6 +183,8 @@ class SandboxedKernel:
 
 def _error_reason(error: NotebookNode, limits: Limits) -> str:
     ename, evalue = error.get("ename", "Error"), str(error.get("evalue", "")).strip()
+    if ename == "CheckFailure" and evalue:  # the check's own message names the exercise and the call
+        return evalue
     if ename == "MemoryError":
         return f"MemoryError: the kernel reached its memory cap ({limits.memory_mb} MiB)"
     if ename == "OSError" and "File too large" in evalue:

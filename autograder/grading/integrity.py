@@ -154,8 +154,12 @@ def check_notebook(submitted: NotebookNode, source: NotebookNode) -> str | None:
 
     The instructor's cells are skipped: the grader runs the instructor's copy of them anyway.
     """
+    from .assemble import visible
+
     instructor = {nbgrader_meta(c).get("grade_id") for c in source.cells if not nbgrader_meta(c).get("solution")}
     instructor.discard(None)
+    theirs = [c for c in source.cells if nbgrader_meta(c).get("grade_id") and not nbgrader_meta(c).get("solution")]
+    provided = {c.source.strip() for c in theirs} | {visible(c.source) for c in theirs}
     all_findings = []
     for index, cell in enumerate(submitted.cells):
         if cell.get("cell_type") != "code":
@@ -163,6 +167,8 @@ def check_notebook(submitted: NotebookNode, source: NotebookNode) -> str | None:
         meta = nbgrader_meta(cell)
         gid = meta.get("grade_id")
         if gid in instructor and not meta.get("solution"):
+            continue
+        if cell.get("source", "").strip() in provided:  # the instructor's code, metadata stripped
             continue
         for finding in scan(cell.get("source", "")):
             all_findings.append(f"{gid or f'cell {index + 1}'}: {finding}")

@@ -124,6 +124,8 @@ def grade(job: Job) -> StudentResult:
             gid, pts = nbgrader_meta(cell)["grade_id"], float(nbgrader_meta(cell).get("points", 0))
             run = runs.get(i)
             reason = _failure(cell, run)
+            if reason and "MemoryError" in reason and "memory cap" not in reason:
+                reason += f" (each kernel's memory cap is {limits.memory_mb} MiB)"
             if door:
                 why = integrity.explain(door)
                 cell.outputs.insert(0, nbformat.v4.new_output("error", ename="IntegrityRule", evalue=why, traceback=[]))
