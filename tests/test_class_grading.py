@@ -1,4 +1,4 @@
-"""Every assignment through real nbgrader: the solution gets full marks, the blank release 0, and
+"""Every assignment through the real grade command (sandboxed kernels, nbgrader's gradebook): the solution gets full marks, the blank release 0, and
 every catalogued wrong answer loses exactly the points the in-process run says it loses.
 
 a1 has its own, longer test of the pipeline (test_grading.py); the other assignments are graded

@@ -2,7 +2,7 @@
 catch each catalogued wrong answer (and nothing unrelated)?
 
 These run the notebook's code in-process for speed; test_grading.py and test_class_grading.py run
-the same submissions through real nbgrader and check that the scores agree.
+the same submissions through the real grade command (sandboxed kernels, nbgrader's gradebook) and check that the scores agree.
 
 One test class per assignment (``TestA1`` …): ``make test`` runs ``pytest-xdist --dist loadscope``,
 which keeps a class on one worker and spreads the classes over the workers.

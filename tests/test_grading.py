@@ -1,4 +1,4 @@
-"""The grade command on a whole class, through real nbgrader: exact scores, reasons, bad input.
+"""The grade command on a whole class, through the real grade command (sandboxed kernels, nbgrader's gradebook): exact scores, reasons, bad input.
 
 One class is graded once per session (about two minutes): the correct solution, the untouched
 release, every catalogued wrong answer packed into a few submissions, and a row of malformed files.

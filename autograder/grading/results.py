@@ -14,9 +14,8 @@ from pathlib import Path
 
 from nbformat.notebooknode import NotebookNode
 
-from .notebooks import nbgrader_meta
 
-GRADED = "graded"          # nbgrader autograded the notebook; cells scored as their tests ran
+GRADED = "graded"          # the notebook ran in its sandbox; cells scored as their tests ran
 UNREADABLE = "unreadable"  # the notebook could not be parsed: 0 (or the previous grade kept)
 MISSING = "missing"        # no notebook of that name in the student's folder: 0
 ERROR = "error"            # grading itself failed (timed out, nbgrader error): 0 with the reason
@@ -91,7 +90,7 @@ def first_line(text: str | None, limit: int = 160) -> str:
 
 
 def failure_reason(cell: NotebookNode, timeout: float | None = None) -> str:
-    """Why nbgrader gave a test cell no points, read from its outputs in the autograded notebook."""
+    """Why a test cell run by nbclient (Validate) failed, read from its outputs."""
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             ename, evalue = out.get("ename", "Error"), str(out.get("evalue", "")).strip()
@@ -109,21 +108,6 @@ def failure_reason(cell: NotebookNode, timeout: float | None = None) -> str:
     if cell.get("execution_count") is None:
         return "the cell did not run (the kernel stopped before it)"
     return "no error shown, yet nbgrader scored the cell below full marks"
-
-
-def cell_results(autograded: NotebookNode, scores: dict[str, float], cells: list[tuple[str, float]],
-                 timeout: float | None) -> list[CellResult]:
-    """CellResults for ``cells`` (grade_id, max points), with ``scores`` from the gradebook."""
-    by_id = {nbgrader_meta(c).get("grade_id"): c for c in autograded.cells}
-    out = []
-    for gid, max_points in cells:
-        points = float(scores.get(gid, 0.0))
-        reason = None
-        if points < max_points:
-            cell = by_id.get(gid)
-            reason = failure_reason(cell, timeout) if cell is not None else "test cell missing from the notebook"
-        out.append(CellResult(gid, points, max_points, reason))
-    return out
 
 
 def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str, list[str]]) -> Path:

@@ -135,11 +135,30 @@ def grade(job: Job) -> StudentResult:
                 cell.outputs.insert(0, nbformat.v4.new_output("error", ename="NumPyOnly", evalue=why, traceback=[]))
                 reason = why
             cells.append(CellResult(exercise_ids(job.notebooks, name, gid), 0.0 if reason else pts, pts, reason))
+        mine = {exercise_ids(job.notebooks, name, gid) for gid, _ in graded_cells(sources[name])}
+        nb.cells.insert(0, _report_cell([c for c in cells if c.grade_id in mine], assembly_notes + events))
         path = dest / f"{name}.ipynb"
         nbformat.write(nb, path)
     message = "; ".join(notes)
     return StudentResult(job.student, job.assignment, GRADED, max_score, cells, message, feedback,
                          digest=job.digest, seconds=round(seconds, 1), cell_seconds=round(cell_seconds, 1))
+
+
+def _report_cell(cells: list[CellResult], notes: list[str]):
+    """A markdown cell opening the feedback: the score, every lost point and why, and the notes."""
+    got, total = sum(c.points for c in cells), sum(c.max_points for c in cells)
+    lines = ["## Grading report", "", f"**{got:g} / {total:g} points.**", ""]
+    lost = [c for c in cells if c.points < c.max_points]
+    if lost:
+        lines += ["Points lost:", ""]
+        lines += [f"- `{c.grade_id}` (−{c.max_points - c.points:g}): {first_line(c.reason, 400)}" for c in lost]
+    else:
+        lines.append("No points lost.")
+    if notes:
+        lines += ["", "What the grader did with your notebook:", ""] + [f"- {n}" for n in notes]
+    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+    cell.id = "grading-report"
+    return cell
 
 
 def zero_result(job: Job, status: str, message: str) -> StudentResult:
