@@ -40,11 +40,11 @@ import nbformat
 from .. import __version__
 from ..course import Course, UsageError
 from .nbgrader_cli import flags, jupyter_home, nbgrader
-from .notebooks import Unreadable, graded_cells, read_submission
+from .notebooks import graded_cells
 from .progress import counter
-from .results import ERROR, GRADED, MISSING, UNREADABLE, StudentResult, load_all, result_path, write_grades_csv
+from .results import ERROR, GRADED, StudentResult, load_all, result_path, write_grades_csv
 from .sandbox import Limits
-from .worker import Job, digest, zero_result
+from .worker import Job, digest, read_notebooks, zero_result
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
@@ -178,22 +178,9 @@ class ClassGrader:
     def precheck(self, sub: Submission, job: Job) -> tuple[StudentResult | None, str | None]:
         """A submission that cannot be read: its result (or the earlier grade, kept) and the bad-input
         line. (None, None) when it can be graded."""
-        problems = []
-        for name in self.notebooks:
-            path = sub.folder / f"{name}.ipynb"
-            if not path.is_file():
-                others = sorted(p.name for p in sub.folder.glob("*.ipynb"))
-                problems.append((MISSING, f"no {name}.ipynb in {sub.student}/"
-                                 + (f" (found: {', '.join(others)})" if others else " (no notebooks at all)")))
-                continue
-            try:
-                read_submission(path)
-            except Unreadable as exc:
-                problems.append((UNREADABLE, str(exc)))
-        if not problems:
+        _, status, message = read_notebooks(sub.folder, self.notebooks, sub.student)
+        if message is None:
             return None, None
-        message = "; ".join(m for _, m in problems)
-        status = MISSING if any(s == MISSING for s, _ in problems) else UNREADABLE
         previous = result_path(self.out, self.assignment, sub.student)
         if previous.is_file():
             kept = StudentResult.load(previous)

@@ -74,22 +74,9 @@ def grade(job: Job) -> StudentResult:
     def zero(status: str, message: str) -> StudentResult:
         return zero_result(job, status, message)
 
-    submitted, problems, status = {}, [], GRADED
-    for name in job.notebooks:
-        path = folder / f"{name}.ipynb"
-        if not path.is_file():
-            others = sorted(p.name for p in folder.glob("*.ipynb"))
-            status = MISSING
-            problems.append(f"no {name}.ipynb in {job.student}/"
-                            + (f" (found: {', '.join(others)})" if others else " (no notebooks at all)"))
-            continue
-        try:
-            submitted[name] = read_submission(path)
-        except Unreadable as exc:
-            status = UNREADABLE if status == GRADED else status
-            problems.append(str(exc))
-    if problems:
-        return zero(status, "; ".join(problems))
+    submitted, status, problem = read_notebooks(folder, job.notebooks, job.student)
+    if problem:
+        return zero(status, problem)
 
     cells: list[CellResult] = []
     notes: list[str] = []
@@ -142,6 +129,25 @@ def grade(job: Job) -> StudentResult:
     message = "; ".join(notes)
     return StudentResult(job.student, job.assignment, GRADED, max_score, cells, message, feedback,
                          digest=job.digest, seconds=round(seconds, 1), cell_seconds=round(cell_seconds, 1))
+
+
+def read_notebooks(folder: Path, notebooks: list[str], student: str) -> tuple[dict, str, str | None]:
+    """(notebooks read, status, None) or ({}, MISSING or UNREADABLE, the one-line reason)."""
+    submitted, problems, status = {}, [], GRADED
+    for name in notebooks:
+        path = folder / f"{name}.ipynb"
+        if not path.is_file():
+            others = sorted(p.name for p in folder.glob("*.ipynb"))
+            status = MISSING
+            problems.append(f"no {name}.ipynb in {student}/"
+                            + (f" (found: {', '.join(others)})" if others else " (no notebooks at all)"))
+            continue
+        try:
+            submitted[name] = read_submission(path)
+        except Unreadable as exc:
+            status = UNREADABLE if status == GRADED else status
+            problems.append(str(exc))
+    return ({}, status, "; ".join(problems)) if problems else (submitted, GRADED, None)
 
 
 def _report_cell(cells: list[CellResult], notes: list[str]):
