@@ -64,7 +64,7 @@ def isolation_note() -> str:
     if isolation() == BUBBLEWRAP:
         return ("kernels ran in bubblewrap: own scratch folder, no network, no course files, "
                 "memory/CPU/process/file-size caps")
-    return ("kernels ran with memory/CPU/process/file-size caps in a scratch folder, but without "
+    return ("kernels ran with memory, CPU and file-size caps (no process cap) in a scratch folder, but without "
             "bubblewrap: the network and the grading user's files were reachable (install bubblewrap)")
 
 
@@ -148,7 +148,10 @@ def apply_limits(limits: Limits, processes: bool) -> None:
     def cap(which: int, value: int) -> None:
         soft, hard = resource.getrlimit(which)
         value = value if hard == resource.RLIM_INFINITY else min(value, hard)
-        resource.setrlimit(which, (value, value))
+        try:
+            resource.setrlimit(which, (value, value))
+        except (ValueError, OSError):  # macOS refuses RLIMIT_AS; a missing cap must not stop the kernel
+            pass
 
     mib = 1024 * 1024
     cap(resource.RLIMIT_AS, limits.memory_mb * mib)
