@@ -89,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
 
             if args.cell_timeout <= 0 or args.timeout <= 0:
                 raise UsageError("--cell-timeout and --timeout must be positive numbers of seconds")
-            if args.workers < 1:
-                raise UsageError("--workers must be 1 or more")
             if args.memory < 512:
                 raise UsageError("--memory must be at least 512 (MiB); a kernel with numpy needs that much")
             report = grade(course, args.assignment, args.submissions, args.out,

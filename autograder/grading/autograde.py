@@ -44,7 +44,7 @@ from .notebooks import graded_cells
 from .progress import counter
 from .results import ERROR, GRADED, StudentResult, load_all, result_path, write_grades_csv
 from .sandbox import Limits
-from .worker import Job, digest, read_notebooks, zero_result
+from .worker import Job, digest, exercise_id, read_notebooks, zero_result
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
 
@@ -125,13 +125,13 @@ class ClassGrader:
         self.source_paths = {name: course.solutions / assignment / f"{name}.ipynb" for name in self.notebooks}
         self.sources = {name: nbformat.read(path, as_version=4) for name, path in self.source_paths.items()}
         self.cells = {name: graded_cells(nb) for name, nb in self.sources.items()}
-        self.fingerprint = json.dumps([self.limits.as_json(), cell_timeout, submission_timeout, __version__,
-                                       _package_digest()])
+        self.source_digest = hashlib.sha256(b"".join(p.read_bytes() for p in self.source_paths.values())).hexdigest()
+        self.fingerprint = json.dumps([self.source_digest, self.limits.as_json(), cell_timeout, submission_timeout,
+                                       __version__, _package_digest()])
 
     @property
     def exercises(self) -> list[tuple[str, float]]:
-        multi = len(self.notebooks) > 1
-        return [(f"{nb}:{gid}" if multi else gid, pts) for nb in self.notebooks for gid, pts in self.cells[nb]]
+        return [(exercise_id(self.notebooks, nb, gid), pts) for nb in self.notebooks for gid, pts in self.cells[nb]]
 
     @property
     def max_score(self) -> float:
@@ -146,8 +146,7 @@ class ClassGrader:
         source is already there (a marker holds the source's digest)."""
         self.root.mkdir(parents=True, exist_ok=True)
         marker = self.root / ".prepared" / self.assignment
-        digest_now = hashlib.sha256(b"".join(p.read_bytes() for p in self.source_paths.values())).hexdigest()
-        if (self.out / "gradebook.db").is_file() and marker.is_file() and marker.read_text() == digest_now:
+        if (self.out / "gradebook.db").is_file() and marker.is_file() and marker.read_text() == self.source_digest:
             return
         run = self.run(["generate_assignment", self.assignment, "--force"],
                        log=self.out / "logs" / self.assignment / "_generate_assignment.log")
@@ -155,16 +154,14 @@ class ClassGrader:
             raise UsageError(f"could not prepare {self.assignment} for grading: "
                              f"{'; '.join(run.errors()[-2:]) or 'see the log in ' + str(self.out / 'logs')}")
         marker.parent.mkdir(exist_ok=True)
-        marker.write_text(digest_now)
+        marker.write_text(self.source_digest)
 
     # -- one student --------------------------------------------------------------------------
 
     def job(self, sub: Submission) -> Job:
         return Job(self.assignment, sub.student, str(sub.folder), self.notebooks,
                    {n: str(p) for n, p in self.source_paths.items()}, str(self.out), asdict(self.limits),
-                   self.cell_timeout, self.submission_timeout,
-                   digest(sub.folder, self.notebooks, {n: str(p) for n, p in self.source_paths.items()},
-                          self.fingerprint))
+                   self.cell_timeout, self.submission_timeout, digest(sub.folder, self.notebooks, self.fingerprint))
 
     def recorded(self, job: Job) -> StudentResult | None:
         """The result of an earlier run for exactly this submission, if there is one."""
@@ -238,7 +235,7 @@ class ClassGrader:
                 points = {c.grade_id: c.points for c in result.cells}
                 for notebook in submission.notebooks:
                     for grade in notebook.grades:
-                        key = f"{notebook.name}:{grade.name}" if len(self.notebooks) > 1 else grade.name
+                        key = exercise_id(self.notebooks, notebook.name, grade.name)
                         grade.auto_score = points.get(key, 0.0) if result.status == GRADED else 0.0
                         grade.manual_score = None
                         grade.needs_manual_grade = False
@@ -342,8 +339,7 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
         for future in as_completed(futures):
             result = future.result()
             results[result.student] = result
-            if hasattr(bar, "set_postfix_str"):
-                bar.set_postfix_str(f"{result.student} {result.score:g}/{result.max_score:g}")
+            bar.set_postfix_str(f"{result.student} {result.score:g}/{result.max_score:g}")
             bar.update(1)
     bar.close()
     now = [results[sub.student] for sub in submissions]

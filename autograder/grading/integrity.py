@@ -18,7 +18,7 @@ import ast
 from nbformat.notebooknode import NotebookNode
 
 from .notebooks import nbgrader_meta
-from .numpy_only import _python
+from .numpy_only import ALLOWED_DUNDERS, _python
 
 # Modules that reach the interpreter, the files, other processes or the grader.
 MODULES = {
@@ -36,8 +36,9 @@ NAMES = {
     "open", "breakpoint", "input", "get_ipython", "__loader__", "__spec__", "autograder", "suite", "checks",
     "delattr",
 }
-# Dunder attributes a computation needs; every other one is a door into an object's machinery.
-DUNDER_ATTRIBUTES = {"__init__", "__name__", "__doc__", "__call__", "__len__", "__repr__", "__str__"}
+# Dunder attributes a computation needs (the NumPy-only rule's list); every other one is a door
+# into an object's machinery.
+DUNDER_ATTRIBUTES = ALLOWED_DUNDERS
 # Special methods a student class may define; comparison, arithmetic, array and torch protocols
 # (which could make a result claim to equal anything) are not among them.
 DUNDER_METHODS = {"__init__", "__call__", "__len__", "__getitem__", "__iter__", "__next__", "__repr__", "__str__"}

@@ -22,6 +22,9 @@ class _Silent:
     def update(self, n: int = 1) -> None:
         pass
 
+    def set_postfix_str(self, text: str) -> None:
+        pass
+
     def close(self) -> None:
         pass
 

@@ -2,7 +2,7 @@
 
 Reads the submitted notebooks (a bad one is one line and 0), assembles the notebook to run from
 the instructor's source (:mod:`.assemble`), runs it in a sandboxed kernel in a scratch folder
-(:mod:`.execute`), scores each test cell, applies the NumPy-only rule, and writes the autograded
+(:mod:`.execute`), scores each test cell, applies the NumPy-only and integrity rules, and writes the autograded
 notebooks and then — last, atomically — the student's result JSON, which is the commit point a
 resumed batch trusts. It never touches the gradebook: the class grader writes that alone.
 """
@@ -39,7 +39,7 @@ class Job:
     limits: dict
     cell_timeout: float
     budget: float
-    digest: str  # what the result is valid for: submission bytes, sources, settings
+    digest: str  # what the result is valid for: submission bytes and the grader's fingerprint
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__))
@@ -49,17 +49,20 @@ class Job:
         return cls(**json.loads(path.read_text()))
 
 
-def digest(folder: Path, notebooks: list[str], sources: dict[str, str], settings: str) -> str:
-    """A fingerprint of everything a grade depends on; a resumed batch keeps results that match."""
-    h = hashlib.sha256(settings.encode())
+def digest(folder: Path, notebooks: list[str], fingerprint: str) -> str:
+    """What a grade depends on: the submitted notebooks' bytes and the grader's ``fingerprint``
+    (sources, settings, grading code); a resumed batch keeps results whose digest matches."""
+    h = hashlib.sha256(fingerprint.encode())
     for name in notebooks:
-        for path in (folder / f"{name}.ipynb", Path(sources[name])):
-            h.update(path.name.encode())
-            h.update(path.read_bytes() if path.is_file() else b"<missing>")
+        path = folder / f"{name}.ipynb"
+        h.update(path.name.encode())
+        h.update(path.read_bytes() if path.is_file() else b"<missing>")
     return h.hexdigest()
 
 
-def exercise_ids(assignment_notebooks: list[str], name: str, gid: str) -> str:
+def exercise_id(assignment_notebooks: list[str], name: str, gid: str) -> str:
+    """How grades.csv and the results name an exercise: ``nb:grade_id`` when the assignment has
+    several notebooks, the grade_id alone otherwise."""
     return f"{name}:{gid}" if len(assignment_notebooks) > 1 else gid
 
 
@@ -70,13 +73,9 @@ def grade(job: Job) -> StudentResult:
     sources = {name: nbformat.read(job.sources[name], as_version=4) for name in job.notebooks}
     max_score = sum(p for nb in sources.values() for _, p in graded_cells(nb))
     feedback = f"feedback/{job.student}/{job.assignment}/"
-
-    def zero(status: str, message: str) -> StudentResult:
-        return zero_result(job, status, message)
-
     submitted, status, problem = read_notebooks(folder, job.notebooks, job.student)
     if problem:
-        return zero(status, problem)
+        return zero_result(job, status, problem)
 
     cells: list[CellResult] = []
     notes: list[str] = []
@@ -121,8 +120,8 @@ def grade(job: Job) -> StudentResult:
                 why = numpy_only.explain(gid, charged[gid])
                 cell.outputs.insert(0, nbformat.v4.new_output("error", ename="NumPyOnly", evalue=why, traceback=[]))
                 reason = why
-            cells.append(CellResult(exercise_ids(job.notebooks, name, gid), 0.0 if reason else pts, pts, reason))
-        mine = {exercise_ids(job.notebooks, name, gid) for gid, _ in graded_cells(sources[name])}
+            cells.append(CellResult(exercise_id(job.notebooks, name, gid), 0.0 if reason else pts, pts, reason))
+        mine = {exercise_id(job.notebooks, name, gid) for gid, _ in graded_cells(sources[name])}
         nb.cells.insert(0, _report_cell([c for c in cells if c.grade_id in mine], assembly_notes + events))
         path = dest / f"{name}.ipynb"
         nbformat.write(nb, path)
@@ -170,7 +169,7 @@ def _report_cell(cells: list[CellResult], notes: list[str]):
 def zero_result(job: Job, status: str, message: str) -> StudentResult:
     """0 in every test cell, with the one-line reason."""
     sources = {name: nbformat.read(job.sources[name], as_version=4) for name in job.notebooks}
-    cells = [CellResult(exercise_ids(job.notebooks, n, gid), 0.0, pts, f"not graded: {status}")
+    cells = [CellResult(exercise_id(job.notebooks, n, gid), 0.0, pts, f"not graded: {status}")
              for n, nb in sources.items() for gid, pts in graded_cells(nb)]
     return StudentResult(job.student, job.assignment, status, sum(c.max_points for c in cells), cells, message,
                          f"feedback/{job.student}/{job.assignment}/", digest=job.digest)
