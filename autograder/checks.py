@@ -11,6 +11,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .protocol import Handle
 from .tolerances import tolerance
 
 __all__ = [
@@ -39,6 +40,8 @@ def describe(value: Any) -> str:
         return f"array{tuple(value.shape)} {value.dtype}"
     if value is None:
         return "None"
+    if isinstance(value, Handle):
+        return f"a {value.type} object" if not value.why else value.why.split(";")[0]
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
@@ -62,37 +65,57 @@ def not_implemented(label: str) -> CheckFailure:
                         "  Hint: replace the `raise NotImplementedError()` line with your code.")
 
 
-def call(fn: Callable, *args: Any, name: str | None = None, **kwargs: Any) -> Any:
+def call(fn: Callable, *args: Any, name: str | None = None, context: dict | None = None, **kwargs: Any) -> Any:
     """Call a student's function, turning a crash into a message that names the call.
 
-    ``NotImplementedError`` (the released stub) becomes "not implemented yet"; any other exception
-    is reported with the arguments it was called with. The original exception stays chained, so
-    the traceback still points into the student's code.
+    The call goes through :mod:`autograder.student`: in the notebook to the function itself, when
+    grading to the student's kernel; either way the result is what crossed the protocol (plain
+    data). ``NotImplementedError`` (the released stub) becomes "not implemented yet"; any other
+    exception is reported with the arguments it was called with and the line it came from.
+    ``context`` is passed on (``errstate``: NumPy's floating-point errors during the call).
     """
+    from . import student
+
     label = name or getattr(fn, "__name__", "function")
 
     def shown() -> str:
         return label + "(" + ", ".join([describe(a) for a in args]
                                        + [f"{k}={describe(v)}" for k, v in kwargs.items()]) + ")"
 
-    return _guarded(lambda: fn(*args, **kwargs), label, shown)
+    return _guarded(lambda: student.call(fn, *args, context=context, **kwargs), label, shown)
 
 
 def call_as(label: str, fn: Callable, *args: Any, hint: str | None = None, **kwargs: Any) -> Any:
     """Like :func:`call`, for checks whose ``label`` already describes the call (its arguments
     summarised: shapes, modes); a crash message adds ``hint`` when given."""
-    return _guarded(lambda: fn(*args, **kwargs), label, lambda: label, hint)
+    from . import student
+
+    return _guarded(lambda: student.call(fn, *args, **kwargs), label, lambda: label, hint)
+
+
+def guarded(label: str, thunk: Callable[[], Any], hint: str | None = None) -> Any:
+    """Run ``thunk`` (which reaches the student's code) with :func:`call`'s error messages."""
+    return _guarded(thunk, label, lambda: label, hint)
 
 
 def _guarded(thunk: Callable[[], Any], label: str, crash_label: Callable[[], str], hint: str | None = None) -> Any:
+    from .student import NotData, StudentError
+
     try:
         return thunk()
     except NotImplementedError as exc:
         raise not_implemented(label) from exc
     except CheckFailure:
         raise
+    except NotData as exc:
+        raise CheckFailure(f"{crash_label()} returned {exc}.") from None
     except Exception as exc:  # the student's bug, reported with the call that triggered it
         extra = f"\n  Hint: {hint}" if hint else ""
+        if isinstance(exc, StudentError):
+            from .student import where
+
+            raise CheckFailure(f"{crash_label()} raised {exc.type_name}: {exc}{where(exc)}. "
+                               f"Fix the error first.{extra}") from None
         raise CheckFailure(
             f"{crash_label()} raised {type(exc).__name__}: {exc}. "
             f"Fix the error first (the traceback above points at the line).{extra}"
@@ -102,15 +125,18 @@ def _guarded(thunk: Callable[[], Any], label: str, crash_label: Callable[[], str
 def assert_raises(fn: Callable, args: tuple, kwargs: dict, exc: type[BaseException], *, name: str,
                   why: str) -> None:
     """Raise a CheckFailure unless ``fn(*args, **kwargs)`` raises ``exc`` (``why`` says when it should)."""
+    from . import student
+
     try:
-        result = fn(*args, **kwargs)
+        result = student.call(fn, *args, **kwargs)
     except exc:
         return
     except NotImplementedError as err:
         raise not_implemented(name) from err
     except Exception as err:
+        kind = getattr(err, "type_name", type(err).__name__)
         raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but raised "
-                           f"{type(err).__name__}: {err}") from err
+                           f"{kind}: {err}") from err
     raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but returned {describe(result)}")
 
 
@@ -130,6 +156,9 @@ def assert_unchanged(before: Any, after: Any, *, name: str, what: str = "x") -> 
 
 
 def _as_array(value: Any, name: str, what: str) -> np.ndarray:
+    if isinstance(value, Handle):
+        got = value.why or f"a {value.type} object, which is not an array"
+        raise CheckFailure(f"{name}: expected {what}, got {got}.")
     if value is None:
         raise CheckFailure(
             f"{name}: expected {what}, got None. Did the function forget to `return` its result?"

@@ -97,12 +97,33 @@ def sample_photo(name: str = "china") -> np.ndarray:
     """A real colour photograph shipped inside scikit-learn, as (H, W, 3) uint8 in HWC order.
 
     name: "china" (a temple, 427×640) or "flower" (a dahlia, 427×640).
+    Read with Pillow from scikit-learn's package folder, without importing scikit-learn (which
+    needs scipy, and NumPy-only grading kernels have neither): the pixels ``load_sample_image`` gives.
     """
     if name not in SAMPLE_PHOTOS:
         raise DatasetError(f"unknown sample photo {name!r}; choose one of {', '.join(SAMPLE_PHOTOS)}")
-    from sklearn.datasets import load_sample_image
+    from PIL import Image
 
-    return np.array(load_sample_image(f"{name}.jpg"), copy=True, order="C")  # scikit-learn's is read-only
+    path = _photos_folder() / f"{name}.jpg"
+    if not path.is_file():
+        raise DatasetError(f"scikit-learn's sample photo {path} is missing; reinstall scikit-learn")
+    with path.open("rb") as fh:
+        return np.array(Image.open(fh), copy=True, order="C")
+
+
+def _photos_folder() -> Path:
+    """scikit-learn's sample images: beside this module in a grading kernel (the kernel's copy of
+    the package links them there), else inside scikit-learn's installed package."""
+    here = Path(__file__).resolve().parent / "photos"
+    if here.is_dir():
+        return here
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        raise DatasetError("scikit-learn is not installed, and its sample photos come with it "
+                           "(pip install scikit-learn)")
+    return Path(list(spec.submodule_search_locations)[0]) / "datasets" / "images"
 
 
 class Split(NamedTuple):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from autograder.grading.execute import DIED, ERROR, OK, OUTPUT, TIMEOUT, run_cells
-from autograder.grading.sandbox import BUBBLEWRAP, Limits, isolation
+from autograder.grading.sandbox import BUBBLEWRAP, KernelSite, Limits, isolation
 
 from .support import ROOT
 
@@ -119,7 +119,49 @@ def test_the_course_and_other_folders_are_not_visible(tmp_path):
              f"os.path.exists({str(ROOT / 'autograder')!r}), os.getcwd() == {str(tmp_path / 'scratch')!r})")
     runs = run(tmp_path, probe)
     assert runs[0].status == OK
-    assert runs[0].outputs[0]["text"] == "False False True True\n"
+    assert runs[0].outputs[0]["text"] == "False False False True\n"  # not even the course's package
+
+
+def run_for(assignment: str, tmp_path: Path, *cells: str):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    return run_cells([(i, code, True) for i, code in enumerate(cells)], scratch, LIMITS, 60, budget=120,
+                     site=KernelSite(assignment))
+
+
+def test_a_numpy_only_kernel_cannot_import_torch_scipy_or_the_references(tmp_path):
+    """Is a NumPy-only assignment's Python path without torch, scipy, scikit-learn and the course's
+    references, while numpy, matplotlib and the course's data stay importable?"""
+    runs = run_for("a1_images_and_convolution", tmp_path, "import torch", "import scipy.signal",
+                   "import sklearn", "import autograder.reference", "from autograder import suites",
+                   "import numpy, matplotlib.pyplot\nfrom autograder import datasets\n"
+                   "print(datasets.sample_photo('china').shape, datasets.mnist_5k()[0].shape)")
+    assert runs[0].status == ERROR and "torch is not available here: a1_images_and_convolution is NumPy only" \
+        in runs[0].reason
+    assert runs[1].status == ERROR and "scipy is not available here" in runs[1].reason
+    assert runs[2].status == ERROR and "sklearn is not available here" in runs[2].reason
+    assert runs[3].status == ERROR and "No module named 'autograder.reference'" in runs[3].reason
+    assert runs[4].status == ERROR
+    assert runs[5].status == OK, runs[5].reason
+    assert runs[5].outputs[0]["text"] == "(427, 640, 3) (5000, 28, 28)\n"
+
+
+@boxed
+def test_a_numpy_only_kernel_cannot_put_torch_back_on_its_path(tmp_path):
+    """Can code in a NumPy-only kernel reach torch by adding the environment's folders to sys.path?"""
+    import sysconfig
+
+    site = sysconfig.get_paths()["purelib"]
+    runs = run_for("a2_conv_layer", tmp_path, f"import sys, os\nsys.path.insert(0, {site!r})\n"
+                   f"print(os.path.exists(os.path.join({site!r}, 'torch')))\nimport torch")
+    assert runs[0].status == ERROR and runs[0].outputs[0]["text"] == "False\n"
+
+
+def test_a_pytorch_assignment_has_torch_but_not_the_reference_models(tmp_path):
+    runs = run_for("a5_resnet", tmp_path, "import torch\nprint(torch.zeros(2).sum().item())",
+                   "from autograder import models", "import autograder.suites.a5_resnet")
+    assert runs[0].status == OK and runs[0].outputs[0]["text"] == "0.0\n"
+    assert runs[1].status == ERROR and runs[2].status == ERROR
 
 
 @boxed

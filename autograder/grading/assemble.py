@@ -1,11 +1,17 @@
-"""The notebook that is actually run: the instructor's, with the student's answers put in.
+"""The notebook that is actually graded: the instructor's, with the student's answers put in.
 
-Whatever was done to a submission — test cells edited, deleted, duplicated or re-typed, nbgrader
-metadata stripped, provided code changed, kernelspec swapped — the notebook run for grades is built
-from the instructor's source: every markdown, provided, figure and test cell (hidden tests included)
-is the instructor's; each solution cell takes the student's code for that exercise; cells the
-student added are kept, after the instructor cell they followed. A solution cell whose metadata was
+This module is the one place that decides what each cell of a submission is. Whatever was done
+to a submission — test cells edited, deleted, duplicated or re-typed, nbgrader metadata stripped,
+provided code changed, kernelspec swapped — the notebook graded is built from the instructor's
+source: every markdown, provided, figure and test cell (hidden tests included) is the
+instructor's; each solution cell takes the student's code for that exercise; cells the student
+added are kept, after the instructor cell they followed. A solution cell whose metadata was
 stripped is found by the names it defines. Each intervention is reported in a one-line note.
+
+Every cell of the result carries its role in ``metadata.autograder.role`` (:func:`role`):
+``answer`` (with its ``exercise``), ``added``, ``test`` (with its ``exercise``), ``figure``
+(an instructor cell that only draws: ``*_show``) or ``instructor``. The kernel, the restrictions,
+Validate and the grade all read roles from here.
 """
 
 from __future__ import annotations
@@ -23,9 +29,41 @@ _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS[ \t]
 STUB = "raise NotImplementedError()"
 
 
+ANSWER, ADDED, TEST, FIGURE, INSTRUCTOR = "answer", "added", "test", "figure", "instructor"
+
+
 def visible(source: str) -> str:
     """A test cell as the student sees it: without the hidden tests."""
     return _HIDDEN.sub("", source).strip()
+
+
+def split_hidden(source: str) -> tuple[str, str]:
+    """(the visible part, the hidden tests) of a test cell's source."""
+    hidden = "\n".join(m.group(0) for m in _HIDDEN.finditer(source))
+    hidden = re.sub(r"^[ \t]*### (BEGIN|END) HIDDEN TESTS.*$", "", hidden, flags=re.MULTILINE)
+    return _HIDDEN.sub("", source), hidden
+
+
+def role(cell: NotebookNode) -> str:
+    """The role :func:`assemble` gave a cell."""
+    return cell.get("metadata", {}).get("autograder", {}).get("role", INSTRUCTOR)
+
+
+def exercise_of(cell: NotebookNode) -> str | None:
+    """The exercise an answer or test cell belongs to."""
+    return cell.get("metadata", {}).get("autograder", {}).get("exercise")
+
+
+def answer_exercise(solution_id: str) -> str:
+    """The exercise a solution cell answers: ``pad2d_code`` answers ``pad2d``."""
+    return solution_id[: -len("_code")] if solution_id.endswith("_code") else solution_id
+
+
+def _mark(cell: NotebookNode, kind: str, exercise: str | None = None) -> None:
+    meta = cell.setdefault("metadata", {}).setdefault("autograder", {})
+    meta["role"] = kind
+    if exercise:
+        meta["exercise"] = exercise
 
 
 def defined_names(code: str) -> set[str]:
@@ -119,6 +157,13 @@ def assemble(source: NotebookNode, submitted: NotebookNode) -> tuple[NotebookNod
         gid = meta.get("grade_id")
         if meta.get("solution"):
             cell.source = answers[gid]
+            _mark(cell, ANSWER, answer_exercise(gid))
+        elif meta.get("grade") and cell.cell_type == "code":
+            _mark(cell, TEST, gid)
+        elif cell.cell_type == "code" and str(gid or "").endswith("_show"):
+            _mark(cell, FIGURE)
+        else:
+            _mark(cell, INSTRUCTOR)
         cell.outputs = [] if cell.cell_type == "code" else cell.get("outputs", None) or []
         if cell.cell_type != "code":
             cell.pop("outputs", None)
@@ -142,5 +187,5 @@ def _student_cell(cell: NotebookNode, n: int) -> NotebookNode:
     else:
         out = nbformat.v4.new_raw_cell(cell.get("source", ""))
     out.id = f"added-by-student-{n}"  # fixed ids: the same submission gives the same notebook
-    out.metadata["autograder"] = {"added_by_student": True}
+    _mark(out, ADDED)
     return out

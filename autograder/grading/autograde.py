@@ -22,14 +22,16 @@ run is never replaced by an unreadable resubmission.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -37,8 +39,9 @@ from pathlib import Path
 
 import nbformat
 
-from .. import __version__
+from .. import __version__, secret
 from ..course import Course, UsageError
+from . import feedback as pages
 from .nbgrader_cli import flags, jupyter_home, nbgrader
 from .notebooks import graded_cells
 from .progress import counter
@@ -81,8 +84,15 @@ def find_submissions(submissions_dir: Path, assignment: str) -> tuple[list[Submi
     if not submissions_dir.is_dir():
         raise UsageError(f"{submissions_dir} is a file; pass the folder that holds one folder per student")
     found, skipped = [], []
-    for entry in sorted(submissions_dir.iterdir()):
+    try:
+        entries = sorted(submissions_dir.iterdir())
+    except OSError as exc:
+        raise UsageError(f"cannot list {submissions_dir}: {exc.strerror}") from None
+    for entry in entries:
         if entry.name.startswith("."):
+            continue
+        if entry.is_symlink():
+            skipped.append(f"{entry.name!r}: a symbolic link, not a student folder; ignored")
             continue
         if not entry.is_dir():
             skipped.append(f"{entry.name}: a file at the top level, not a student folder; ignored")
@@ -91,6 +101,9 @@ def find_submissions(submissions_dir: Path, assignment: str) -> tuple[list[Submi
             skipped.append(f"{entry.name!r}: not usable as a student id (letters, digits, . _ @ + - only); ignored")
             continue
         nested = entry / assignment
+        if nested.is_symlink():
+            skipped.append(f"{entry.name}/{assignment}: a symbolic link, not a folder; ignored")
+            continue
         found.append(Submission(entry.name, nested if nested.is_dir() else entry))
     if not found:
         raise UsageError(f"no student folders in {submissions_dir}; expected <student_id>/<notebook>.ipynb")
@@ -126,8 +139,14 @@ class ClassGrader:
         self.sources = {name: nbformat.read(path, as_version=4) for name, path in self.source_paths.items()}
         self.cells = {name: graded_cells(nb) for name, nb in self.sources.items()}
         self.source_digest = hashlib.sha256(b"".join(p.read_bytes() for p in self.source_paths.values())).hexdigest()
+        try:
+            self.secret = secret.load(course.work)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"the course secret cannot be read: {exc}") from None
         self.fingerprint = json.dumps([self.source_digest, self.limits.as_json(), cell_timeout, submission_timeout,
-                                       __version__, _package_digest()])
+                                       __version__, _package_digest(), hashlib.sha256(self.secret).hexdigest()[:16]])
+        self.workers = threading.local()
+        self.all_workers: list[Worker] = []
 
     @property
     def exercises(self) -> list[tuple[str, float]]:
@@ -187,38 +206,37 @@ class ClassGrader:
         return zero_result(job, status, message), f"{sub.student}: {message}"
 
     def grade_one(self, job: Job) -> StudentResult:
-        """Run the worker process for one student and read back the result it committed."""
+        """Hand one student to this thread's worker process and read back the result it committed."""
         jobs = self.out / "jobs" / self.assignment
         jobs.mkdir(parents=True, exist_ok=True)
         job_path = jobs / f"{job.student}.json"
         job.save(job_path)
         log = self.out / "logs" / self.assignment / f"{job.student}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
         result_file = result_path(self.out, self.assignment, job.student)
         stale = result_file.stat().st_mtime_ns if result_file.is_file() else None
-        with log.open("w") as fh:
-            proc = subprocess.Popen([sys.executable, "-m", "autograder.grading.worker", str(job_path)],
-                                    cwd=self.out, stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env={**os.environ, **self.env})
-            try:
-                code = proc.wait(timeout=self.submission_timeout + 120)
-            except subprocess.TimeoutExpired:
-                code = None
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait()
+        worker = getattr(self.workers, "worker", None)
+        if worker is None or not worker.alive():
+            worker = self.workers.worker = Worker(self.out, {**os.environ, **self.env,
+                                                             "AUTOGRADER_SECRET": self.secret.decode()},
+                                                  self.out / "logs" / self.assignment / f"_worker_{len(self.all_workers)}.log")
+            self.all_workers.append(worker)
+        finished = worker.run(job_path, self.submission_timeout + 120)
+        if not finished:
+            worker.stop()
+            self.workers.worker = None
         job_path.unlink(missing_ok=True)
         if result_file.is_file() and result_file.stat().st_mtime_ns != stale:
             result = StudentResult.load(result_file)
             if result.digest == job.digest:
                 return result
-        why = "did not finish in time" if code is None else f"stopped with status {code}"
+        why = "did not finish in time" if worker.timed_out else f"stopped with status {worker.returncode()}"
         result = zero_result(job, ERROR, f"grading {why} (log: {log})")
         result.save(self.out)
         return result
+
+    def stop_workers(self) -> None:
+        for worker in self.all_workers:
+            worker.stop()
 
     # -- the gradebook, written by this process only ---------------------------------------------
 
@@ -241,45 +259,69 @@ class ClassGrader:
                         grade.needs_manual_grade = False
             gb.db.commit()
 
-    def _write_error_feedback(self, result: StudentResult) -> None:
-        folder = self.out / "feedback" / result.student / self.assignment
-        shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        for name in self.notebooks:
-            (folder / f"{name}.html").write_text(
-                "<!doctype html><meta charset='utf-8'><title>Feedback</title>"
-                f"<h1>{html.escape(self.assignment)}: {html.escape(name)}</h1>"
-                f"<p><b>Score: 0 / {self.max_score:g}</b> ({html.escape(result.status)})</p>"
-                f"<p>{html.escape(result.message)}</p>"
-                "<p>Fix the problem and submit again; your notebook was not graded.</p>")
-
-    # -- the class ------------------------------------------------------------------------------
-
-    def feedback(self, results: list[StudentResult], fresh: set[str], workers: int = 1) -> None:
-        """nbgrader's HTML feedback for the students graded in this run (``fresh``), split over
-        ``workers`` processes; a one-page explanation for those who could not be graded."""
+    def feedback(self, results: list[StudentResult], fresh: set[str]) -> None:
+        """A one-page explanation for the students of this run who could not be graded (graded
+        students' feedback was rendered by their worker, beside their graded notebook)."""
         for result in results:
             if result.status != GRADED and result.student in fresh:
                 shutil.rmtree(self.root / "autograded" / result.student / self.assignment, ignore_errors=True)
-                self._write_error_feedback(result)
-        graded = sorted(r.student for r in results if r.status == GRADED and r.student in fresh
-                        and (self.root / "autograded" / r.student / self.assignment).is_dir())
-        if not graded:
-            return
-        everyone = sorted(p.parent.name for p in (self.root / "autograded").glob(f"*/{self.assignment}"))
-        chunks = [graded[i::workers] for i in range(min(workers, len(graded)))]
+                folder = self.out / "feedback" / result.student / self.assignment
+                shutil.rmtree(folder, ignore_errors=True)
+                for name in self.notebooks:
+                    pages.error_page(folder / f"{name}.html", self.assignment, name, result.status, result.message,
+                                     self.max_score)
 
-        def one(i: int, chunk: list[str]):
-            exclude = ",".join(s for s in everyone if s not in chunk)
-            return self.run(["generate_feedback", self.assignment, "--force",
-                             f"--CourseDirectory.student_id_exclude={exclude}"],
-                            log=self.out / "logs" / self.assignment / f"_generate_feedback_{i}.log")
 
-        with ThreadPoolExecutor(max_workers=len(chunks)) as pool:
-            runs = list(pool.map(one, range(len(chunks)), chunks))
-        failed = [run for run in runs if not run.ok]
-        if failed:
-            raise UsageError(f"generate_feedback failed: {'; '.join(failed[0].errors()[-2:])}")
+class Worker:
+    """A long-lived ``python -m autograder.grading.worker --serve`` process: one job file per line
+    in, ``done <student>`` per line out. It dies with the grader (and its kernels with it)."""
+
+    def __init__(self, cwd: Path, env: dict[str, str], log: Path):
+        log.parent.mkdir(parents=True, exist_ok=True)
+        self.log = log.open("ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "autograder.grading.worker", "--serve"], cwd=cwd,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
+                                     start_new_session=True, env=env)
+        self.buffer = b""
+        self.timed_out = False
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def returncode(self) -> int | None:
+        return self.proc.poll()
+
+    def run(self, job: Path, timeout: float) -> bool:
+        """Grade ``job``; False when the worker died or ran past ``timeout`` seconds."""
+        self.timed_out = False
+        try:
+            self.proc.stdin.write(f"{job}\n".encode())
+            self.proc.stdin.flush()
+        except OSError:
+            return False
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.timed_out = True
+                return False
+            ready, _, _ = select.select([fd], [], [], min(left, 1.0))
+            if ready:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    return False
+                self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return line.startswith(b"done ")
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self.proc.wait()
+        self.log.close()
 
 
 def _package_digest() -> str:
@@ -334,19 +376,21 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
 
     bar = counter(total=len(submissions), initial=len(results), desc=f"grade {assignment}", unit="student",
                   enable=show_progress)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = {pool.submit(grader.grade_one, job): job for job in todo}
-        for future in as_completed(futures):
-            result = future.result()
-            results[result.student] = result
-            bar.set_postfix_str(f"{result.student} {result.score:g}/{result.max_score:g}")
-            bar.update(1)
-    bar.close()
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = {pool.submit(grader.grade_one, job): job for job in todo}
+            for future in as_completed(futures):
+                result = future.result()
+                results[result.student] = result
+                bar.set_postfix_str(f"{result.student} {result.score:g}/{result.max_score:g}")
+                bar.update(1)
+    finally:
+        grader.stop_workers()
+        bar.close()
     now = [results[sub.student] for sub in submissions]
     grader.record(now)
     grader.feedback(now, fresh={j.student for j in todo} | {s.student for s in submissions
-                                                            if results[s.student].status != GRADED},
-                    workers=workers)
+                                                            if results[s.student].status != GRADED})
 
     columns: dict[str, list[str]] = {}
     everything = load_all(out)

@@ -20,7 +20,7 @@ from pathlib import Path
 import nbformat
 from nbformat.notebooknode import NotebookNode
 
-from .sandbox import Limits, kernel_argv, kernel_env, sweep_cgroups
+from .sandbox import KernelSite, Limits, kernel_argv, kernel_env, sweep_cgroups
 
 OK = "ok"              # ran to the end without an error
 ERROR = "error"        # raised (the error output is in the cell)
@@ -56,7 +56,7 @@ def _signal_name(number: int) -> str:
 class SandboxedKernel:
     """One IPython kernel in its sandbox, talked to over IPC sockets in the scratch folder."""
 
-    def __init__(self, scratch: Path, limits: Limits, startup_timeout: float = 60.0):
+    def __init__(self, scratch: Path, limits: Limits, site: KernelSite, startup_timeout: float = 60.0):
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import KernelSpecManager
 
@@ -66,12 +66,12 @@ class SandboxedKernel:
         spec_dir = specs / "sandboxed"
         spec_dir.mkdir(parents=True, exist_ok=True)
         (spec_dir / "kernel.json").write_text(json.dumps({
-            "argv": kernel_argv(scratch, limits), "display_name": "sandboxed", "language": "python",
+            "argv": kernel_argv(scratch, limits, site), "display_name": "sandboxed", "language": "python",
             "interrupt_mode": "message", "env": {}}))
         self.km = KernelManager(kernel_name="sandboxed", kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)]),
                                 transport="ipc", ip=str(scratch / "kernel-ipc"),
                                 connection_file=str(scratch / "kernel-connection.json"))
-        self.km.start_kernel(env=kernel_env(scratch), cwd=str(scratch), stdout=subprocess.DEVNULL,
+        self.km.start_kernel(env=kernel_env(scratch, site), cwd=str(scratch), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
         self.kc = self.km.client()
         self.kc.start_channels()
@@ -194,49 +194,83 @@ def _error_reason(error: NotebookNode, limits: Limits) -> str:
     return f"{ename}: {evalue}" if evalue else ename
 
 
+class KernelSession:
+    """The kernel of one notebook, kept alive across lost kernels: a cell that kills its kernel (or
+    ignores an interrupt) costs that cell, and the next one gets a fresh kernel in which the cells
+    that had defined things run again, silently. ``deadline`` (monotonic seconds) bounds everything."""
+
+    def __init__(self, scratch: Path, limits: Limits, site: KernelSite, cell_timeout: float, deadline: float):
+        self.scratch, self.limits, self.site = scratch, limits, site
+        self.cell_timeout, self.deadline = cell_timeout, deadline
+        self.current: SandboxedKernel | None = None
+        self.started = 0
+        self.defined: list[str] = []  # cells that ran OK and define things, for a replacement kernel
+        self.broken: str | None = None  # why no kernel can be had any more
+
+    def kernel(self) -> SandboxedKernel:
+        """A live kernel, started (and brought up to date) if needed; KernelDied if none can be had."""
+        if self.current is not None and self.current.alive():
+            return self.current
+        if self.current is not None:
+            self.current.shutdown()
+            self.current = None
+        if self.broken:
+            raise KernelDied(self.broken)
+        if self.started > MAX_RESTARTS:
+            self.broken = f"the kernel was lost {self.started} times"
+            raise KernelDied(self.broken)
+        self.started += 1
+        try:
+            kernel = SandboxedKernel(self.scratch, self.limits, self.site)
+            for earlier in self.defined:
+                if kernel.execute(-1, earlier, self.cell_timeout).status == DIED:
+                    kernel.shutdown()
+                    raise KernelDied("the kernel died again while re-running the earlier cells")
+        except KernelDied as exc:
+            self.broken = str(exc)
+            raise
+        self.current = kernel
+        return kernel
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def run(self, index: int, code: str, replayable: bool = True) -> CellRun:
+        """Run one cell (never raises for what it does)."""
+        left = self.left()
+        if left <= 1:
+            return CellRun(index, SKIPPED, 0.0, "not run: the submission's time ran out")
+        try:
+            kernel = self.kernel()
+        except KernelDied as exc:
+            return CellRun(index, SKIPPED, 0.0, f"not run: {exc}")
+        run = kernel.execute(index, code, min(self.cell_timeout, max(1.0, left)))
+        if run.status == OK and replayable:
+            self.defined.append(code)
+        if not kernel.alive():
+            self.lose()
+        return run
+
+    def lose(self) -> None:
+        """Drop the current kernel (dead, or not to be trusted any more); the next use starts one."""
+        if self.current is not None:
+            self.current.shutdown()
+            self.current = None
+
+    def close(self) -> None:
+        self.lose()
+        sweep_cgroups()
+
+
 def run_cells(cells: list[tuple[int, str, bool]], scratch: Path, limits: Limits, cell_timeout: float,
-              budget: float) -> list[CellRun]:
+              budget: float, site: KernelSite | None = None) -> list[CellRun]:
     """Run ``cells`` ((index, code, replayable)) in order in a sandboxed kernel under ``scratch``.
 
     ``replayable`` cells (everything but the tests) are re-run, silently, in a replacement kernel so
     that later cells find what they defined. ``budget`` bounds the whole notebook's seconds.
     """
-    deadline = time.monotonic() + budget
-    runs: list[CellRun] = []
-    kernel: SandboxedKernel | None = None
-    started = 0
-    defined: list[str] = []  # replayable cells that ran OK, for a replacement kernel
+    session = KernelSession(scratch, limits, site or KernelSite(None), cell_timeout, time.monotonic() + budget)
     try:
-        for pos, (index, code, replayable) in enumerate(cells):
-            left = deadline - time.monotonic()
-            if left <= 1:
-                runs += [CellRun(i, SKIPPED, 0.0, f"not run: the submission's {budget:g} s in all ran out")
-                         for i, _, _ in cells[pos:]]
-                break
-            if kernel is None:
-                if started > MAX_RESTARTS:
-                    runs += [CellRun(i, SKIPPED, 0.0, f"not run: the kernel was lost {started} times")
-                             for i, _, _ in cells[pos:]]
-                    break
-                started += 1
-                try:
-                    kernel = SandboxedKernel(scratch, limits)
-                    for earlier in defined:  # bring back what the lost kernel had defined
-                        if kernel.execute(-1, earlier, cell_timeout).status == DIED:
-                            raise KernelDied("the kernel died again while re-running the earlier cells")
-                except KernelDied as exc:
-                    kernel = None
-                    runs += [CellRun(i, SKIPPED, 0.0, f"not run: {exc}") for i, _, _ in cells[pos:]]
-                    break
-            run = kernel.execute(index, code, min(cell_timeout, max(1.0, left)))
-            runs.append(run)
-            if run.status == OK and replayable:
-                defined.append(code)
-            if not kernel.alive():
-                kernel.shutdown()
-                kernel = None
+        return [session.run(index, code, replayable) for index, code, replayable in cells]
     finally:
-        if kernel is not None:
-            kernel.shutdown()
-        sweep_cgroups()
-    return runs
+        session.close()

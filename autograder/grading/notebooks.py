@@ -41,6 +41,9 @@ def read_submission(path: Path) -> NotebookNode:
     except json.JSONDecodeError as exc:
         raise Unreadable(f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno}, column "
                          f"{exc.colno}); the file is truncated or was edited outside Jupyter") from None
+    except (RecursionError, ValueError) as exc:
+        raise Unreadable(f"{path.name} is JSON nested too deeply or too large to read ({type(exc).__name__}); "
+                         "it is not a notebook saved by Jupyter") from None
     if not isinstance(data, dict) or not isinstance(data.get("cells"), list):
         raise Unreadable(f"{path.name} is JSON but not a Jupyter notebook (no list of cells)")
     major = data.get("nbformat")
@@ -53,8 +56,9 @@ def read_submission(path: Path) -> NotebookNode:
     except nbformat.ValidationError as exc:
         raise Unreadable(f"{path.name} does not follow the notebook format: "
                          f"{str(exc.message).splitlines()[0]}") from None
-    except Exception as exc:  # nbformat raises assorted errors on odd input
-        raise Unreadable(f"{path.name} cannot be read as a notebook: {exc}") from None
+    except Exception as exc:  # nbformat raises assorted errors on odd input (RecursionError included)
+        text = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        raise Unreadable(f"{path.name} cannot be read as a notebook: {text}") from None
     return nb
 
 

@@ -13,6 +13,7 @@ solutions, the gradebook, the output folder and other students' submissions are 
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -21,6 +22,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -68,16 +70,87 @@ def isolation_note() -> str:
             "bubblewrap: the network and the grading user's files were reachable (install bubblewrap)")
 
 
-def _readonly_mounts() -> list[str]:
-    """bubblewrap arguments showing the kernel what it needs, read-only: system folders, Python,
-    the virtual environment and the autograder package. Symlinked roots (/bin -> usr/bin) stay links."""
-    import autograder
+class KernelSite:
+    """The Python path of an assignment's kernels: a private folder of links to the virtual
+    environment's packages — without torch, scipy and scikit-learn for a NumPy-only assignment
+    (:data:`autograder.profiles.NOT_NUMPY`) — and a copy of only those modules of the course's
+    package that the assignment may use (:mod:`autograder.profiles`): never the references, the
+    models, the suites or the grader. A forbidden package is replaced by a stub whose import fails
+    with a sentence saying why. The kernel runs ``python -S`` with this folder as ``PYTHONPATH``;
+    inside bubblewrap only these packages are mounted, so nothing else can be put back on the path.
+    """
 
+    def __init__(self, assignment: str | None):
+        from .. import profiles
+
+        self.assignment = assignment
+        self.profile = profiles.profile(assignment) if assignment else profiles.profile("")
+        self.path = Path(tempfile.mkdtemp(prefix="ag-site-"))
+        self.path.chmod(0o755)
+        atexit.register(shutil.rmtree, self.path, True)
+        self.targets: list[str] = []  # real paths the links point to (what bubblewrap must mount)
+        self.sites = sorted({os.path.realpath(p) for p in (sysconfig.get_paths()["purelib"],
+                                                            sysconfig.get_paths()["platlib"]) if os.path.isdir(p)})
+        blocked = set(profiles.NOT_NUMPY) if self.profile.numpy_only else set()
+        for site in self.sites:
+            for entry in sorted(os.listdir(site)):
+                top = entry.split("-")[0].split(".")[0].lower()
+                if top in blocked or _course_install(entry) or (self.path / entry).exists():
+                    continue
+                real = os.path.realpath(os.path.join(site, entry))
+                (self.path / entry).symlink_to(real)
+                self.targets.append(real)
+        for name in sorted(blocked):
+            if name in ("scikit_learn", "scikit_image", "jaxlib", "nvidia"):
+                continue
+            stub = self.path / name
+            stub.mkdir(exist_ok=True)
+            (stub / "__init__.py").write_text(
+                f"raise ModuleNotFoundError({_stub_message(name, assignment)!r}, name={name!r})\n")
+        package = Path(__file__).resolve().parents[1]
+        mine = self.path / "autograder"
+        mine.mkdir()
+        for module in (*profiles.KERNEL_CORE, *self.profile.kernel_modules):
+            shutil.copy2(package / f"{module}.py", mine / f"{module}.py")
+        if "datasets" in self.profile.kernel_modules:  # scikit-learn's photos, without scikit-learn
+            from ..datasets import _photos_folder
+
+            photos = os.path.realpath(_photos_folder())
+            (mine / "photos").symlink_to(photos)
+            self.targets.append(photos)
+
+    def mounts(self) -> list[str]:
+        """bubblewrap arguments: each linked package at its real path, and the folder itself."""
+        out = []
+        for site in self.sites:
+            out += ["--tmpfs", site]  # hide whatever else lives there (a venv inside a bound root)
+        for real in self.targets:
+            out += ["--ro-bind", real, real]
+        for site in self.sites:
+            out += ["--remount-ro", site]
+        return out + ["--ro-bind", str(self.path), str(self.path)]
+
+
+def _course_install(entry: str) -> bool:
+    """The course package's own install (an editable finder, its .pth, its metadata)."""
+    low = entry.lower()
+    return (low.startswith(("__editable__", "convnets_autograder", "autograder", "_distutils_hack"))
+            or low == "distutils-precedence.pth")
+
+
+def _stub_message(name: str, assignment: str | None) -> str:
+    return (f"{name} is not available here: {assignment or 'this assignment'} is NumPy only, so its "
+            f"kernels have numpy (and the standard library) but not {name}. Write the exercise with numpy.")
+
+
+def _readonly_mounts(site: KernelSite) -> list[str]:
+    """bubblewrap arguments showing the kernel what it needs, read-only: system folders, the Python
+    installation, the virtual environment's interpreter, and the kernel site (which hides every
+    package the assignment may not use). Symlinked roots (/bin -> usr/bin) stay links."""
     roots = ["/usr", "/bin", "/lib", "/lib64", "/lib32", "/sbin", "/etc/alternatives", "/etc/ssl",
              "/etc/localtime", "/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/passwd",
              "/etc/group", "/etc/nsswitch.conf", "/etc/fonts", "/etc/matplotlibrc",
-             sys.base_prefix, sys.prefix, sysconfig.get_paths()["purelib"],
-             str(Path(autograder.__file__).resolve().parent)]
+             sys.base_prefix, sys.prefix]
     binds, links = [], []
     for root in roots:
         if not os.path.lexists(root):
@@ -91,13 +164,13 @@ def _readonly_mounts() -> list[str]:
     mounts = []
     for real in binds:
         mounts += ["--ro-bind", real, real]
-    return mounts + links
+    return mounts + links + site.mounts()
 
 
-def kernel_argv(scratch: Path, limits: Limits) -> list[str]:
+def kernel_argv(scratch: Path, limits: Limits, site: KernelSite) -> list[str]:
     """The kernelspec argv for a kernel confined to ``scratch`` ({connection_file} left for Jupyter)."""
     python = sys.executable
-    kernel = [python, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+    kernel = [python, "-S", "-m", "ipykernel_launcher", "-f", "{connection_file}",
               "--HistoryManager.enabled=False", "--IPKernelApp.trio_loop=False"]
     boxed = isolation() == BUBBLEWRAP
     wrapper = [python, "-I", "-m", "autograder.grading.sandbox", limits.as_json(), "nproc" if boxed else "-", "--"]
@@ -106,16 +179,17 @@ def kernel_argv(scratch: Path, limits: Limits) -> list[str]:
     scratch = str(scratch.resolve())
     bwrap = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
              "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
-    bwrap += _readonly_mounts()
+    bwrap += _readonly_mounts(site)
     bwrap += ["--bind", scratch, scratch, "--chdir", scratch, "--setenv", "HOME", scratch,
               "--setenv", "TMPDIR", "/tmp", "--unsetenv", "JPY_PARENT_PID", "--"]
     return [*wrapper, *bwrap, *kernel]
 
 
-def kernel_env(scratch: Path) -> dict[str, str]:
+def kernel_env(scratch: Path, site: KernelSite) -> dict[str, str]:
     """The whole environment of a grading kernel: nothing inherited but PATH and the locale."""
     env = {
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "PYTHONPATH": str(site.path),
         "HOME": str(scratch),
         "TMPDIR": str(scratch),
         "LANG": "C.UTF-8",
@@ -134,8 +208,6 @@ def kernel_env(scratch: Path) -> dict[str, str]:
         "JUPYTER_DATA_DIR": str(scratch / ".jupyter-data"),
         "IPYTHONDIR": str(scratch / ".ipython"),
     }
-    if "AUTOGRADER_DEVICE" in os.environ:
-        env["AUTOGRADER_DEVICE"] = os.environ["AUTOGRADER_DEVICE"]
     return env
 
 

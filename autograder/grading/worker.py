@@ -1,10 +1,23 @@
-"""Grading one student, in a process of its own: ``python -m autograder.grading.worker JOB.json``.
+"""Grading one student, outside the student's process: assemble, run, judge, score, write.
 
-Reads the submitted notebooks (a bad one is one line and 0), assembles the notebook to run from
-the instructor's source (:mod:`.assemble`), runs it in a sandboxed kernel in a scratch folder
-(:mod:`.execute`), scores each test cell, applies the NumPy-only and integrity rules, and writes the autograded
-notebooks and then — last, atomically — the student's result JSON, which is the commit point a
-resumed batch trusts. It never touches the gradebook: the class grader writes that alone.
+:func:`grade_notebook` is the one path Validate and grade share. For one submitted notebook it
+
+1. assembles the notebook to grade from the instructor's source (:mod:`.assemble`, which decides
+   every cell's role);
+2. runs the notebook's own cells — the provided code, the student's answers and added cells — in
+   a sandboxed kernel whose Python path is the assignment's (:mod:`.execute`, :mod:`.sandbox`);
+   figure cells (``*_show``) are not run, and test cells never run in the kernel;
+3. at each test cell, judges the exercise from here (:mod:`.judge`): the instructor's test code
+   runs in this process against the kernel, through the data-only protocol;
+4. charges an exercise that uses a function its own text forbids (:mod:`.restrictions`).
+
+:func:`grade` does that for every notebook of a job and writes the graded notebooks, their HTML
+feedback and then — last, atomically — the student's result JSON, the commit point a resumed batch
+trusts. It never touches the gradebook: the class grader writes that alone.
+
+``python -m autograder.grading.worker --serve`` is a long-lived worker: it reads job files from
+its standard input, one per line, and answers ``done <student>`` for each, so that the imports
+(PyTorch, the references, nbconvert) are paid once per worker instead of once per student.
 """
 
 from __future__ import annotations
@@ -15,17 +28,20 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
+from nbformat.notebooknode import NotebookNode
 
-from . import integrity, numpy_only
-from .assemble import assemble
-from .execute import DIED, OK, OUTPUT, SKIPPED, TIMEOUT, run_cells
+from .. import secret
+from . import feedback, restrictions
+from .assemble import ADDED, FIGURE, TEST, assemble, role, visible
+from .execute import DIED, OUTPUT, SKIPPED, TIMEOUT, KernelSession
 from .notebooks import Unreadable, graded_cells, nbgrader_meta, read_submission
 from .results import ERROR, GRADED, MISSING, UNREADABLE, CellResult, StudentResult, first_line
-from .sandbox import Limits
+from .sandbox import KernelSite, Limits
 
 
 @dataclass
@@ -51,12 +67,12 @@ class Job:
 
 def digest(folder: Path, notebooks: list[str], fingerprint: str) -> str:
     """What a grade depends on: the submitted notebooks' bytes and the grader's ``fingerprint``
-    (sources, settings, grading code); a resumed batch keeps results whose digest matches."""
+    (sources, settings, grading code, course secret); a resumed batch keeps results whose digest matches."""
     h = hashlib.sha256(fingerprint.encode())
     for name in notebooks:
         path = folder / f"{name}.ipynb"
         h.update(path.name.encode())
-        h.update(path.read_bytes() if path.is_file() else b"<missing>")
+        h.update(path.read_bytes() if path.is_file() and not path.is_symlink() else b"<missing>")
     return h.hexdigest()
 
 
@@ -66,13 +82,103 @@ def exercise_id(assignment_notebooks: list[str], name: str, gid: str) -> str:
     return f"{name}:{gid}" if len(assignment_notebooks) > 1 else gid
 
 
-def grade(job: Job) -> StudentResult:
+# ---------------------------------------------------------------------------------------------
+# One notebook: the path Validate and grade share
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Graded:
+    notebook: NotebookNode  # what was graded, with outputs and verdicts, safe to show
+    verdicts: list  # judge.Verdict per test cell, in notebook order
+    notes: list[str] = field(default_factory=list)  # what the grader did with the notebook
+    charged: dict = field(default_factory=dict)  # exercise -> the restriction it broke
+    seconds: float = 0.0
+    cell_seconds: float = 0.0
+
+
+_SITES: dict[str, KernelSite] = {}
+
+
+def site_for(assignment: str) -> KernelSite:
+    """The assignment's kernel Python path, made once per process."""
+    if assignment not in _SITES:
+        _SITES[assignment] = KernelSite(assignment)
+    return _SITES[assignment]
+
+
+def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: str, *, limits: Limits,
+                   cell_timeout: float, deadline: float, hidden: bool, log: Any = None) -> Graded:
+    """Assemble, run and judge one submitted notebook (see the module's docstring)."""
+    from . import judge
+
+    nb, notes = assemble(source, submitted)
+    start = time.monotonic()
+    scratch = Path(tempfile.mkdtemp(prefix="ag-"))
+    scratch.chmod(0o700)
+    session = KernelSession(scratch, limits, site_for(assignment), cell_timeout, deadline)
+    channel = judge.AgentChannel(session)
+    verdicts, cell_seconds = [], 0.0
+    try:
+        for i, cell in enumerate(nb.cells):
+            kind = role(cell)
+            if cell.cell_type == "markdown" and kind == ADDED:
+                feedback.safe_markdown(cell)
+            if cell.cell_type != "code":
+                continue
+            if kind == FIGURE:
+                cell.outputs, cell.execution_count = [], None
+                continue
+            if kind == TEST:
+                meta = nbgrader_meta(cell)
+                gid, pts = meta["grade_id"], float(meta.get("points", 0))
+                left = session.left()
+                if left <= 1:
+                    verdict = judge.Verdict(gid, pts, False, "not run: the submission's time ran out")
+                else:
+                    verdict = judge.judge(channel, gid, pts, cell.source, hidden=hidden,
+                                          seconds=min(cell_timeout, left), log=log)
+                verdicts.append(verdict)
+                cell_seconds += verdict.seconds
+                cell.source = visible(cell.source)  # the feedback never shows the hidden tests
+                cell.outputs = feedback.verdict_outputs(verdict.passed, verdict.message, verdict.output)
+                cell.execution_count = i + 1
+                continue
+            run = session.run(i, cell.source)
+            cell_seconds += run.seconds
+            cell.outputs = feedback.safe_outputs(run.outputs)
+            cell.execution_count = None if run.status == SKIPPED else i + 1
+            if run.status in (TIMEOUT, OUTPUT, DIED):
+                gid = nbgrader_meta(cell).get("grade_id")
+                where = f"solution cell {gid}" if gid else f"cell {i + 1}"
+                notes.append(f"{where}: {first_line(run.reason)}")
+    finally:
+        session.close()
+        shutil.rmtree(scratch, ignore_errors=True)
+    charged = restrictions.check(nb, assignment)
+    for verdict in verdicts:
+        if verdict.grade_id in charged:
+            verdict.passed, verdict.hidden = False, False
+            verdict.message = restrictions.explain(verdict.grade_id, charged[verdict.grade_id], assignment)
+        elif not verdict.passed and verdict.message and "MemoryError" in verdict.message:
+            verdict.message += f" (each kernel's memory cap is {limits.memory_mb} MiB)"
+    for cell in nb.cells:  # the restriction's message where the student will look: the test cell
+        if role(cell) == TEST and nbgrader_meta(cell).get("grade_id") in charged:
+            gid = nbgrader_meta(cell)["grade_id"]
+            cell.outputs = feedback.verdict_outputs(False, restrictions.explain(gid, charged[gid], assignment), "")
+    return Graded(nb, verdicts, notes, charged, time.monotonic() - start, cell_seconds)
+
+
+# ---------------------------------------------------------------------------------------------
+# One student
+# ---------------------------------------------------------------------------------------------
+
+def grade(job: Job, log: Any = None) -> StudentResult:
     out = Path(job.out)
     folder = Path(job.folder)
     limits = Limits(**job.limits)
     sources = {name: nbformat.read(job.sources[name], as_version=4) for name in job.notebooks}
     max_score = sum(p for nb in sources.values() for _, p in graded_cells(nb))
-    feedback = f"feedback/{job.student}/{job.assignment}/"
+    where = f"feedback/{job.student}/{job.assignment}/"
     submitted, status, problem = read_notebooks(folder, job.notebooks, job.student)
     if problem:
         return zero_result(job, status, problem)
@@ -83,50 +189,26 @@ def grade(job: Job) -> StudentResult:
     dest = out / "nbgrader" / "autograded" / job.student / job.assignment
     shutil.rmtree(dest, ignore_errors=True)
     dest.mkdir(parents=True)
+    deadline = time.monotonic() + job.budget
+    rendered = []
     for name in job.notebooks:
-        nb, assembly_notes = assemble(sources[name], submitted[name])
-        notes += [f"{name}: {n}" if len(job.notebooks) > 1 else n for n in assembly_notes]
-        code = [(i, c.source, not _is_test(c)) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-        scratch = Path(tempfile.mkdtemp(prefix=f"grade-{job.student}-"))
-        try:
-            scratch.chmod(0o700)
-            start = time.monotonic()
-            runs = {r.index: r for r in run_cells(code, scratch, limits, job.cell_timeout, job.budget - seconds)}
-            seconds += time.monotonic() - start
-            cell_seconds += sum(r.seconds for r in runs.values())
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        for i, cell in enumerate(nb.cells):
-            if i in runs:
-                cell.outputs = runs[i].outputs
-                cell.execution_count = None if runs[i].status == SKIPPED else i + 1
-        events = _events(nb, runs)
-        notes += events
-        charged = numpy_only.check_notebook(submitted[name], sources[name]) if numpy_only.applies_to(job.assignment) else {}
-        door = integrity.check_notebook(submitted[name], sources[name])
-        for i, cell in enumerate(nb.cells):
-            if not _is_test(cell):
-                continue
-            gid, pts = nbgrader_meta(cell)["grade_id"], float(nbgrader_meta(cell).get("points", 0))
-            run = runs.get(i)
-            reason = _failure(cell, run)
-            if reason and "MemoryError" in reason and "memory cap" not in reason:
-                reason += f" (each kernel's memory cap is {limits.memory_mb} MiB)"
-            if door:
-                why = integrity.explain(door)
-                cell.outputs.insert(0, nbformat.v4.new_output("error", ename="IntegrityRule", evalue=why, traceback=[]))
-                reason = why
-            elif gid in charged:
-                why = numpy_only.explain(gid, charged[gid])
-                cell.outputs.insert(0, nbformat.v4.new_output("error", ename="NumPyOnly", evalue=why, traceback=[]))
-                reason = why
-            cells.append(CellResult(exercise_id(job.notebooks, name, gid), 0.0 if reason else pts, pts, reason))
-        mine = {exercise_id(job.notebooks, name, gid) for gid, _ in graded_cells(sources[name])}
-        nb.cells.insert(0, _report_cell([c for c in cells if c.grade_id in mine], assembly_notes + events))
-        path = dest / f"{name}.ipynb"
-        nbformat.write(nb, path)
-    message = "; ".join(notes)
-    return StudentResult(job.student, job.assignment, GRADED, max_score, cells, message, feedback,
+        graded = grade_notebook(sources[name], submitted[name], job.assignment, limits=limits,
+                                cell_timeout=job.cell_timeout, deadline=deadline, hidden=True, log=log)
+        notes += [f"{name}: {n}" if len(job.notebooks) > 1 else n for n in graded.notes]
+        seconds += graded.seconds
+        cell_seconds += graded.cell_seconds
+        mine = []
+        for v in graded.verdicts:
+            cell = CellResult(exercise_id(job.notebooks, name, v.grade_id), v.points, v.max_points,
+                              None if v.passed else (v.message or "failed"))
+            cells.append(cell)
+            mine.append((cell.grade_id, cell.points, cell.max_points, cell.reason))
+        graded.notebook.cells.insert(0, feedback.report_cell(job.assignment, mine, graded.notes))
+        nbformat.write(graded.notebook, dest / f"{name}.ipynb")
+        rendered.append((name, graded.notebook))
+    for name, nb in rendered:
+        feedback.render(nb, out / where / f"{name}.html")
+    return StudentResult(job.student, job.assignment, GRADED, max_score, cells, "; ".join(notes), where,
                          digest=job.digest, seconds=round(seconds, 1), cell_seconds=round(cell_seconds, 1))
 
 
@@ -135,8 +217,15 @@ def read_notebooks(folder: Path, notebooks: list[str], student: str) -> tuple[di
     submitted, problems, status = {}, [], GRADED
     for name in notebooks:
         path = folder / f"{name}.ipynb"
+        if path.is_symlink():
+            status = UNREADABLE if status == GRADED else status
+            problems.append(f"{name}.ipynb is a symbolic link; hand in the notebook file itself")
+            continue
         if not path.is_file():
-            others = sorted(p.name for p in folder.glob("*.ipynb"))
+            try:
+                others = sorted(p.name for p in folder.glob("*.ipynb"))
+            except OSError:
+                others = []
             status = MISSING
             problems.append(f"no {name}.ipynb in {student}/"
                             + (f" (found: {', '.join(others)})" if others else " (no notebooks at all)"))
@@ -149,23 +238,6 @@ def read_notebooks(folder: Path, notebooks: list[str], student: str) -> tuple[di
     return ({}, status, "; ".join(problems)) if problems else (submitted, GRADED, None)
 
 
-def _report_cell(cells: list[CellResult], notes: list[str]):
-    """A markdown cell opening the feedback: the score, every lost point and why, and the notes."""
-    got, total = sum(c.points for c in cells), sum(c.max_points for c in cells)
-    lines = ["## Grading report", "", f"**{got:g} / {total:g} points.**", ""]
-    lost = [c for c in cells if c.points < c.max_points]
-    if lost:
-        lines += ["Points lost:", ""]
-        lines += [f"- `{c.grade_id}` (−{c.max_points - c.points:g}): {first_line(c.reason, 400)}" for c in lost]
-    else:
-        lines.append("No points lost.")
-    if notes:
-        lines += ["", "What the grader did with your notebook:", ""] + [f"- {n}" for n in notes]
-    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
-    cell.id = "grading-report"
-    return cell
-
-
 def zero_result(job: Job, status: str, message: str) -> StudentResult:
     """0 in every test cell, with the one-line reason."""
     sources = {name: nbformat.read(job.sources[name], as_version=4) for name in job.notebooks}
@@ -175,39 +247,8 @@ def zero_result(job: Job, status: str, message: str) -> StudentResult:
                          f"feedback/{job.student}/{job.assignment}/", digest=job.digest)
 
 
-def _is_test(cell) -> bool:
-    meta = nbgrader_meta(cell)
-    return cell.cell_type == "code" and bool(meta.get("grade")) and not meta.get("solution")
-
-
-def _failure(cell, run) -> str | None:
-    """Why a test cell earns nothing, or None when it passed."""
-    if run is None:
-        return "the cell did not run"
-    if run.status != OK:
-        return run.reason or run.status
-    for out in cell.outputs:
-        if out.get("output_type") == "stream" and out.get("name") == "stderr":
-            return ("the cell wrote to stderr, which counts as a failure (as in nbgrader's Validate): "
-                    + first_line(out.get("text")))
-    return None
-
-
-def _events(nb, runs) -> list[str]:
-    """One note per cell outside the tests that timed out, printed too much, or lost its kernel."""
-    notes = []
-    for i, cell in enumerate(nb.cells):
-        run = runs.get(i)
-        if run is None or _is_test(cell) or run.status not in (TIMEOUT, OUTPUT, DIED):
-            continue
-        gid = nbgrader_meta(cell).get("grade_id")
-        where = f"solution cell {gid}" if gid else f"cell {i + 1}"
-        notes.append(f"{where}: {first_line(run.reason)}")
-    return notes
-
-
 def _die_with_parent() -> None:
-    """A grader killed mid-batch takes its workers (and through bubblewrap, their kernels) with it."""
+    """A grader killed mid-batch takes its workers (and through them, their kernels) with it."""
     if sys.platform.startswith("linux"):
         try:
             import ctypes
@@ -218,17 +259,41 @@ def _die_with_parent() -> None:
             pass
 
 
+def run_job(path: Path) -> StudentResult:
+    """Grade the job at ``path`` and commit its result (a grader bug costs this student only)."""
+    job = Job.load(path)
+    log_path = Path(job.out) / "logs" / job.assignment / f"{job.student}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log, secret.using(_secret()):
+        try:
+            result = grade(job, log)
+        except Exception as exc:  # noqa: BLE001 - a grader bug or a file that vanished: this student only
+            import traceback
+
+            log.write(traceback.format_exc())
+            result = zero_result(job, ERROR, f"grading failed: {type(exc).__name__}: {exc}")
+    result.save(Path(job.out))
+    return result
+
+
+def _secret() -> bytes | None:
+    import os
+
+    value = os.environ.get("AUTOGRADER_SECRET")
+    return value.encode() if value else None
+
+
 def main(argv: list[str]) -> int:
     _die_with_parent()
-    job = Job.load(Path(argv[0]))
-    try:
-        result = grade(job)
-    except Exception as exc:  # a grader bug or a file that vanished: this student only
-        result = zero_result(job, ERROR, f"grading failed: {type(exc).__name__}: {exc}")
-        print(f"{job.student}: {result.message}", file=sys.stderr)
-        result.save(Path(job.out))
-        return 1
-    result.save(Path(job.out))
+    if argv[:1] == ["--serve"]:
+        for line in sys.stdin:
+            path = line.strip()
+            if not path:
+                continue
+            result = run_job(Path(path))
+            print(f"done {result.student}", flush=True)
+        return 0
+    run_job(Path(argv[0]))
     return 0
 
 

@@ -16,12 +16,11 @@ import torch
 
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, assert_equal, assert_raises, assert_unchanged, call
+from ..secret import seeds_for
 from ..seed import rng
 from . import forbid
 
-# NumPy exercises: the grader reads the code and zeroes any exercise that uses torch or scipy
-# (autograder.grading.numpy_only).
-NUMPY_ONLY = True
+hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
 # The worked example of the lecture (Dumoulin & Visin's guide to convolution arithmetic).
 WORKED_IMAGE = np.array([[3, 3, 2, 1, 0],

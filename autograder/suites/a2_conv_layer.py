@@ -16,11 +16,10 @@ import torch
 
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, assert_tuple, assert_unchanged, call
+from ..secret import seeds_for
 from ..seed import rng
 
-# NumPy exercises: the grader reads the code and zeroes any exercise that uses torch or scipy
-# (autograder.grading.numpy_only).
-NUMPY_ONLY = True
+hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
 # Numbers for the visible cases: (N, C, H, W), (F, KH, KW), stride, pad, dilation.
 VISIBLE = [

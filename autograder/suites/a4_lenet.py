@@ -37,9 +37,12 @@ from torch.utils.data import DataLoader, TensorDataset
 from .. import datasets, models
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_as, describe
+from ..secret import seeds_for
 from ..seed import rng
 from ..tolerances import tolerance
 from . import forbid, one_torch_thread
+
+hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
 LENET_PARAMS = 61_706  # LeNet-5 with 10 classes
 THRESHOLD = 0.90  # accuracy the trained LeNet-5 must reach on the perturbed held-out digits

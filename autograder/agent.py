@@ -1,0 +1,228 @@
+"""The kernel's end of the judge's protocol: answers requests about the notebook's objects.
+
+The judge (:mod:`autograder.grading.judge`) starts it by running one cell,
+``autograder.agent.serve(SOCKET)``, after the notebook's cells have defined the student's code.
+It then connects over a Unix socket in the kernel's scratch folder and asks, one frame at a
+time (:mod:`autograder.protocol`): call this function on these inputs, build this object, call
+this method, read this attribute, run this operation (:mod:`autograder.ops`) — and hands the
+answer back as plain data. Objects that are not data (a model, a cache, an instance of the
+student's class) stay here and travel as numbered handles.
+
+Everything in this module runs inside the student's process, so the student's code can change
+it; that only changes the data it returns, which the judge checks against its own references.
+Its job is to make *honest* answers easy to read: an exception becomes its type, its message and
+the lines of the student's code it came through; a value that is not data becomes a handle that
+says what it was.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import linecache
+import os
+import socket
+import tempfile
+import traceback
+from typing import Any
+
+from . import protocol
+from .protocol import Handle, ProtocolError, Refused
+
+MAX_MESSAGE = 2000  # characters of an exception message that cross
+
+
+class Agent:
+    def __init__(self, namespace: dict):
+        self.ns = namespace
+        self.objects: dict[int, Any] = {}
+        self.next_id = 1
+
+    # -- handles and references ------------------------------------------------------------------
+
+    def handle(self, obj: Any) -> Handle:
+        for hid, known in self.objects.items():  # the same object keeps its number
+            if known is obj:
+                return Handle(hid, protocol.describe_type(obj))
+        hid, self.next_id = self.next_id, self.next_id + 1
+        self.objects[hid] = obj
+        return Handle(hid, protocol.describe_type(obj))
+
+    def resolve(self, tag: str, node: dict, decoder: protocol.Decoder) -> Any:
+        if tag == "r":
+            name = node.get("name")
+            if type(name) is not str:
+                raise ProtocolError("a reference without a name")
+            if name not in self.ns:
+                raise NameError(f"name {name!r} is not defined: the notebook must define {name}")
+            return self.ns[name]
+        if tag == "h":
+            hid = node.get("id")
+            if hid not in self.objects:
+                raise ProtocolError(f"no object with handle {hid!r}")
+            return self.objects[hid]
+        from . import probes
+
+        return probes.build(node.get("name"), decoder.value(node.get("params")))
+
+    # -- one request -----------------------------------------------------------------------------
+
+    def answer(self, header: bytes, payload: bytes) -> bytes:
+        request_id = None
+        try:
+            request = protocol.decode(header, payload, resolve=self.resolve)
+            request_id = request.get("id")
+            return self.dispatch(request)
+        except KeyboardInterrupt:
+            return protocol.encode({"id": request_id, "interrupted": True})
+        except (ProtocolError, Refused) as exc:
+            return protocol.encode({"id": request_id, "error": f"{type(exc).__name__}: {exc}"})
+        except BaseException as exc:  # a NameError from a reference, a broken probe: the student's
+            return protocol.encode({"id": request_id}, raised=raised(exc))
+
+    def dispatch(self, request: dict) -> bytes:
+        from . import ops
+
+        op, rid = request.get("op"), request.get("id")
+        if op == "release":
+            for hid in request.get("ids") or []:
+                self.objects.pop(hid, None)
+            return protocol.encode({"id": rid, "ok": True})
+        if op == "hello":
+            return protocol.encode({"id": rid, "ok": True, "pid": os.getpid()})
+        args = list(request.get("args") or [])
+        kwargs = dict(request.get("kwargs") or {})
+        mirror = request.get("mirror") and op == "call"
+        before = {i: _snapshot(a) for i, a in enumerate(args) if _snapshot(a) is not None} if mirror else {}
+        try:
+            with _context(request.get("context") or {}):
+                if op == "call":
+                    result = request["target"](*args, **kwargs)
+                elif op in ops.OPERATIONS:
+                    result = ops.OPERATIONS[op](*args, **kwargs)
+                else:
+                    return protocol.encode({"id": rid, "error": f"unknown operation {op!r}"})
+        except KeyboardInterrupt:
+            return protocol.encode({"id": rid, "interrupted": True})
+        except BaseException as exc:  # noqa: BLE001 - whatever the student's code raises is the answer
+            return protocol.encode({"id": rid}, raised=raised(exc))
+        changed = {i: a for i, a in enumerate(args) if i in before and not _same(before[i], a)}
+        try:
+            return protocol.encode({"id": rid, "ok": True}, handle=self.handle, result=result,
+                                   mirror=changed)
+        except Refused as exc:
+            return protocol.encode({"id": rid, "refused": str(exc)})
+
+    # -- the loop --------------------------------------------------------------------------------
+
+    def serve(self, path: str) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.connect(path)
+        try:
+            while True:
+                try:
+                    prefix = _recv(sock, protocol.PREFIX_BYTES)
+                    if prefix is None:
+                        return
+                    header_len, payload_len = protocol.read_prefix(prefix)
+                    header = _recv(sock, header_len)
+                    payload = _recv(sock, payload_len) if payload_len else b""
+                    if header is None or payload is None:
+                        return
+                    if header == b'{"op":"bye"}':
+                        return
+                    reply = self.answer(header, payload)
+                except KeyboardInterrupt:  # an interrupt that arrived between requests
+                    continue
+                sock.sendall(reply)
+        finally:
+            sock.close()
+
+
+def _recv(sock: socket.socket, n: int) -> bytes | None:
+    chunks, left = [], n
+    while left:
+        chunk = sock.recv(min(left, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _snapshot(value: Any) -> Any:
+    """A copy of an array or tensor argument, to tell afterwards whether the call changed it."""
+    import numpy as np
+
+    if type(value) is np.ndarray:
+        return value.copy()
+    if type(value).__module__.startswith("torch"):
+        import torch
+
+        if type(value) is torch.Tensor:
+            return value.detach().clone()
+    return None
+
+
+def _same(before: Any, after: Any) -> bool:
+    """Whether an argument is as it was before the call (NaN equal to NaN)."""
+    import numpy as np
+
+    if type(before) is np.ndarray:
+        return (type(after) is np.ndarray and after.shape == before.shape and after.dtype == before.dtype
+                and np.array_equal(after, before, equal_nan=after.dtype.kind == "f"))
+    import torch
+
+    if type(after) is not torch.Tensor or after.shape != before.shape or after.dtype != before.dtype:
+        return False
+    now = after.detach()
+    if now.is_floating_point():
+        return bool(torch.equal(torch.nan_to_num(now, nan=0.5), torch.nan_to_num(before, nan=0.5))
+                    and torch.equal(torch.isnan(now), torch.isnan(before)))
+    return bool(torch.equal(now, before))
+
+
+@contextlib.contextmanager
+def _context(context: dict):
+    """What a call runs under: NumPy's floating-point error handling, PyTorch's random seed."""
+    with contextlib.ExitStack() as stack:
+        if context.get("errstate"):
+            import numpy as np
+
+            stack.enter_context(np.errstate(**{k: v for k, v in context["errstate"].items()
+                                               if k in ("all", "over", "under", "divide", "invalid")}))
+        if context.get("torch_seed") is not None:
+            import torch
+
+            torch.manual_seed(int(context["torch_seed"]))
+        yield
+
+
+def _is_cell(filename: str) -> bool:
+    """Whether a frame's file is a notebook cell (ipykernel writes each cell to a temporary file)."""
+    return filename.startswith((os.path.join(tempfile.gettempdir(), "ipykernel_"), "<ipython-input", "<cell"))
+
+
+def raised(exc: BaseException) -> dict:
+    """An exception as data: its type, the built-in types it is one of, its message, and the lines of
+    the notebook's code it passed through (never the grader's own frames)."""
+    try:
+        message = str(exc)
+    except Exception:  # noqa: BLE001 - an exception whose __str__ fails still has a type
+        message = "(its message could not be read)"
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE] + "…"
+    where = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if _is_cell(frame.filename):
+            line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
+            where.append([str(frame.name), int(frame.lineno or 0), line[:200]])
+    bases = [c.__name__ for c in type(exc).__mro__ if c.__module__ == "builtins"]
+    return {"type": type(exc).__name__[:100], "bases": bases, "message": message, "where": where[-3:]}
+
+
+def serve(path: str) -> None:
+    """Answer the judge on ``path`` until it says goodbye (run as one cell by the judge)."""
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    Agent(shell.user_ns if shell is not None else {}).serve(path)

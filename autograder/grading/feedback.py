@@ -1,0 +1,138 @@
+"""What a student (and an instructor) reads after grading: the graded notebook and its HTML.
+
+The autograded notebook opens with a *grading report* (the score, every lost point and why, what
+the grader did with the notebook). Its test cells show the visible test code only — never the
+hidden tests, their seeds, or the grader's source and paths — and, as output, the judge's verdict:
+what the test printed, or the message of the check that failed (what was expected, what came,
+where, what to look at).
+
+Everything that came from the student — their code's outputs, their markdown, the text of their
+exceptions — is made safe to open: outputs keep only plain text and PNG images, markdown and
+messages are escaped, and the HTML is rendered with nbconvert's sanitizer on, so no student HTML
+or script runs when an instructor or a student opens the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import re
+from pathlib import Path
+
+import nbformat
+from nbformat.notebooknode import NotebookNode
+
+MAX_TEXT = 20_000  # characters of one output kept in the graded notebook
+SAFE_MIME = ("text/plain", "image/png")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    return text if len(text) <= limit else text[:limit] + f"\n… ({len(text) - limit:,} more characters cut)"
+
+
+def safe_outputs(outputs: list) -> list:
+    """A cell's outputs reduced to what is safe to show anywhere: text and valid PNG images."""
+    out = []
+    for o in outputs:
+        kind = o.get("output_type")
+        if kind == "stream":
+            out.append(nbformat.v4.new_output("stream", name=o.get("name", "stdout"),
+                                              text=clip(_ANSI.sub("", str(o.get("text", ""))))))
+        elif kind == "error":
+            lines = [_ANSI.sub("", str(x)) for x in o.get("traceback", [])][-12:]
+            out.append(nbformat.v4.new_output("error", ename=str(o.get("ename", "Error"))[:100],
+                                              evalue=clip(str(o.get("evalue", "")), 4000),
+                                              traceback=[clip(x, 4000) for x in lines]))
+        elif kind in ("display_data", "execute_result"):
+            data = {}
+            text = o.get("data", {}).get("text/plain")
+            if text is not None:
+                data["text/plain"] = clip(str(text if isinstance(text, str) else "".join(text)))
+            png = o.get("data", {}).get("image/png")
+            if isinstance(png, str) and _is_png(png):
+                data["image/png"] = png
+            if data:
+                out.append(nbformat.v4.new_output("display_data", data=data))
+    return out
+
+
+def _is_png(data: str) -> bool:
+    try:
+        raw = base64.b64decode(data.replace("\n", ""), validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    return raw.startswith(b"\x89PNG\r\n\x1a\n") and len(raw) < 8 * 2**20
+
+
+def verdict_outputs(passed: bool, message: str | None, printed: str) -> list:
+    """A test cell's outputs: what it printed, then, if it failed, the check's message."""
+    out = []
+    if printed.strip():
+        out.append(nbformat.v4.new_output("stream", name="stdout", text=clip(printed)))
+    if not passed:
+        text = clip(message or "failed")
+        out.append(nbformat.v4.new_output("error", ename="Failed", evalue=text, traceback=[text]))
+    return out
+
+
+def escape(text: str) -> str:
+    """Student-controlled text made inert inside markdown."""
+    return html.escape(text).replace("`", "&#96;").replace("[", "&#91;").replace("]", "&#93;") \
+        .replace("*", "&#42;").replace("_", "&#95;")
+
+
+def report_cell(assignment: str, rows: list, notes: list[str]) -> NotebookNode:
+    """The markdown cell opening the feedback: the score, every lost point and why, and the notes.
+    ``rows``: (exercise id, points, max points, reason or None)."""
+    got, total = sum(r[1] for r in rows), sum(r[2] for r in rows)
+    lines = [f"## Grading report: {escape(assignment)} (Score: {got:.1f} / {total:.1f})", "",
+             f"**{got:g} / {total:g} points.**", ""]
+    lost = [r for r in rows if r[1] < r[2]]
+    if lost:
+        lines += ["Points lost:", ""]
+        for gid, pts, max_pts, reason in lost:
+            first = (reason or "no reason recorded").strip().splitlines()[0]
+            lines.append(f"- `{gid}` (−{max_pts - pts:g}): {escape(first[:400])}")
+    else:
+        lines.append("No points lost.")
+    if notes:
+        lines += ["", "What the grader did with your notebook:", ""] + [f"- {escape(n)}" for n in notes]
+    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+    cell.id = "grading-report"
+    return cell
+
+
+def safe_markdown(cell: NotebookNode) -> None:
+    """A markdown cell the student wrote, shown as text (no HTML of theirs reaches the page)."""
+    cell.source = "\n".join("    " + line for line in escape(cell.get("source", "")).splitlines())
+
+
+_EXPORTER = None
+
+
+def render(nb: NotebookNode, path: Path) -> None:
+    """The notebook as a sanitized HTML page at ``path``."""
+    global _EXPORTER
+    if _EXPORTER is None:
+        from nbconvert import HTMLExporter
+
+        _EXPORTER = HTMLExporter(template_name="lab", sanitize_html=True, exclude_input_prompt=True,
+                                 exclude_output_prompt=True)
+    body, _ = _EXPORTER.from_notebook_node(nb)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(path)
+
+
+def error_page(path: Path, assignment: str, notebook: str, status: str, message: str, max_score: float) -> None:
+    """The page for a submission that could not be graded: what was wrong, and what to do."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "<!doctype html><meta charset='utf-8'><title>Feedback</title>"
+        f"<h1>{html.escape(assignment)}: {html.escape(notebook)} (Score: 0.0 / {max_score:.1f})</h1>"
+        f"<p><b>Score: 0 / {max_score:g}</b> ({html.escape(status)})</p>"
+        f"<p>{html.escape(message)}</p>"
+        "<p>Fix the problem and submit again; your notebook was not graded.</p>", encoding="utf-8")

@@ -1,0 +1,426 @@
+"""The judge: grades a notebook's exercises from outside the student's process.
+
+The student's kernel has run the notebook's code (:mod:`.execute`). For each test cell, the judge
+opens a channel to the kernel's agent (:mod:`autograder.agent`) and runs the instructor's test
+code *here*, in the judge's process, with each name the test uses — ``pad2d``, ``LeNet5`` — bound
+to a proxy (:class:`autograder.student.RemoteName`). A check calling ``pad2d(image, 2, "zero")``
+sends the arguments to the kernel as data; the kernel calls the student's function and sends the
+result back as data (:mod:`autograder.protocol`); the check compares it with the PyTorch
+reference computed in this process, on the GPU when there is one.
+
+So whatever the student's code does to its own process — monkeypatching numpy, torch, IPython,
+the builtins or the course's checks, walking frames, installing hooks, returning objects that
+lie — it can only change the data that comes back, and wrong data fails. The hidden sweeps are
+drawn here, from the course secret (:mod:`autograder.secret`); their inputs go to the kernel, the
+expected values never do.
+
+Each exercise has its time limit (the cell timeout): past it the kernel is interrupted; a kernel
+that ignores the interrupt, dies, or breaks the protocol costs that exercise, and the next one
+gets a fresh kernel in which the notebook's earlier cells run again (:class:`.execute.KernelSession`).
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import io
+import queue
+import select
+import socket
+import symtable
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .. import protocol, secret, student
+from ..checks import CheckFailure
+from ..student import KernelLost, NotData, RemoteName, RemoteObject, StudentError, TimedOut
+from .assemble import split_hidden
+from .execute import GRACE_S, KernelDied, KernelSession
+
+AGENT_START_S = 60.0  # how long the agent may take to connect (a cold kernel imports numpy first)
+
+
+class AgentChannel:
+    """The judge's end of one conversation with a kernel's agent (one test cell's worth)."""
+
+    def __init__(self, session: KernelSession, limits: protocol.Limits = protocol.DEFAULT):
+        self.session = session
+        self.limits = limits
+        self.conn: socket.socket | None = None
+        self.kernel = None
+        self.msg_id: str | None = None
+        self.ended = False  # the agent's cell finished (it said goodbye, or failed to start)
+        self.deadline = float("inf")
+        self.rid = 0
+        self.handles: list[int] = []
+        self.printed = 0
+        self.output: list[str] = []  # what the student's code printed while being judged (capped)
+        self.error: str | None = None  # the agent cell's own error, if it failed to start
+        self.stop_reason: str | None = None
+
+    # -- opening and closing ---------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Start the agent in the kernel (a fresh kernel if the last one was lost) and connect."""
+        try:
+            self.kernel = self.session.kernel()
+        except KernelDied as exc:
+            raise KernelLost(str(exc)) from None
+        path = self.session.scratch / "j.sock"
+        path.unlink(missing_ok=True)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            listener.bind(str(path))
+            listener.listen(1)
+            listener.setblocking(False)
+            code = f"__import__('autograder.agent', fromlist=['serve']).serve({str(path)!r})"
+            self.msg_id = self.kernel.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
+            self.ended = False
+            give_up = time.monotonic() + AGENT_START_S
+            while True:
+                ready, _, _ = select.select([listener], [], [], 0.05)
+                if ready:
+                    self.conn, _ = listener.accept()
+                    self.conn.setblocking(False)
+                    return
+                self._pump()
+                if self.ended or not self.kernel.alive() or time.monotonic() > give_up:
+                    why = (self.error or self.kernel.death() or "it did not connect in time")
+                    self.session.lose()
+                    raise KernelLost(f"the grader could not reach your kernel: {why}")
+        finally:
+            listener.close()
+            path.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Say goodbye and wait for the agent's cell to finish, so the notebook's next cell can run."""
+        if self.conn is None:
+            return
+        try:
+            self.conn.setblocking(True)
+            self.conn.settimeout(2.0)
+            self.conn.sendall(protocol.frame({"op": "bye"}, [], 0))
+        except OSError:
+            pass
+        finally:
+            self.conn.close()
+            self.conn = None
+        stop = time.monotonic() + GRACE_S
+        while not self.ended and time.monotonic() < stop and self.kernel.alive():
+            self._pump(0.05)
+        if not self.ended:  # an agent that does not stop is not to be trusted with the next cell
+            self.session.lose()
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def request(self, op: str, *, target: Any = None, args: Any = (), kwargs: Any = None,
+                context: dict | None = None, mirror: bool = False, timeout: float | None = None) -> Any:
+        """Ask the agent one thing; the answer as data (see :mod:`autograder.student` for the errors)."""
+        if self.conn is None:
+            raise KernelLost(self.stop_reason or "the kernel is gone")
+        self.rid += 1
+        values = {"args": list(args), "kwargs": dict(kwargs or {}), "context": dict(context or {})}
+        if target is not None:
+            values["target"] = target
+        try:
+            data = protocol.encode({"op": op, "id": self.rid, "mirror": bool(mirror)}, special=_wire, **values)
+        except protocol.Refused as exc:  # the check itself passed something that cannot cross: a grader bug
+            raise RuntimeError(f"the check passed a value that cannot cross to the kernel: {exc}") from None
+        limit, what = self.deadline, f"the exercise's time limit ({self.session.cell_timeout:g} s)"
+        if timeout is not None and time.monotonic() + timeout < self.deadline:
+            limit, what = time.monotonic() + timeout, f"the {timeout:g} s this step may take"
+        self._send(data, limit, what)
+        reply = self._receive(self.rid, limit, what)
+        if reply.get("interrupted"):
+            raise TimedOut(self.stop_reason or "timed out")
+        if "raised" in reply:
+            raise student.error_from(reply["raised"] if isinstance(reply["raised"], dict) else {})
+        if "refused" in reply:
+            raise NotData(str(reply["refused"]))
+        if "error" in reply or not reply.get("ok"):
+            self._drop(f"the kernel's answer broke the grader's protocol ({reply.get('error', 'no result')})")
+        for index, value in (reply.get("mirror") or {}).items():
+            if isinstance(index, int) and 0 <= index < len(values["args"]):
+                _copy_into(values["args"][index], value)
+        return reply.get("result")
+
+    def release(self) -> None:
+        """Let the kernel forget the objects this test cell made."""
+        if self.handles and self.conn is not None:
+            self.rid += 1
+            ids, self.handles = self.handles, []
+            with contextlib.suppress(KernelLost, TimedOut):
+                self._send(protocol.encode({"op": "release", "id": self.rid}, ids=ids),
+                           time.monotonic() + 10, "10 s")
+                self._receive(self.rid, time.monotonic() + 10, "10 s")
+
+    # -- the socket and the kernel's output -------------------------------------------------------
+
+    def _send(self, data: bytes, limit: float, what: str) -> None:
+        view = memoryview(data)
+        while view:
+            _, writable, _ = select.select([], [self.conn], [], 0.05)
+            if writable:
+                try:
+                    sent = self.conn.send(view[: 1 << 20])
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError:
+                    self._lost()
+                view = view[sent:]
+            self._watch(limit, what)
+
+    def _receive(self, rid: int, limit: float, what: str) -> dict:
+        buffer = bytearray()
+        need = protocol.PREFIX_BYTES
+        sizes = None
+        while True:
+            if len(buffer) >= need:
+                if sizes is None:
+                    try:
+                        sizes = protocol.read_prefix(bytes(buffer[:protocol.PREFIX_BYTES]), self.limits)
+                    except protocol.ProtocolError as exc:
+                        self._drop(f"the kernel's answer broke the grader's protocol ({exc})")
+                    need = protocol.PREFIX_BYTES + sizes[0] + sizes[1]
+                    continue
+                start = protocol.PREFIX_BYTES
+                header = bytes(buffer[start:start + sizes[0]])
+                payload = memoryview(buffer)[start + sizes[0]:need]
+                try:
+                    reply = protocol.decode(header, payload, self.limits, resolve=self._resolve)
+                except protocol.ProtocolError as exc:
+                    self._drop(f"the kernel's answer broke the grader's protocol ({exc})")
+                del payload
+                rest = buffer[need:]
+                if reply.get("id") == rid:
+                    return reply
+                buffer, need, sizes = bytearray(rest), protocol.PREFIX_BYTES, None  # a late answer
+                continue
+            ready, _, _ = select.select([self.conn], [], [], 0.05)
+            if ready:
+                try:
+                    chunk = self.conn.recv(min(1 << 22, need - len(buffer)))
+                except (BlockingIOError, InterruptedError):
+                    chunk = None
+                except OSError:
+                    chunk = b""
+                if chunk == b"":
+                    self._lost()
+                if chunk:
+                    buffer += chunk
+                    continue
+            self._watch(limit, what)
+
+    def _watch(self, limit: float, what: str) -> None:
+        """Between reads: drain the kernel's output, notice its death, enforce the time limit."""
+        self._pump()
+        if not self.kernel.alive():
+            self._lost()
+        now = time.monotonic()
+        if self.stop_reason is None and now > limit:
+            self._interrupt(f"timed out: the code ran past {what}")
+        if self._stop_at is not None and now > self._stop_at:
+            self._drop(f"{self.stop_reason} and ignored the interrupt, so its kernel was replaced")
+
+    _stop_at: float | None = None
+
+    def _interrupt(self, reason: str) -> None:
+        self.stop_reason = reason
+        self._stop_at = time.monotonic() + GRACE_S
+        self.kernel._interrupt()
+
+    def begin(self, seconds: float) -> None:
+        """Start the clock of one test cell."""
+        self.deadline = time.monotonic() + seconds
+        self.stop_reason, self._stop_at = None, None
+        self.output, self.printed = [], 0
+
+    def _pump(self, wait: float = 0.0) -> None:
+        cap = self.session.limits.output_kb * 1024
+        while True:
+            try:
+                msg = self.kernel.kc.get_iopub_msg(timeout=wait)
+            except queue.Empty:
+                return
+            except Exception:  # noqa: BLE001 - a closed channel: the kernel is going away
+                return
+            wait = 0.0
+            if msg.get("parent_header", {}).get("msg_id") != self.msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "status" and content.get("execution_state") == "idle":
+                self.ended = True
+            elif kind == "error":
+                self.error = f"{content.get('ename')}: {content.get('evalue')}"
+            elif kind == "stream":
+                text = str(content.get("text", ""))
+                self.printed += len(text)
+                if self.printed <= cap:
+                    self.output.append(text)
+                elif self.stop_reason is None:
+                    self._interrupt(f"output cap: the code printed more than {self.session.limits.output_kb} KiB "
+                                    "while being graded, so it was stopped")
+
+    def _lost(self):
+        why = self.kernel.death() if self.kernel is not None else None
+        self._drop(why or "the kernel closed its connection to the grader")
+
+    def _drop(self, why: str):
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        self.session.lose()
+        self.stop_reason = why
+        raise KernelLost(why)
+
+    def _resolve(self, tag: str, node: dict, _decoder: Any) -> Any:
+        if tag != "h":
+            raise protocol.ProtocolError(f"tag {tag!r} in the kernel's answer")
+        hid, kind, why = node.get("id"), node.get("type"), node.get("why", "")
+        if type(hid) is not int or type(kind) is not str or type(why) is not str or len(kind) + len(why) > 1200:
+            raise protocol.ProtocolError("a malformed handle")
+        self.handles.append(hid)
+        return RemoteObject(self, protocol.Handle(hid, kind, why))
+
+
+def _wire(value: Any) -> Any:
+    """How the judge's proxies travel: a name, a handle, or a probe function from the catalogue."""
+    from .. import probes
+
+    if isinstance(value, RemoteName):
+        return protocol.Ref(value.__name__)
+    if isinstance(value, RemoteObject):
+        return protocol.Handle(value.id, value.type)
+    if isinstance(value, probes.Local):
+        return protocol.Probe(value.name, value.params)
+    return None
+
+
+def _copy_into(target: Any, value: Any) -> None:
+    """Make the judge's copy of an argument what the student's code made of it."""
+    if isinstance(target, np.ndarray) and isinstance(value, np.ndarray) and target.shape == value.shape:
+        if target.flags.writeable:
+            np.copyto(target, value.astype(target.dtype, copy=False))
+    elif type(target) is list and type(value) is list:
+        target[:] = value
+    elif type(target).__module__.startswith("torch") and type(value).__module__.startswith("torch"):
+        import torch
+
+        if isinstance(target, torch.Tensor) and isinstance(value, torch.Tensor) and target.shape == value.shape:
+            with torch.no_grad():
+                target.copy_(value.to(target.dtype))
+
+
+# ---------------------------------------------------------------------------------------------
+# One exercise
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class Verdict:
+    grade_id: str
+    max_points: float
+    passed: bool
+    message: str | None = None  # why it failed: what the check said, or what happened to the kernel
+    hidden: bool = False  # it passed the visible tests and failed a hidden one
+    output: str = ""  # what the test code and the student's code printed
+    seconds: float = 0.0
+    lost_kernel: bool = False
+    notes: list = field(default_factory=list)
+
+    @property
+    def points(self) -> float:
+        return self.max_points if self.passed else 0.0
+
+
+def free_names(code: str) -> list[str]:
+    """The names a test cell reads without defining them: the student's functions and classes."""
+    table = symtable.symtable(code, "<test>", "exec")
+    names = set()
+
+    def walk(t: symtable.SymbolTable) -> None:
+        for sym in t.get_symbols():
+            if not sym.is_referenced():
+                continue
+            if t.get_type() == "module":
+                if not sym.is_assigned() and not sym.is_imported():
+                    names.add(sym.get_name())
+            elif sym.is_global() and not sym.is_declared_global():
+                names.add(sym.get_name())
+        for child in t.get_children():
+            walk(child)
+
+    walk(table)
+    module_level = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported()}
+    return sorted(n for n in names - module_level if not hasattr(builtins, n))
+
+
+def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str, *, hidden: bool,
+          seconds: float, log: Any = None) -> Verdict:
+    """Run one test cell's code here against the kernel; the verdict and what it said."""
+    visible, hidden_part = split_hidden(test_source)
+    names = free_names(test_source)
+    start = time.monotonic()
+    verdict = Verdict(grade_id, points, False)
+    out = io.StringIO()
+    part = "visible"
+    try:
+        channel.begin(seconds)
+        channel.open()
+        namespace: dict = {"__name__": "__test__", "__builtins__": builtins}
+        namespace.update({n: RemoteName(channel, n) for n in names})
+        with contextlib.redirect_stdout(out), np.errstate(all="ignore"):
+            exec(compile(visible, f"<test {grade_id}>", "exec"), namespace)  # the instructor's code
+            if hidden and hidden_part.strip():
+                part = "hidden"
+                exec(compile(hidden_part, f"<hidden test {grade_id}>", "exec"), namespace)
+        verdict.passed = True
+    except CheckFailure as exc:
+        verdict.message = str(exc)
+    except StudentError as exc:
+        verdict.message = explain_error(exc, None)
+    except NotData as exc:
+        verdict.message = f"your code returned something that is not data: {exc}"
+    except TimedOut as exc:
+        verdict.message = str(exc)
+    except KernelLost as exc:
+        verdict.message = str(exc)
+        verdict.lost_kernel = True
+    except Exception as exc:  # noqa: BLE001 - the check could not use the answer; say so, log the rest
+        verdict.message = (f"the test could not use what your code returned ({type(exc).__name__}: "
+                           f"{_first_line(exc)})")
+        if log is not None:
+            log.write(f"[{grade_id}] {traceback.format_exc()}\n")
+    finally:
+        with contextlib.suppress(Exception):
+            channel.release()
+        with contextlib.suppress(Exception):
+            channel.close()
+    verdict.hidden = part == "hidden" and not verdict.passed
+    if verdict.hidden and verdict.message:
+        verdict.message = f"{verdict.message}\n  (This case comes from the hidden tests: your code passes the visible ones.)"
+    printed = "".join(channel.output)
+    verdict.output = out.getvalue() + (f"\n[your code printed]\n{printed}" if printed.strip() else "")
+    verdict.seconds = time.monotonic() - start
+    return verdict
+
+
+def explain_error(exc: StudentError, label: str | None) -> str:
+    """"pad2d raised IndexError: … (in pad2d, line 7 of its cell: …)" for an error from the kernel."""
+    text = f"{label + ' ' if label else 'your code '}raised {exc.type_name}: {exc}"
+    return text + student.where(exc)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else ""
+
+
+@contextlib.contextmanager
+def secret_in_use(value: bytes | None):
+    """Hidden seeds during the block come from ``value`` (the course secret)."""
+    with secret.using(value):
+        yield

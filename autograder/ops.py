@@ -1,0 +1,241 @@
+"""Operations on the student's objects, each answering with plain data.
+
+These run where the student's code lives: inside the grading kernel, asked by the judge through
+:mod:`autograder.agent`, or in the notebook's own process when a student runs a test cell
+(through :mod:`autograder.student`, which also passes the answers through the protocol so that
+both see the same data). The checks never touch a student's object any other way.
+
+PyTorch is imported inside the functions that need it: NumPy-only kernels import this module too.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+
+def new(factory: Any, *args: Any, meta: bool = False, **kwargs: Any) -> Any:
+    """``factory(*args, **kwargs)``; on PyTorch's meta device when ``meta`` (shapes without memory),
+    falling back to the CPU for code that cannot run there."""
+    if meta:
+        import torch
+
+        try:
+            with torch.device("meta"):
+                return factory(*args, **kwargs)
+        except Exception:  # noqa: BLE001 - code that cannot run on meta is built on the CPU below
+            pass
+    return factory(*args, **kwargs)
+
+
+def method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    return getattr(obj, name)(*args, **kwargs)
+
+
+def get(obj: Any, name: str, default: Any = None) -> Any:
+    return getattr(obj, name, default)
+
+
+def has(obj: Any, name: str) -> bool:
+    return hasattr(obj, name)
+
+
+def set_item(obj: Any, attr: str, key: Any, value: Any) -> None:
+    getattr(obj, attr)[key] = value
+
+
+def get_item(obj: Any, attr: str, key: Any) -> Any:
+    return getattr(obj, attr)[key]
+
+
+# ---------------------------------------------------------------------------------------------
+# PyTorch modules
+# ---------------------------------------------------------------------------------------------
+
+def module_info(model: Any) -> dict:
+    """What the structural checks compare: whether it is an ``nn.Module``, its state_dict's names,
+    shapes and dtypes, its trainable parameter count, its children and its mode."""
+    import torch.nn as nn
+
+    if not isinstance(model, nn.Module):
+        return {"is_module": False}
+    state = {k: [list(v.shape), str(v.dtype).replace("torch.", "")] for k, v in model.state_dict().items()}
+    return {
+        "is_module": True,
+        "state": state,
+        "trainable": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+        "children": {name: type(m).__name__ for name, m in model.named_children()},
+        "modules": [[name, type(m).__name__, len(list(m.children()))] for name, m in model.named_modules()],
+        "training": bool(model.training),
+    }
+
+
+def load(model: Any, weights: dict, dtype: str = "float64") -> None:
+    """Convert ``model`` to ``dtype`` and load ``weights`` strictly (every name, every shape)."""
+    import torch
+
+    model.to(getattr(torch, dtype))
+    model.load_state_dict(weights)
+
+
+def state_dict(model: Any) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def forward(model: Any, x: Any, train: bool = False, dtype: str = "float64") -> dict:
+    """``model(x)`` on a copy in ``dtype``, in training mode if ``train``, without gradients;
+    also whether the forward pass changed ``x`` in place."""
+    import torch
+
+    net = copy.deepcopy(model).to(getattr(torch, dtype))
+    net.train(train)
+    before = x.clone()
+    with torch.no_grad():
+        out = net(x)
+    return {"out": out, "input_changed": not torch.equal(before, x)}
+
+
+def trace(model: Any, x: Any, train: bool = False, kind: str = "post", names: list | None = None,
+          dtype: str | None = "float64", copy_model: bool = True) -> dict:
+    """The first output (``kind="post"``) or first input (``"pre"``) of each named submodule
+    (``names``, or all), in call order, for ``model(x)`` without gradients; the model's output,
+    and the exception that stopped the forward pass (as data), if one did."""
+    import torch
+
+    from .agent import raised
+
+    net = copy.deepcopy(model) if copy_model else model
+    if dtype:
+        net = net.to(getattr(torch, dtype))
+    net.train(train)
+    seen: dict[str, Any] = {}
+    handles = []
+    for name, module in net.named_modules():
+        if not name or (names is not None and name not in names):
+            continue
+        if kind == "pre":
+            def hook(_m, args, name=name):
+                if args and isinstance(args[0], torch.Tensor):
+                    seen.setdefault(name, args[0].detach().cpu().clone())
+            handles.append(module.register_forward_pre_hook(hook))
+        else:
+            def hook(_m, _args, out, name=name):
+                if isinstance(out, torch.Tensor):
+                    seen.setdefault(name, out.detach().cpu().clone())
+            handles.append(module.register_forward_hook(hook))
+    out, error = None, None
+    try:
+        with torch.no_grad():
+            out = net(x)
+    except Exception as exc:  # noqa: BLE001 - the caller reports the crash itself
+        error = raised(exc)
+    finally:
+        for h in handles:
+            h.remove()
+    return {"seen": seen, "out": out, "error": error}
+
+
+def gradients(model: Any, x: Any, y: Any, dtype: str = "float64") -> dict:
+    """The gradient of ``cross_entropy(model(x), y)`` with respect to every named parameter, on a
+    copy in ``dtype`` in training mode (None where no gradient reaches)."""
+    import torch
+    import torch.nn.functional as F
+
+    net = copy.deepcopy(model).to(getattr(torch, dtype)).train()
+    loss = F.cross_entropy(net(x), y)
+    loss.backward()
+    return {k: None if p.grad is None else p.grad.detach().cpu().clone() for k, p in net.named_parameters()}
+
+
+def inspect(model: Any) -> dict:
+    """A module's hooks, modes and state: what a function given the module may have changed."""
+    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+    return {"hooks": hooks, "modes": {name: bool(m.training) for name, m in model.named_modules()},
+            "state": state_dict(model)}
+
+
+def set_mode(model: Any, train: bool) -> None:
+    model.train(train)
+
+
+# ---------------------------------------------------------------------------------------------
+# Objects the judge asks the kernel to make: its own models, loaders, optimizers, losses
+# ---------------------------------------------------------------------------------------------
+
+def make_model(spec: dict, weights: dict | None = None, dtype: str = "float64", train: bool = False) -> Any:
+    """A model the judge describes (:mod:`autograder.specnet`), with the judge's weights."""
+    import torch
+
+    from . import specnet
+
+    model = specnet.build(spec).to(getattr(torch, dtype))
+    if weights is not None:
+        model.load_state_dict(weights)
+    model.train(train)
+    return model
+
+
+def make_loader(X: Any, y: Any, batch_size: int, shuffle: bool = False, seed: int | None = None) -> Any:
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=shuffle, generator=generator)
+
+
+OPTIMIZERS = ("SGD", "Adam")
+LOSSES = ("CrossEntropyLoss",)
+
+
+def make_optimizer(model: Any, name: str, **kwargs: Any) -> Any:
+    import torch
+
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}")
+    return getattr(torch.optim, name)(model.parameters(), **kwargs)
+
+
+def make_loss(name: str, **kwargs: Any) -> Any:
+    import torch.nn as nn
+
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}")
+    return getattr(nn, name)(**kwargs)
+
+
+class Recorder:
+    """A forward pre-hook noting, at each call of a module, whether gradients were on and the
+    module was in training mode."""
+
+    def __init__(self, model: Any):
+        import torch
+
+        self.calls: list[tuple[bool, bool]] = []
+        self.handle = model.register_forward_pre_hook(
+            lambda m, args: self.calls.append((torch.is_grad_enabled(), m.training)))
+
+    def stop(self) -> list:
+        self.handle.remove()
+        return [list(c) for c in self.calls]
+
+
+def record(model: Any) -> Recorder:
+    return Recorder(model)
+
+
+def stop(recorder: Recorder) -> list:
+    return recorder.stop()
+
+
+def recipe(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Run one of the grader's training recipes (:mod:`autograder.recipes`) on the student's code."""
+    from . import recipes
+
+    if name not in recipes.RECIPES:
+        raise ValueError(f"unknown recipe {name!r}")
+    return recipes.RECIPES[name](*args, **kwargs)
+
+
+OPERATIONS = {fn.__name__: fn for fn in (
+    new, method, get, has, set_item, get_item, module_info, load, state_dict, forward, trace, gradients,
+    inspect, set_mode, make_model, make_loader, make_optimizer, make_loss, record, stop, recipe)}

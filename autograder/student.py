@@ -1,0 +1,262 @@
+"""The student's code as a check sees it.
+
+A check (:mod:`autograder.suites`) is handed the student's functions and classes. In a notebook's
+own test cell those are the objects themselves; when grading, the judge hands it *proxies*
+(:class:`Remote`) for names in the student's kernel. Either way a check reaches them only through
+this module — :func:`call`, :func:`new`, :func:`op` — and gets the same answer: plain data that
+has crossed the protocol (:mod:`autograder.protocol`), with objects that are not data as handles.
+In the notebook the crossing is simulated (:func:`protocol.roundtrip`), so the visible tests see
+exactly what the grader will see.
+
+Errors raised by the student's code come back as the same built-in exception types (a remote
+``ValueError`` is still a ``ValueError``, and a :class:`StudentError`) so that checks treat both
+sides alike. :class:`KernelLost` and :class:`TimedOut` are ``BaseException``: no check catches them;
+the judge does, and charges the exercise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any, Callable
+
+from . import ops, protocol
+from .protocol import Handle
+
+
+class StudentError(Exception):
+    """An exception the student's code raised in the kernel. ``type_name`` is its class's name,
+    ``where`` the lines of the notebook it came through: [(function, line, source), ...]."""
+
+    type_name = "Exception"
+    where: list = []
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class NotData(Exception):
+    """The student's code returned something the protocol cannot carry (the message says what)."""
+
+
+class KernelLost(BaseException):
+    """The kernel died or stopped answering while running the student's code (the reason)."""
+
+
+class TimedOut(BaseException):
+    """The exercise ran past its time limit; the kernel was interrupted (and survived)."""
+
+
+_ERROR_TYPES: dict[tuple[str, str], type] = {}
+_BUILTIN = {name: getattr(__builtins__, name, None) if not isinstance(__builtins__, dict)
+            else __builtins__.get(name) for name in (
+    "ArithmeticError", "AssertionError", "AttributeError", "BufferError", "EOFError", "FloatingPointError",
+    "ImportError", "IndexError", "KeyError", "LookupError", "MemoryError", "ModuleNotFoundError",
+    "NameError", "NotImplementedError", "OSError", "OverflowError", "RecursionError", "ReferenceError",
+    "RuntimeError", "StopIteration", "SystemError", "TypeError", "UnboundLocalError", "UnicodeError",
+    "ValueError", "ZeroDivisionError")}
+
+
+def where(exc: BaseException) -> str:
+    """The line of the student's code an error from the kernel came from, as a short clause."""
+    frames = getattr(exc, "where", None) or []
+    if not frames:
+        return ""
+    fn, line, source = frames[-1]
+    return f" (in {fn}, line {line} of its cell: {source})" if source else f" (in {fn}, line {line} of its cell)"
+
+
+def error_from(data: dict) -> StudentError:
+    """A StudentError that is also the first built-in exception type the remote one was."""
+    name = str(data.get("type") or "Exception")
+    base = next((b for b in data.get("bases") or [] if b in _BUILTIN and _BUILTIN[b] is not None), None)
+    key = (name, base or "")
+    if key not in _ERROR_TYPES:
+        bases = (StudentError, _BUILTIN[base]) if base else (StudentError,)
+        _ERROR_TYPES[key] = type(name, bases, {"type_name": name})
+    exc = _ERROR_TYPES[key](str(data.get("message") or ""))
+    exc.where = [tuple(w) for w in data.get("where") or [] if isinstance(w, list) and len(w) == 3]
+    return exc
+
+
+class Remote:
+    """Something that lives in a student's kernel, as the judge refers to it."""
+
+    _session: Any
+
+    def _wire(self) -> Any:
+        raise NotImplementedError
+
+
+class RemoteName(Remote):
+    """A name the notebook defined (a function or a class); calling it calls it in the kernel."""
+
+    def __init__(self, session: Any, name: str):
+        self._session, self.__name__ = session, name
+
+    def _wire(self) -> protocol.Ref:
+        return protocol.Ref(self.__name__)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return call(self, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return self.__name__
+
+
+class RemoteObject(Remote, Handle):
+    """An object in the kernel (an instance, a model, a cache), known by its handle."""
+
+    def __init__(self, session: Any, handle: Handle):
+        object.__setattr__(self, "id", handle.id)
+        object.__setattr__(self, "type", handle.type)
+        object.__setattr__(self, "why", handle.why)
+        object.__setattr__(self, "_session", session)
+
+    def _wire(self) -> Handle:
+        return Handle(self.id, self.type)
+
+    def __repr__(self) -> str:
+        return f"<{self.type} in the kernel>"
+
+    def __hash__(self) -> int:
+        return hash((id(self._session), self.id))
+
+
+class LocalHandle(Handle):
+    """An object that is not data, in the notebook's own process (the object itself rides along)."""
+
+    def __init__(self, hid: int, type_name: str, obj: Any, why: str = ""):
+        object.__setattr__(self, "id", hid)
+        object.__setattr__(self, "type", type_name)
+        object.__setattr__(self, "why", why)
+        object.__setattr__(self, "obj", obj)
+
+    def __hash__(self) -> int:
+        return hash(("local", self.id))
+
+
+def is_handle(value: Any) -> bool:
+    """Whether a value is an object that did not cross as data (a model, an instance, a cache)."""
+    return isinstance(value, Handle)
+
+
+def type_of(value: Any) -> str:
+    """The class name of a handle's object, or of a plain value."""
+    return value.type if isinstance(value, Handle) else protocol.describe_type(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The three ways a check reaches the student's code
+# ---------------------------------------------------------------------------------------------
+
+def call(fn: Any, *args: Any, context: dict | None = None, timeout: float | None = None, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, answered as data. Arrays and tensors among ``args`` that the call
+    changed in place are changed here too (so a check can tell). ``context``: ``errstate`` (NumPy's
+    floating-point errors), ``torch_seed``; ``timeout``: seconds this call may take (remote only)."""
+    session = _session_of(fn, args, kwargs)
+    if session is not None:
+        return session.request("call", target=fn, args=args, kwargs=kwargs, context=context or {},
+                               mirror=True, timeout=timeout)
+    with _local_context(context or {}):
+        return _local(_unwrap(fn)(*_unwrap(args), **_unwrap(kwargs)))
+
+
+def new(factory: Any, *args: Any, meta: bool = False, **kwargs: Any) -> Any:
+    """An instance of the student's class (or what their builder returns), kept where it lives;
+    a handle when it is not data."""
+    return op("new", factory, *args, meta=meta, **kwargs)
+
+
+def op(name: str, *args: Any, timeout: float | None = None, context: dict | None = None, **kwargs: Any) -> Any:
+    """One of :mod:`autograder.ops`' operations on the student's objects, answered as data."""
+    session = _session_of(None, args, kwargs)
+    if session is not None:
+        return session.request(name, args=args, kwargs=kwargs, context=context or {}, timeout=timeout)
+    with _local_context(context or {}):
+        return _local(ops.OPERATIONS[name](*_unwrap(args), **_unwrap(kwargs)))
+
+
+def method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """``obj.name(*args, **kwargs)`` for an object of the student's."""
+    return op("method", obj, name, *args, **kwargs)
+
+
+def side_of(*things: Any) -> Any:
+    """The kernel session the student's objects live in, or None for the notebook's own process.
+    Objects a check makes for the student's code (a model, a loader) must be made on this side."""
+    return _session_of(None, things, {})
+
+
+def make(side: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Run operation ``name`` on ``side`` (a session, or None for here): how a check makes the
+    objects it hands to the student's code (models, loaders, optimizers) where that code runs."""
+    if side is not None:
+        return side.request(name, args=args, kwargs=kwargs, context={})
+    return _local(ops.OPERATIONS[name](*_unwrap(args), **_unwrap(kwargs)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The notebook's own process
+# ---------------------------------------------------------------------------------------------
+
+def _session_of(fn: Any, args: Any, kwargs: Any) -> Any:
+    for v in (fn, *args, *kwargs.values()):
+        if isinstance(v, Remote):
+            return v._session
+    return None
+
+
+def _unwrap(value: Any) -> Any:
+    if isinstance(value, LocalHandle):
+        return value.obj
+    if type(value) is tuple:
+        return tuple(_unwrap(v) for v in value)
+    if type(value) is list:
+        return [_unwrap(v) for v in value]
+    if type(value) is dict:
+        return {k: _unwrap(v) for k, v in value.items()}
+    return value
+
+
+def _local(value: Any) -> Any:
+    """``value`` as the judge would receive it (non-data objects as :class:`LocalHandle`)."""
+    made: dict[int, Any] = {}
+
+    def handle(obj: Any) -> Handle:
+        for hid, known in made.items():
+            if known is obj:
+                return Handle(hid, protocol.describe_type(obj))
+        made[len(made) + 1] = obj
+        return Handle(len(made), protocol.describe_type(obj))
+
+    def resolve(tag: str, node: dict, _decoder: Any) -> Any:
+        if tag != "h":
+            raise protocol.ProtocolError(f"tag {tag!r} in a result")
+        return LocalHandle(node["id"], node["type"], made[node["id"]], node.get("why", ""))
+
+    try:
+        return protocol.roundtrip(value, handle=handle, resolve=resolve)
+    except protocol.Refused as exc:
+        raise NotData(str(exc)) from None
+
+
+@contextlib.contextmanager
+def _local_context(context: dict):
+    with contextlib.ExitStack() as stack:
+        if context.get("errstate"):
+            import numpy as np
+
+            stack.enter_context(np.errstate(**context["errstate"]))
+        if context.get("torch_seed") is not None:
+            import torch
+
+            torch.manual_seed(int(context["torch_seed"]))
+        yield
+
+
+def probe(name: str, params: Any = None) -> Callable:
+    """A function from the course's probe catalogue (:mod:`autograder.probes`), to hand to the
+    student's code: built here for a local call, rebuilt from its name in the kernel for a remote one."""
+    from . import probes
+
+    return probes.Local(name, params)
