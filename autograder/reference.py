@@ -45,6 +45,7 @@ __all__ = [
     "relu_vjp",
     "rgb_to_gray",
     "sgd_momentum_steps",
+    "small_convnet",
     "sobel_magnitude",
     "to_numpy",
     "to_tensor",
@@ -331,6 +332,29 @@ def cross_entropy(scores: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]
     loss = F.cross_entropy(t, torch.as_tensor(np.asarray(y), dtype=torch.int64, device=t.device))
     (grad,) = torch.autograd.grad(loss, [t])
     return float(loss.item()), to_numpy(grad)
+
+
+def small_convnet(X: np.ndarray, params: dict, filter_size: int, y: np.ndarray | None = None,
+                  reg: float = 0.0) -> np.ndarray | tuple[float, dict]:
+    """a3's SmallConvNet by PyTorch: conv (stride 1, padding (filter_size - 1) // 2) - relu - 2×2 max
+    pool - affine - relu - affine. Without ``y`` the scores (N, K); with labels ``y`` the loss (mean
+    cross-entropy plus 0.5 * reg * the squared weights W1, W2, W3) and its gradient for every
+    parameter, by autograd.
+
+    X: (N, C, H, W); params: W1 (F, C, k, k), b1 (F,), W2 (F*(H//2)*(W//2), hidden), b2, W3 (hidden, K), b3.
+    """
+    t = {k: to_tensor(v).requires_grad_(y is not None) for k, v in params.items()}
+    pad = (filter_size - 1) // 2
+    h = F.relu(F.conv2d(to_tensor(X), t["W1"], t["b1"], padding=pad))
+    h = F.max_pool2d(h, 2, 2)
+    h = F.relu(_affine(h, t["W2"], t["b2"]))
+    scores = _affine(h, t["W3"], t["b3"])
+    if y is None:
+        return to_numpy(scores)
+    loss = F.cross_entropy(scores, torch.as_tensor(np.asarray(y), dtype=torch.int64, device=scores.device))
+    loss = loss + 0.5 * reg * sum((t[k] ** 2).sum() for k in ("W1", "W2", "W3"))
+    grads = torch.autograd.grad(loss, [t[k] for k in params])
+    return float(loss.item()), {k: to_numpy(g) for k, g in zip(params, grads)}
 
 
 def sgd_momentum_steps(w: np.ndarray, grads: Sequence[np.ndarray], lr: float, momentum: float) -> np.ndarray:

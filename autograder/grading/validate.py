@@ -1,98 +1,91 @@
-"""`python -m autograder validate NOTEBOOK`: what a student's Validate button does, as a command.
+"""`python -m autograder validate NOTEBOOK`: what the grade will say about the visible tests, now.
 
-Runs the notebook top to bottom in a fresh kernel and reports, per test cell, passed or failed with
-the check's message; warns about test cells that were edited (graders run their own copy anyway).
-Only the visible tests run here: the hidden ones exist only in the instructor's source.
+Validate runs the grader's own path (:func:`.worker.grade_notebook`): the same assembly (the
+instructor's cells restored, the student's answers put in), the same sandboxed kernel with the
+assignment's Python path, the same judge and the same restrictions — with the visible tests only,
+since the hidden ones need the course secret. It prints, first, what costs points: each exercise's
+verdict, with the check's message for a failure (what was expected, what came, where, what to
+look at). What Validate says about restrictions is exactly what the grade will apply.
+
+The instructor's notebook it assembles against is the release (``assignments/``), which every
+student has; a notebook outside any course is validated against its own test cells.
 """
 
 from __future__ import annotations
 
-import os
+import json
 import sys
-import tempfile
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from nbclient import NotebookClient
-from nbclient.exceptions import CellTimeoutError, DeadKernelError
+import nbformat
 
 from ..course import UsageError, find_course
-from . import integrity, numpy_only
-from .nbgrader_cli import jupyter_home
-from .notebooks import Unreadable, nbgrader_meta, read_submission
-from .results import failure_reason
+from .notebooks import Unreadable, read_submission
+from .sandbox import Limits
 
 
-def validate(path: Path, timeout: float = 120.0) -> int:
-    """Print a pass/fail line per test cell; return 0 when all pass, 1 otherwise, 2 if unreadable."""
-    from nbgrader.utils import compute_checksum, determine_grade
-
-    path = path.expanduser()
-    try:
-        nb = read_submission(path)
-    except Unreadable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    charged = _numpy_only_findings(path, nb)
-    door = integrity.check_notebook(nb, nb)  # cells with nbgrader ids other than solutions are the instructor's
-    edited = [nbgrader_meta(c)["grade_id"] for c in nb.cells
-              if nbgrader_meta(c).get("locked") and "checksum" in nbgrader_meta(c)
-              and compute_checksum(c) != nbgrader_meta(c)["checksum"]]
-    with tempfile.TemporaryDirectory(prefix="autograder-validate-") as home:
-        saved = {k: os.environ.get(k) for k in ("JUPYTER_PATH", "JUPYTER_CONFIG_DIR", "MPLBACKEND")}
-        os.environ.update({k: v for k, v in jupyter_home(Path(home)).items() if k in saved})
-        try:
-            client = NotebookClient(nb, timeout=int(timeout), kernel_name="python3", allow_errors=True,
-                                    resources={"metadata": {"path": str(path.resolve().parent)}})
-            client.execute()
-        except (CellTimeoutError, DeadKernelError) as exc:
-            print(f"note: execution stopped early: {type(exc).__name__}", file=sys.stderr)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
-
-    failed = 0
-    total = got = 0.0
-    for cell in nb.cells:
-        meta = nbgrader_meta(cell)
-        if not meta.get("grade") or meta.get("solution") or cell.cell_type != "code":
-            continue
-        score, max_points = determine_grade(cell)
-        total += max_points
-        got += score or 0
-        if score is not None and score >= max_points:
-            print(f"  passed  {meta['grade_id']} ({max_points:g} pt)")
-        else:
-            failed += 1
-            reason = failure_reason(cell, timeout).strip().splitlines()
-            print(f"  FAILED  {meta['grade_id']} ({max_points:g} pt): {reason[0] if reason else ''}")
-            for line in reason[1:6]:
-                print(f"          {line}")
-    for gid, reason in charged.items():
-        failed += 1
-        print(f"  FAILED  {numpy_only.explain(gid, reason)}")
-    if door:
-        failed += 1
-        print(f"  FAILED  every test: {integrity.explain(door)}")
-    for gid in edited:
-        print(f"  note: the locked cell {gid!r} was edited; graders use the original, so your edit is ignored")
-    print(f"\n{path.name}: visible tests {'all passed' if not failed else f'failed in {failed} cell(s)'}"
-          f" ({got:g} of {total:g} points from visible tests; hidden tests run at grading).")
-    return 1 if failed else 0
+@dataclass
+class Outcome:
+    exercise: str
+    points: float
+    passed: bool
+    message: str | None
 
 
-def _numpy_only_findings(path: Path, nb) -> dict[str, str]:
-    """The NumPy-only verdicts the grader will give, when the notebook belongs to a course assignment."""
-    import nbformat
+def assignment_of(path: Path, course) -> tuple[str | None, Path | None]:
+    """(assignment id, the release notebook to assemble against) for a notebook called like one."""
+    if course is None:
+        return None, None
+    for assignment in course.assignment_ids():
+        if path.stem in course.notebooks(assignment):
+            release = course.assignments / assignment / f"{path.stem}.ipynb"
+            return assignment, release if release.is_file() else course.solutions / assignment / f"{path.stem}.ipynb"
+    return None, None
 
+
+def run(path: Path, timeout: float = 120.0, budget: float = 900.0) -> tuple[list[Outcome], list[str]]:
+    """Validate ``path``: an outcome per exercise, and the notes on what was restored."""
+    from .worker import grade_notebook
+
+    nb = read_submission(path)
     try:
         course = find_course()
     except UsageError:
-        return {}
-    for assignment in course.assignment_ids():
-        if path.stem in course.notebooks(assignment) and numpy_only.applies_to(assignment):
-            source = nbformat.read(course.solutions / assignment / f"{path.stem}.ipynb", as_version=4)
-            return numpy_only.check_notebook(nb, source)
-    return {}
+        course = None
+    assignment, source_path = assignment_of(path, course)
+    source = nbformat.read(source_path, as_version=4) if source_path else nb
+    graded = grade_notebook(source, nb, assignment or "", limits=Limits(), cell_timeout=timeout,
+                            deadline=time.monotonic() + budget, hidden=False)
+    outcomes = [Outcome(v.grade_id, v.max_points, v.passed, v.message) for v in graded.verdicts]
+    return outcomes, graded.notes
+
+
+def validate(path: Path, timeout: float = 120.0, as_json: bool = False) -> int:
+    """Print a line per exercise; 0 when all visible tests pass, 1 otherwise, 2 if unreadable."""
+    path = path.expanduser()
+    try:
+        outcomes, notes = run(path, timeout)
+    except Unreadable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if as_json:
+        print(json.dumps({"exercises": [o.__dict__ for o in outcomes], "notes": notes}))
+        return 0 if all(o.passed for o in outcomes) else 1
+    failed = [o for o in outcomes if not o.passed]
+    for o in failed:  # what costs points first
+        lines = (o.message or "failed").strip().splitlines()
+        print(f"  FAILED  {o.exercise} ({o.points:g} pt): {lines[0]}")
+        for line in lines[1:6]:
+            print(f"          {line}")
+    for o in outcomes:
+        if o.passed:
+            print(f"  passed  {o.exercise} ({o.points:g} pt)")
+    for note in notes:
+        print(f"  note: {note}")
+    got = sum(o.points for o in outcomes if o.passed)
+    total = sum(o.points for o in outcomes)
+    print(f"\n{path.name}: visible tests {'all passed' if not failed else f'failed in {len(failed)} exercise(s)'}"
+          f" ({got:g} of {total:g} points from visible tests; hidden tests run at grading).")
+    return 1 if failed else 0

@@ -17,6 +17,7 @@ import torch
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, assert_tuple, assert_unchanged, call
 from ..secret import seeds_for
+from ..student import probe
 from ..seed import rng
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
@@ -142,20 +143,22 @@ def check_col2im(col2im: Callable, seed: int | None = None, n: int = 30) -> None
 
 
 def _numeric_cases(g: np.random.Generator, seed: int | None, n: int):
-    """(label, f, x, autograd function) — including an f that returns a view of x."""
+    """(label, f, x, autograd function) — including an f that returns a view of x. Each f is a probe
+    function (:mod:`autograder.probes`): the kernel builds it by name, the check differentiates the
+    same function with autograd here."""
+    A = g.standard_normal((4, 2))
     cases = [
-        ("f(x) = x**3", lambda x: x**3, lambda t: t**3, g.standard_normal((3, 4))),
-        ("f(x) = x.T @ A (returns a new array)", None, None, g.standard_normal((4, 3))),
-        ("f(x) = x.T (returns a view of x)", lambda x: x.T, lambda t: t.T, g.standard_normal((2, 5))),
-        ("f(x) = tanh(x) * x[::-1]", lambda x: np.tanh(x) * x[::-1], lambda t: torch.tanh(t) * t.flip(0),
+        ("f(x) = x**3", probe("cube"), lambda t: t**3, g.standard_normal((3, 4))),
+        ("f(x) = x.T @ A (returns a new array)", probe("transpose_times", A), lambda t: t.T @ torch.from_numpy(A),
+         g.standard_normal((4, 3))),
+        ("f(x) = x.T (returns a view of x)", probe("transpose"), lambda t: t.T, g.standard_normal((2, 5))),
+        ("f(x) = tanh(x) * x[::-1]", probe("tanh_times_reversed"), lambda t: torch.tanh(t) * t.flip(0),
          g.standard_normal(6)),
     ]
-    A = g.standard_normal((4, 2))
-    cases[1] = (cases[1][0], lambda x: x.T @ A, lambda t: t.T @ torch.from_numpy(A), cases[1][3])
     if seed is not None:
         for _ in range(n):
             shape = tuple(int(v) for v in g.integers(1, 5, size=int(g.integers(1, 4))))
-            cases.append((f"f(x) = sin(x) * x**2 on shape {shape}", lambda x: np.sin(x) * x**2,
+            cases.append((f"f(x) = sin(x) * x**2 on shape {shape}", probe("sin_times_square"),
                           lambda t: torch.sin(t) * t**2, g.standard_normal(shape)))
     return cases
 

@@ -9,12 +9,12 @@ a check runs its visible cases; with ``seed`` it also sweeps ``n`` random config
 non-square sizes, non-square pools, strides that overlap, tile or skip, several channels and batch
 sizes) — the hidden tests. Inputs to max pooling are random normal floats: no ties.
 
-The network is checked by a float64 central-difference gradient check of every parameter on a
-tiny model, against a PyTorch forward pass of the same weights, and by training it with a
-grader-owned, deterministic SGD-with-momentum loop on the embedded MNIST digits.
+The network is checked against a PyTorch forward pass of the same weights and autograd's
+gradient of every parameter on tiny models, and by training it with a grader-owned, deterministic
+SGD-with-momentum loop on the embedded MNIST digits (:mod:`autograder.recipes`, run where the
+student's code runs); the grader measures the trained weights' accuracy with its own forward pass.
 
-The assignment is NumPy only (``NUMPY_ONLY``): the grader reads the submitted code and zeroes an
-exercise that reaches for torch or scipy (``autograder.grading.numpy_only``).
+The assignment is NumPy only: its grading kernels have no torch or scipy (:mod:`autograder.profiles`).
 """
 
 from __future__ import annotations
@@ -28,9 +28,12 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_tuple, assert_unchanged, call, check_gradient, describe
+from .. import student
+from ..checks import (CheckFailure, assert_close, assert_shape, assert_tuple, assert_unchanged, call, describe,
+                      guarded)
 from ..secret import seeds_for
 from ..seed import rng
+from . import recipe
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
@@ -352,11 +355,13 @@ def _net_label(cfg: dict) -> str:
             f"num_classes={cfg['num_classes']}, reg={cfg['reg']:g})")
 
 
-def _build(SmallConvNet: Callable, cfg: dict, weight_scale: float, seed: int = 0) -> tuple[Any, str]:
+def _build(SmallConvNet: Callable, cfg: dict, weight_scale: float, seed: int = 0) -> tuple[Any, str, dict]:
+    """The student's network (an object kept where it lives), its label, and its params as data."""
     label = _net_label(cfg)
     kwargs = {k: cfg[k] for k in ("input_dim", "num_filters", "filter_size", "hidden_dim", "num_classes")}
-    model = call(SmallConvNet, name=label, weight_scale=weight_scale, reg=cfg["reg"], seed=seed, **kwargs)
-    params = getattr(model, "params", None)
+    model = guarded(label, lambda: student.new(SmallConvNet, weight_scale=weight_scale, reg=cfg["reg"], seed=seed,
+                                               **kwargs))
+    params = guarded(f"{label}.params", lambda: student.op("get", model, "params"))
     if not isinstance(params, dict):
         raise CheckFailure(f"{label}: model.params should be a dict of parameter arrays, got "
                            f"{describe(params)}.\n  Hint: fill self.params in __init__.")
@@ -370,7 +375,7 @@ def _build(SmallConvNet: Callable, cfg: dict, weight_scale: float, seed: int = 0
             got = _dims(arr.shape) if isinstance(arr, np.ndarray) else describe(arr)
             raise CheckFailure(f"{label}: params['{name}'] should have shape {_dims(shape)}, got {got}.\n"
                                f"  Hint: {SHAPE_HINTS.get(name, 'one bias per output of its layer.')}")
-    return model, label
+    return model, label, params
 
 
 def _grader_params(g: np.random.Generator, shapes: dict[str, tuple], bias_scale: float = 0.1) -> dict:
@@ -387,25 +392,27 @@ def _grader_params(g: np.random.Generator, shapes: dict[str, tuple], bias_scale:
 
 def reference_scores(X: np.ndarray, params: dict, filter_size: int) -> np.ndarray:
     """conv (stride 1, 'same') - relu - 2×2 max pool - affine - relu - affine, by PyTorch."""
-    pad = (filter_size - 1) // 2
-    h = ref.relu(ref.conv2d(X, params["W1"], params["b1"], stride=1, pad=pad))
-    h = ref.max_pool2d(h, 2, 2)
-    h = ref.relu(ref.affine(h, params["W2"], params["b2"]))
-    return ref.affine(h, params["W3"], params["b3"])
+    return ref.small_convnet(X, params, filter_size)
 
 
 def _loss_of(model: Any, label: str, X: np.ndarray, y: np.ndarray) -> tuple[float, dict]:
-    result = call(model.loss, X, y, name=label)
+    result = guarded(label, lambda: student.method(model, "loss", X, y))
     loss, grads = assert_tuple(result, 2, name=label, what="(loss, grads)",
                                hint="with labels y, loss returns loss, grads.")
-    if np.ndim(loss) != 0:
-        raise CheckFailure(f"{label}: the loss must be one number, got {describe(np.asarray(loss))}.")
+    if np.ndim(loss) != 0 or not isinstance(loss, (int, float, np.integer, np.floating, np.ndarray)):
+        raise CheckFailure(f"{label}: the loss must be one number, got {describe(loss)}.")
     return float(loss), grads
 
 
+def _set_params(model: Any, params: dict, label: str) -> None:
+    for name, value in params.items():
+        guarded(f"{label}: setting params['{name}']",
+                lambda name=name, value=value: student.op("set_item", model, "params", name, value.copy()))
+
+
 def check_conv_net_loss(SmallConvNet: Callable, seed: int | None = None, n: int = 3) -> None:
-    """SmallConvNet(...).loss(X) -> scores (N, K); .loss(X, y) -> (loss, grads), checked by a PyTorch
-    forward pass of the same weights and a float64 numeric gradient check of every parameter."""
+    """SmallConvNet(...).loss(X) -> scores (N, K); .loss(X, y) -> (loss, grads), checked against
+    PyTorch's forward pass of the same weights and autograd's gradient of every parameter."""
     with one_blas_thread():
         _check_conv_net_loss(SmallConvNet, seed, n)
 
@@ -413,13 +420,13 @@ def check_conv_net_loss(SmallConvNet: Callable, seed: int | None = None, n: int 
 def _check_conv_net_loss(SmallConvNet: Callable, seed: int | None, n: int) -> None:
     g = rng(309 if seed is None else seed + 3)
     for cfg in net_configs(seed, n):
-        model, label = _build(SmallConvNet, cfg, weight_scale=1e-3)
+        model, label, start = _build(SmallConvNet, cfg, weight_scale=1e-3)
         K, N = cfg["num_classes"], cfg["N"]
         X = g.standard_normal((N,) + tuple(cfg["input_dim"]))
         y = g.integers(0, K, size=N)
         # The initialisation: scaled normal weights, zero biases, loss near log(K).
         for name in PARAM_NAMES:
-            arr = model.params[name]
+            arr = start[name]
             if name.startswith("b") and np.any(arr != 0):
                 raise CheckFailure(f"{label}: params['{name}'] should start at zero.")
             if name.startswith("W") and arr.size >= 12 and not 0.3e-3 < float(np.std(arr)) < 3e-3:
@@ -437,10 +444,9 @@ def _check_conv_net_loss(SmallConvNet: Callable, seed: int | None, n: int) -> No
         # Known weights from here on (so the check does not depend on the student's random draws).
         params = _grader_params(g, expected_shapes(**{k: cfg[k] for k in (
             "input_dim", "num_filters", "filter_size", "hidden_dim", "num_classes")}))
-        for name, value in params.items():
-            model.params[name] = value.copy()
+        _set_params(model, params, label)
         slabel = f"{label}.loss(X {_dims(X.shape)})"
-        scores = call(model.loss, X.copy(), name=slabel)
+        scores = guarded(slabel, lambda: student.method(model, "loss", X.copy()))
         if isinstance(scores, tuple):
             raise CheckFailure(f"{slabel}: without y, loss must return the scores array alone, "
                                f"got a tuple of {len(scores)} items.")
@@ -451,28 +457,21 @@ def _check_conv_net_loss(SmallConvNet: Callable, seed: int | None, n: int) -> No
                           "pool is 2×2 with stride 2.")
         llabel = f"{label}.loss(X {_dims(X.shape)}, y)"
         loss, grads = _loss_of(model, llabel, X.copy(), y.copy())
-        data_loss, _ = ref.cross_entropy(reference_scores(X, params, cfg["filter_size"]), y)
-        reg_loss = 0.5 * cfg["reg"] * sum(float(np.sum(params[k] ** 2)) for k in ("W1", "W2", "W3"))
-        assert_close(np.float64(loss), data_loss + reg_loss, name=f"{llabel}: loss",
+        expected_loss, expected_grads = ref.small_convnet(X, params, cfg["filter_size"], y=y, reg=cfg["reg"])
+        assert_close(np.float64(loss), expected_loss, name=f"{llabel}: loss",
                      hint="the mean softmax cross-entropy of the scores plus "
                           "0.5 * reg * (sum(W1**2) + sum(W2**2) + sum(W3**2)); biases are not regularised.")
         if not isinstance(grads, dict) or set(grads) != set(params):
             raise CheckFailure(f"{llabel}: grads should be a dict with the keys of params "
                                f"({', '.join(PARAM_NAMES)}), got {describe(grads)}.")
         for name in PARAM_NAMES:
-            def f(p, name=name):
-                model.params[name] = p
-                return _loss_of(model, llabel, X.copy(), y.copy())[0]
-            try:
-                check_gradient(f, params[name].copy(), grads[name], name=llabel, argname=f"params['{name}']")
-            except CheckFailure as exc:
-                extra = ""
-                if name.startswith("W") and cfg["reg"]:
-                    extra = (f"\n  Also: reg = {cfg['reg']:g} here, and the gradient of "
-                             f"0.5 * reg * sum({name}**2) is reg * {name}; add it to grads['{name}'].")
-                raise CheckFailure(f"{exc}{extra}") from None
-            finally:
-                model.params[name] = params[name].copy()
+            hint = (f"the gradient of the loss with respect to params['{name}'] (autograd through the same "
+                    "network agrees with the loss above, so the error is in the backward pass).")
+            if name.startswith("W") and cfg["reg"]:
+                hint += (f" Also: reg = {cfg['reg']:g} here, and the gradient of 0.5 * reg * sum({name}**2) "
+                         f"is reg * {name}; add it to grads['{name}'].")
+            assert_close(grads[name], expected_grads[name], name=f"{llabel}: d/dparams['{name}']",
+                         rtol=1e-5, atol=1e-7, hint=hint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -504,9 +503,8 @@ def check_sgd_momentum(sgd_momentum: Callable, seed: int | None = None, n: int =
             assert_close(result[0], expected[t], name=f"{label}: next_w",
                          hint="v = momentum * v - learning_rate * dw, then w = w + v (the new v); "
                               "return both, since the next step starts from the new v.")
-            w, v = np.asarray(result[0], dtype=np.float64), np.asarray(result[1], dtype=np.float64)
-            if v.shape != w.shape:
-                raise CheckFailure(f"{label}: next_v has shape {_dims(v.shape)}, expected {_dims(shape)}.")
+            w = np.asarray(assert_shape(result[0], shape, name=f"{label}: next_w"), dtype=np.float64)
+            v = np.asarray(assert_shape(result[1], shape, name=f"{label}: next_v"), dtype=np.float64)
 
 
 @lru_cache(maxsize=1)
@@ -517,90 +515,49 @@ def mnist_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return datasets.mnist_splits(np.float64)
 
 
-def accuracy(model: Any, X: np.ndarray, y: np.ndarray, batch_size: int = 250) -> float:
-    """Fraction of ``X`` whose highest score is the label ``y``."""
-    label = "SmallConvNet.loss(X) (scores for the accuracy)"
+def accuracy(params: dict, X: np.ndarray, y: np.ndarray, batch_size: int = 250) -> float:
+    """Fraction of ``X`` that the reference network with ``params`` classifies as ``y`` (the grader's
+    own forward pass: the trained weights are what the student's code produced)."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverged model scores low
-        preds = [np.argmax(np.asarray(call(model.loss, X[s:s + batch_size].copy(), name=label)), axis=1)
+        preds = [np.argmax(reference_scores(X[s:s + batch_size], params, NET["filter_size"]), axis=1)
                  for s in range(0, len(X), batch_size)]
     return float(np.mean(np.concatenate(preds) == y))
 
 
-def train(model: Any, sgd_momentum: Callable, X: np.ndarray, y: np.ndarray, *, epochs: int, batch_size: int,
-          learning_rate: float, momentum: float, seed: int, time_limit: float | None = TIME_LIMIT) -> list[float]:
-    """The grader's training loop: ``epochs`` passes over (X, y) in minibatches drawn without
-    replacement from ``rng(seed)``, the learning rate decaying linearly to 0, each parameter updated
-    by the student's ``sgd_momentum``. Returns the loss of every step. Fails early, with a message,
-    on a non-finite loss or when the first steps project a run longer than ``time_limit`` seconds."""
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):  # a diverging run is reported below
-        return _train(model, sgd_momentum, X, y, epochs, batch_size, learning_rate, momentum, seed, time_limit)
-
-
-def _train(model: Any, sgd_momentum: Callable, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
-           learning_rate: float, momentum: float, seed: int, time_limit: float | None) -> list[float]:
-    g = rng(seed)
-    velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
-    steps = epochs * math.ceil(len(X) / batch_size)
-    label = f"SmallConvNet.loss(X ({batch_size}, 1, 28, 28), y) during training"
-    losses: list[float] = []
-    start = time.perf_counter()
-    for _ in range(epochs):
-        order = g.permutation(len(X))
-        for s in range(0, len(X), batch_size):
-            idx = order[s:s + batch_size]
-            loss, grads = _loss_of(model, label, X[idx], y[idx])
-            if not math.isfinite(loss):
-                raise CheckFailure(f"{label}: the loss became {loss} at step {len(losses) + 1} of {steps} "
-                                   f"(learning rate {learning_rate:g}, momentum {momentum:g}).\n  Hint: a "
-                                   "correct network does not diverge with this recipe; check the exercises "
-                                   "above, then sgd_momentum's signs.")
-            lr = learning_rate * (1 - len(losses) / steps)
-            for name in model.params:
-                ulabel = f"sgd_momentum(w {_dims(model.params[name].shape)}, dw, v, ...) for params['{name}']"
-                result = assert_tuple(call(sgd_momentum, model.params[name], grads[name], velocity[name], lr,
-                                           momentum, name=ulabel), 2, name=ulabel, what="(next_w, next_v)",
-                                      hint="return next_w, next_v.")
-                model.params[name], velocity[name] = result
-            losses.append(loss)
-            elapsed = time.perf_counter() - start
-            if time_limit and len(losses) in (10, 40) and elapsed / len(losses) * steps > time_limit:
-                raise CheckFailure(
-                    f"{label}: too slow: {len(losses)} training steps took {elapsed:.1f} s, so the "
-                    f"{steps} steps would take about {elapsed / len(losses) * steps:.0f} s (limit "
-                    f"{time_limit:.0f} s).\n  Hint: vectorise over the batch and channel axes; in "
-                    "pooling, loop only over the output positions (i, j).")
-    return losses
-
-
-def _trained_model(SmallConvNet: Callable, sgd_momentum: Callable, seed: int, X: np.ndarray, y: np.ndarray,
-                   **recipe: Any) -> tuple[Any, list[float]]:
-    cfg = dict(NET, N=0, reg=0.0)
-    model, _ = _build(SmallConvNet, cfg, weight_scale=1e-2, seed=seed % 2**31)
-    g = rng(seed)
-    params = _grader_params(g, expected_shapes(**NET), bias_scale=0.0)
-    for name, value in params.items():
-        model.params[name] = value
-    losses = train(model, sgd_momentum, X, y, seed=seed, **{**TRAIN, **recipe})
-    return model, losses
+def _trained(SmallConvNet: Callable, sgd_momentum: Callable, seed: int, X: np.ndarray, y: np.ndarray,
+             **overrides: Any) -> tuple[dict, list[float]]:
+    """The grader's recipe (:func:`autograder.recipes.small_convnet`) run where the student's code
+    is, from grader-drawn He weights; the trained params (checked to be the network's) and losses."""
+    params = _grader_params(rng(seed), expected_shapes(**NET), bias_scale=0.0)
+    settings = {**TRAIN, **overrides}
+    label = f"SmallConvNet trained by the grader's recipe ({settings['epochs']} epochs, batch {settings['batch_size']})"
+    run = guarded(label, lambda: recipe("small_convnet", SmallConvNet, sgd_momentum, X, y, net=NET, params=params,
+                                        seed=seed, time_limit=TIME_LIMIT, **settings))
+    trained = run.get("params") if isinstance(run, dict) else None
+    if not isinstance(trained, dict) or any(not isinstance(trained.get(k), np.ndarray) or
+                                            trained[k].shape != shp for k, shp in expected_shapes(**NET).items()):
+        raise CheckFailure(f"{label}: after training, model.params no longer holds {', '.join(PARAM_NAMES)} "
+                           "with their shapes.\n  Hint: sgd_momentum returns next_w with the shape of w.")
+    return {k: trained[k].astype(np.float64) for k in PARAM_NAMES}, [float(v) for v in run.get("losses", [])]
 
 
 def train_small_convnet(SmallConvNet: Callable, sgd_momentum: Callable, seed: int = 0,
                         split: str = "val") -> dict:
     """Train with the grading recipe (``TRAIN``, ``NET``) on the training split and measure the
-    accuracy on ``split`` ("val" or "holdout"). Returns dict(model, losses, accuracy, seconds)."""
+    accuracy on ``split`` ("val" or "holdout"). Returns dict(params, losses, accuracy, seconds)."""
     data = mnist_splits()
     start = time.perf_counter()
     with one_blas_thread():
-        model, losses = _trained_model(SmallConvNet, sgd_momentum, seed, *data["train"])
-        acc = accuracy(model, *data[split])
-    return dict(model=model, losses=losses, accuracy=acc, seconds=time.perf_counter() - start)
+        params, losses = _trained(SmallConvNet, sgd_momentum, seed, *data["train"])
+        acc = accuracy(params, *data[split])
+    return dict(params=params, losses=losses, accuracy=acc, seconds=time.perf_counter() - start)
 
 
 def check_conv_net_training(SmallConvNet: Callable, sgd_momentum: Callable, seed: int | None = None,
                             n: int = 10) -> None:
     """Visible: sgd_momentum against torch.optim.SGD, and the network overfits 50 digits.
     With a seed: more SGD cases, then the full training recipe on the 3,500 training digits and an
-    accuracy of at least THRESHOLD on the 750 held-out digits."""
+    accuracy of at least THRESHOLD on the 750 held-out digits, measured by the grader's own forward pass."""
     check_sgd_momentum(sgd_momentum, seed=seed, n=n)
     with one_blas_thread():
         _check_training(SmallConvNet, sgd_momentum, seed)
@@ -611,9 +568,9 @@ def _check_training(SmallConvNet: Callable, sgd_momentum: Callable, seed: int | 
     X, y = data["train"]
     if seed is None:
         pick = rng(311).choice(len(X), size=50, replace=False)
-        model, losses = _trained_model(SmallConvNet, sgd_momentum, 311, X[pick], y[pick], epochs=15,
-                                       batch_size=25, learning_rate=0.05)
-        acc = accuracy(model, X[pick], y[pick])
+        params, losses = _trained(SmallConvNet, sgd_momentum, 311, X[pick], y[pick], epochs=15,
+                                  batch_size=25, learning_rate=0.05)
+        acc = accuracy(params, X[pick], y[pick])
         if acc < 0.9:
             raise CheckFailure(
                 f"SmallConvNet trained on 50 digits for 15 epochs: training accuracy {acc:.2f}, loss "
@@ -621,8 +578,8 @@ def _check_training(SmallConvNet: Callable, sgd_momentum: Callable, seed: int | 
                 "  Hint: if conv_net_loss passes, look at sgd_momentum; otherwise fix conv_net_loss first.")
         return
     start = time.perf_counter()
-    model, losses = _trained_model(SmallConvNet, sgd_momentum, seed, X, y)
-    acc = accuracy(model, *data["holdout"])
+    params, losses = _trained(SmallConvNet, sgd_momentum, seed, X, y)
+    acc = accuracy(params, *data["holdout"])
     seconds = time.perf_counter() - start
     if acc < THRESHOLD:
         raise CheckFailure(

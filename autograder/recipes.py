@@ -1,0 +1,92 @@
+"""The grader's training recipes, run where the student's code lives.
+
+A training exercise is graded on what the student's code *learns*: the judge asks the kernel to
+run one of these recipes — the grader's own loop, with the grader's data, order and schedule,
+calling the student's model and update rule — and to hand back the trained weights as data. The
+judge then measures the accuracy itself, with its own reference architecture, on held-out digits
+that never enter the kernel. A notebook's own test cell runs the same recipe in-process.
+
+:class:`Stopped` ends a run early with a message for the student (a diverging loss, a run that
+would not finish in time).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+
+
+class Stopped(Exception):
+    """The recipe stopped the run; the message says why and what to look at."""
+
+
+def _dims(shape: Any) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+# ---------------------------------------------------------------------------------------------
+# a3: the NumPy SmallConvNet, trained by SGD with the student's momentum update
+# ---------------------------------------------------------------------------------------------
+
+def small_convnet(SmallConvNet: Any, sgd_momentum: Any, X: np.ndarray, y: np.ndarray, *, net: dict,
+                  params: dict, epochs: int, batch_size: int, learning_rate: float, momentum: float,
+                  seed: int, time_limit: float | None) -> dict:
+    """Build ``SmallConvNet(**net)``, start it from ``params``, and train it for ``epochs`` passes
+    over (X, y) in minibatches drawn without replacement from ``seed``, the learning rate decaying
+    linearly to 0, every parameter updated by the student's ``sgd_momentum``.
+    Returns dict(params=the trained weights, losses=the loss of every step)."""
+    model = SmallConvNet(weight_scale=1e-2, reg=0.0, seed=seed % 2**31, **net)
+    for name, value in params.items():
+        model.params[name] = np.array(value, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        losses = _train_small_convnet(model, sgd_momentum, X, y, epochs, batch_size, learning_rate, momentum,
+                                      seed, time_limit)
+    return {"params": {k: np.asarray(v) for k, v in model.params.items()}, "losses": losses}
+
+
+def _train_small_convnet(model: Any, sgd_momentum: Any, X: np.ndarray, y: np.ndarray, epochs: int,
+                         batch_size: int, learning_rate: float, momentum: float, seed: int,
+                         time_limit: float | None) -> list[float]:
+    g = np.random.default_rng(seed)
+    velocity = {k: np.zeros_like(v) for k, v in model.params.items()}
+    steps = epochs * math.ceil(len(X) / batch_size)
+    label = f"SmallConvNet.loss(X ({batch_size}, 1, 28, 28), y) during training"
+    losses: list[float] = []
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = g.permutation(len(X))
+        for s in range(0, len(X), batch_size):
+            idx = order[s:s + batch_size]
+            result = model.loss(X[idx], y[idx])
+            if not isinstance(result, tuple) or len(result) != 2:
+                raise Stopped(f"{label}: expected (loss, grads), got {type(result).__name__}.\n"
+                              "  Hint: with labels y, loss returns loss, grads.")
+            loss, grads = result
+            loss = float(loss)
+            if not math.isfinite(loss):
+                raise Stopped(f"{label}: the loss became {loss} at step {len(losses) + 1} of {steps} "
+                              f"(learning rate {learning_rate:g}, momentum {momentum:g}).\n  Hint: a "
+                              "correct network does not diverge with this recipe; check the exercises "
+                              "above, then sgd_momentum's signs.")
+            lr = learning_rate * (1 - len(losses) / steps)
+            for name in list(model.params):
+                out = sgd_momentum(model.params[name], grads[name], velocity[name], lr, momentum)
+                if not isinstance(out, tuple) or len(out) != 2:
+                    raise Stopped(f"sgd_momentum(w {_dims(np.shape(model.params[name]))}, dw, v, ...) for "
+                                  f"params['{name}']: expected (next_w, next_v).\n  Hint: return next_w, next_v.")
+                model.params[name], velocity[name] = out
+            losses.append(loss)
+            elapsed = time.perf_counter() - start
+            if time_limit and len(losses) in (10, 40) and elapsed / len(losses) * steps > time_limit:
+                raise Stopped(
+                    f"{label}: too slow: {len(losses)} training steps took {elapsed:.1f} s, so the "
+                    f"{steps} steps would take about {elapsed / len(losses) * steps:.0f} s (limit "
+                    f"{time_limit:.0f} s).\n  Hint: vectorise over the batch and channel axes; in "
+                    "pooling, loop only over the output positions (i, j).")
+    return losses
+
+
+RECIPES = {"small_convnet": small_convnet}
