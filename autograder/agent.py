@@ -22,7 +22,6 @@ import linecache
 import os
 import socket
 import tempfile
-import traceback
 from typing import Any
 
 from . import protocol
@@ -150,11 +149,15 @@ def _recv(sock: socket.socket, n: int) -> bytes | None:
 
 
 def _snapshot(value: Any) -> Any:
-    """A copy of an array or tensor argument, to tell afterwards whether the call changed it."""
+    """A copy of an array, tensor or list argument, to tell afterwards whether the call changed it."""
     import numpy as np
 
     if type(value) is np.ndarray:
         return value.copy()
+    if type(value) is list:
+        import copy
+
+        return copy.deepcopy(value)
     if type(value).__module__.startswith("torch"):
         import torch
 
@@ -170,6 +173,11 @@ def _same(before: Any, after: Any) -> bool:
     if type(before) is np.ndarray:
         return (type(after) is np.ndarray and after.shape == before.shape and after.dtype == before.dtype
                 and np.array_equal(after, before, equal_nan=after.dtype.kind == "f"))
+    if type(before) is list:
+        try:
+            return type(after) is list and bool(after == before)
+        except Exception:  # noqa: BLE001 - what the student put in the list cannot even be compared
+            return False
     import torch
 
     if type(after) is not torch.Tensor or after.shape != before.shape or after.dtype != before.dtype:
@@ -204,7 +212,8 @@ def _is_cell(filename: str) -> bool:
 
 def raised(exc: BaseException) -> dict:
     """An exception as data: its type, the built-in types it is one of, its message, and the lines of
-    the notebook's code it passed through (never the grader's own frames)."""
+    the notebook's code it passed through (never the grader's own frames). An exception raised
+    *because of* another (``raise ... from exc``) also shows where that one came from."""
     try:
         message = str(exc)
     except Exception:  # noqa: BLE001 - an exception whose __str__ fails still has a type
@@ -212,10 +221,20 @@ def raised(exc: BaseException) -> dict:
     if len(message) > MAX_MESSAGE:
         message = message[:MAX_MESSAGE] + "…"
     where = []
-    for frame in traceback.extract_tb(exc.__traceback__):
-        if _is_cell(frame.filename):
-            line = (frame.line or linecache.getline(frame.filename, frame.lineno)).strip()
-            where.append([str(frame.name), int(frame.lineno or 0), line[:200]])
+    seen = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < 5:
+        seen.add(id(current))
+        tb = current.__traceback__
+        frames = []
+        while tb is not None:
+            code = tb.tb_frame.f_code
+            if _is_cell(code.co_filename):
+                line = linecache.getline(code.co_filename, tb.tb_lineno).strip()
+                frames.append([str(getattr(code, "co_qualname", code.co_name))[:200], int(tb.tb_lineno), line[:200]])
+            tb = tb.tb_next
+        where = where + frames  # the cause (the original error) last
+        current = current.__cause__
     bases = [c.__name__ for c in type(exc).__mro__ if c.__module__ == "builtins"]
     return {"type": type(exc).__name__[:100], "bases": bases, "message": message, "where": where[-3:]}
 

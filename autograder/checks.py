@@ -85,12 +85,15 @@ def call(fn: Callable, *args: Any, name: str | None = None, context: dict | None
     return _guarded(lambda: student.call(fn, *args, context=context, **kwargs), label, shown)
 
 
-def call_as(label: str, fn: Callable, *args: Any, hint: str | None = None, **kwargs: Any) -> Any:
+def call_as(label: str, fn: Callable, *args: Any, hint: str | None = None, context: dict | None = None,
+            timeout: float | None = None, **kwargs: Any) -> Any:
     """Like :func:`call`, for checks whose ``label`` already describes the call (its arguments
-    summarised: shapes, modes); a crash message adds ``hint`` when given."""
+    summarised: shapes, modes); a crash message adds ``hint`` when given. ``timeout``: seconds the
+    call may take in a grading kernel (beyond it, :class:`autograder.student.TimedOut`)."""
     from . import student
 
-    return _guarded(lambda: student.call(fn, *args, **kwargs), label, lambda: label, hint)
+    return _guarded(lambda: student.call(fn, *args, context=context, timeout=timeout, **kwargs), label,
+                    lambda: label, hint)
 
 
 def guarded(label: str, thunk: Callable[[], Any], hint: str | None = None) -> Any:

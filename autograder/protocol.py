@@ -202,6 +202,22 @@ class Encoder:
             return self.tensor(v, where)
         if t in (Ref, Probe) or isinstance(v, Handle):
             return self.special(v, where, depth)
+        # Subclasses of the plain containers and scalars (an OrderedDict, a namedtuple, an IntEnum)
+        # cross as the plain type: what arrives is their items, whatever their own __eq__ says.
+        if isinstance(v, dict):
+            return self.value(dict(v.items()), where, depth)
+        if isinstance(v, tuple) and kind is None:
+            return self.value(tuple(v), where, depth)
+        if isinstance(v, list):
+            return self.value(list(v), where, depth)
+        if isinstance(v, bool):
+            return bool(v)
+        if isinstance(v, int) and not isinstance(v, np.generic):
+            return self.value(int(v), where, depth)
+        if isinstance(v, float) and not isinstance(v, np.generic):
+            return self.value(float(v), where, depth)
+        if isinstance(v, str):
+            return str.__str__(v)
         if self.special_of is not None:
             wire = self.special_of(v)
             if wire is not None:

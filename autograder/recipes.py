@@ -89,4 +89,53 @@ def _train_small_convnet(model: Any, sgd_momentum: Any, X: np.ndarray, y: np.nda
     return losses
 
 
-RECIPES = {"small_convnet": small_convnet}
+# ---------------------------------------------------------------------------------------------
+# a5: the student's CifarResNet, trained by SGD with momentum on perturbed digits
+# ---------------------------------------------------------------------------------------------
+
+def cifar_resnet(CifarResNet: Any, net: dict, start: dict, X_epochs: list, y: Any, orders: list, *,
+                 batch_size: int, lr: float, momentum: float, time_limit: float | None) -> dict:
+    """Build ``CifarResNet(**net)``, load the grader's ``start`` weights, and train it with SGD with
+    momentum, the learning rate decaying linearly to 0: one epoch per tensor of ``X_epochs`` (the
+    grader's perturbed copies of the training digits), minibatches in the grader's ``orders``.
+    Returns dict(state=the trained state_dict, losses=the loss of every step)."""
+    import torch
+    import torch.nn.functional as F
+
+    model = CifarResNet(**net)
+    model = model.to(torch.float32)
+    model.load_state_dict(start)
+    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    steps = sum(math.ceil(len(X) / batch_size) for X in X_epochs)
+    label = "CifarResNet(" + ", ".join(f"{k}={v!r}" for k, v in net.items()) + ")"
+    losses: list[float] = []
+    started = time.perf_counter()
+    model.train()
+    for X, order in zip(X_epochs, orders):
+        for s in range(0, len(X), batch_size):
+            idx = order[s:s + batch_size]
+            step = f"{label}(x of shape {_dims(X[idx].shape)}) during training, step {len(losses) + 1}"
+            try:
+                loss = F.cross_entropy(model(X[idx]), y[idx])
+                opt.zero_grad()
+                loss.backward()
+            except Exception as exc:
+                raise Stopped(f"{step} raised {type(exc).__name__}: {exc}") from exc
+            if not math.isfinite(loss.item()):
+                raise Stopped(f"{step}: the loss became {loss.item()}.\n  Hint: a correct network does not "
+                              "diverge with this recipe; check the outputs and gradients above.")
+            for group in opt.param_groups:
+                group["lr"] = lr * (1 - len(losses) / steps)
+            opt.step()
+            losses.append(loss.item())
+            elapsed = time.perf_counter() - started
+            if time_limit and len(losses) in (5, 20) and elapsed / len(losses) * steps > time_limit:
+                raise Stopped(
+                    f"{label} during training: too slow: {len(losses)} steps took {elapsed:.1f} s, so the "
+                    f"{steps} steps would take about {elapsed / len(losses) * steps:.0f} s (limit "
+                    f"{time_limit:.0f} s).\n  Hint: no Python loops over pixels or examples in forward; "
+                    "use the nn layers on the whole batch.")
+    return {"state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "losses": losses}
+
+
+RECIPES = {"small_convnet": small_convnet, "cifar_resnet": cifar_resnet}

@@ -34,9 +34,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from .. import datasets, models
+from .. import datasets, models, ops, specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_as, describe
+from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_as, describe, guarded
 from ..secret import seeds_for
 from ..seed import rng
 from ..tolerances import tolerance
@@ -73,6 +73,8 @@ def _dims(shape: Any) -> str:
 
 def _show(value: Any) -> str:
     """Arguments in messages: tensors by shape and dtype, the rest as checks.describe."""
+    if student.is_handle(value):
+        return value.why.split(";")[0] if value.why else f"a {value.type} object"
     if isinstance(value, torch.Tensor):
         return f"tensor{_dims(value.shape)} {str(value.dtype).replace('torch.', '')}"
     return describe(value)
@@ -86,9 +88,19 @@ def _run(fn: Callable, *args: Any, label: str, hint: str | None = None, **kwargs
         return call_as(label, fn, *args, hint=hint, **kwargs)
 
 
+def _reach(label: str, thunk: Callable[[], Any], hint: str | None = None) -> Any:
+    """``thunk()``, which reaches the student's code (through :mod:`autograder.student`), with the
+    checks' messages for its errors."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return guarded(label, thunk, hint)
+
+
 def _np(value: Any, label: str, what: str) -> np.ndarray:
     if value is None:
         raise CheckFailure(f"{label}: expected {what}, got None. Did the function forget to `return`?")
+    if student.is_handle(value):
+        raise CheckFailure(f"{label}: expected {what}, got {_show(value)}.")
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().to(F64).numpy()
     try:
@@ -139,19 +151,21 @@ FORWARD_HINT = ("check the shapes layer by layer: (N, 1, 28, 28) → conv1 (N, 6
                 "(N, 400) → fc1 (N, 120) → fc2 (N, 84) → fc3 (N, num_classes).")
 
 
-def _build_lenet(LeNet5: Callable, num_classes: int | None) -> tuple[nn.Module, str]:
+def _build_lenet(LeNet5: Callable, num_classes: int | None) -> tuple[Any, str, dict]:
     label = "LeNet5()" if num_classes is None else f"LeNet5(num_classes={num_classes})"
-    model = _run(LeNet5, label=label) if num_classes is None else _run(LeNet5, num_classes=num_classes, label=label)
-    if not isinstance(model, nn.Module):
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    model = _reach(label, lambda: student.new(LeNet5, **kwargs))
+    info = _reach(f"{label}.state_dict()", lambda: student.op("module_info", model))
+    if not info.get("is_module"):
         raise CheckFailure(f"{label}: expected an nn.Module, got {_show(model)}.\n"
                            "  Hint: class LeNet5(nn.Module) with super().__init__() first in __init__.")
-    return model, label
+    return model, label, info
 
 
-def _check_lenet_structure(model: nn.Module, label: str, num_classes: int) -> None:
+def _check_lenet_structure(info: dict, label: str, num_classes: int) -> None:
     reference = models.LeNet5(num_classes)
     expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
-    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v[0]) for k, v in info["state"].items()}
     missing = [k for k in expected if k not in got]
     extra = [k for k in got if k not in expected]
     if missing or extra:
@@ -170,7 +184,7 @@ def _check_lenet_structure(model: nn.Module, label: str, num_classes: int) -> No
             layer = key.split(".")[0]
             raise CheckFailure(f"{label}: {key} has shape {got[key]}, expected {shape}.\n"
                                f"  Hint: {layer} is {SHAPE_HINTS[layer]}.")
-    n_params = models.count_params(model)
+    n_params = info["trainable"]
     if n_params != models.count_params(reference):
         raise CheckFailure(f"{label}: {n_params:,} trainable parameters, expected "
                            f"{models.count_params(reference):,}.\n  Hint: every weight and bias trains "
@@ -197,74 +211,63 @@ def _stage_io(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, torch.Tensor
     return seen, out
 
 
+def _student_stage_io(model: Any, x: torch.Tensor, label: str) -> tuple[dict[str, torch.Tensor], Any]:
+    """:func:`_stage_io` of the student's model, where it lives (on a float64 copy, in eval mode)."""
+    answer = _reach(label, lambda: student.op("trace", model, x, train=False, kind="pre", names=list(LENET_STAGES)),
+                    hint=FORWARD_HINT)
+    if answer.get("error"):
+        raise CheckFailure(f"{label} raised {answer['error'].get('type')}: {answer['error'].get('message')}"
+                           f"{student.where(student.error_from(answer['error']))}.\n  Hint: {FORWARD_HINT}")
+    return answer["seen"], answer["out"]
+
+
 @single_threaded
 def check_lenet5(LeNet5: Callable, seed: int | None = None, n: int = 3) -> None:
     """LeNet5(num_classes=10): conv1, conv2, fc1, fc2, fc3 with the reference's state_dict names and
     shapes (61,706 parameters at 10 classes), and the reference's outputs once it loads the
     reference's weights (float64, random batches, batch size 1 included)."""
     g = rng(401 if seed is None else seed)
-    model, label = _build_lenet(LeNet5, None)
-    _check_lenet_structure(model, label, 10)  # 61,706 parameters, as LENET_PARAMS
+    model, label, info = _build_lenet(LeNet5, None)
+    _check_lenet_structure(info, label, 10)  # 61,706 parameters, as LENET_PARAMS
     cases = [(10, 4), (10, 1), (3, 2)]
     if seed is not None:
         cases += [(int(g.integers(2, 101)), int(g.integers(1, 6))) for _ in range(n)]
     dev = ref.device()
     rtol, atol = _tol()
     for num_classes, batch in cases:
-        model, label = _build_lenet(LeNet5, num_classes)
-        _check_lenet_structure(model, label, num_classes)
+        model, label, info = _build_lenet(LeNet5, num_classes)
+        _check_lenet_structure(info, label, num_classes)
         reference = models.LeNet5(num_classes)
         weights = models.reference_weights(reference, int(g.integers(0, 2**31)))
-        model = model.to(F64)
-        _run(model.load_state_dict, weights, label=f"{label}.load_state_dict(reference weights)")
-        model.eval()
+        _reach(f"{label}.load_state_dict(reference weights)", lambda: student.op("load", model, weights))
         x = torch.from_numpy(g.standard_normal((batch, 1, 28, 28)))
         flabel = f"{label} with the reference's weights, on x {_dims(x.shape)}"
-        seen, out = _run(_stage_io, model, x.clone(), label=flabel, hint=FORWARD_HINT)
+        seen, out = _student_stage_io(model, x.clone(), flabel)
         ref_seen, ref_out = _stage_io(copy.deepcopy(reference).to(device=dev, dtype=F64).eval(), x.to(dev))
         for name in LENET_STAGES:
             if name in seen:
                 assert_close(_np(seen[name], flabel, "a tensor"), ref_seen[name].numpy(), rtol=rtol, atol=atol,
                              name=f"{flabel}: the input to {name}", hint=STAGE_HINTS[name])
-        assert_close(_np(out, flabel, f"scores of shape {_dims(ref_out.shape)}"), ref_out.cpu().numpy(),
-                     rtol=rtol, atol=atol, name=f"{flabel}: the scores", hint=STAGE_HINTS["out"]
-                     if tuple(out.shape) == tuple(ref_out.shape) else FORWARD_HINT)
+        scores = _np(out, flabel, f"scores of shape {_dims(ref_out.shape)}")
+        assert_close(scores, ref_out.cpu().numpy(), rtol=rtol, atol=atol, name=f"{flabel}: the scores",
+                     hint=STAGE_HINTS["out"] if scores.shape == tuple(ref_out.shape) else FORWARD_HINT)
 
 
 # ---------------------------------------------------------------------------------------------
 # 2. Shapes by forward hooks
 # ---------------------------------------------------------------------------------------------
 
-def _hook_count(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-
-
-def small_vgg(cfg: list, num_classes: int = 10, hidden: int = 64, batch_norm: bool = False) -> nn.Module:
-    """models.VGG with a narrow classifier (``hidden`` instead of 4096), built without allocating
-    VGG's 4096-wide layers: torchvision's names (features.*, avgpool, classifier.*), random weights."""
-    with torch.device("meta"):
-        model = models.VGG(cfg, num_classes=num_classes, batch_norm=batch_norm)
-    c = [v for v in cfg if v != "M"][-1]
-    model.classifier = nn.Sequential(
-        nn.Linear(c * 7 * 7, hidden), nn.ReLU(True), nn.Dropout(0.5),
-        nn.Linear(hidden, hidden), nn.ReLU(True), nn.Dropout(0.5), nn.Linear(hidden, num_classes))
-    model = model.to_empty(device="cpu")
-    for module in model.modules():  # to_empty leaves BatchNorm's counters uninitialised
-        if isinstance(module, nn.BatchNorm2d):
-            module.num_batches_tracked.zero_()
-    models.reference_weights(model, len(cfg))
-    return model
-
-
-def _trace_cases(seed: int | None, n: int) -> Iterator[tuple[str, nn.Module, torch.Tensor]]:
-    """(description, model, input): small real models, those with BatchNorm in training mode."""
+def _trace_cases(seed: int | None, n: int) -> Iterator[tuple[str, dict, bool, torch.Tensor]]:
+    """(description, the model as a spec (:mod:`autograder.specnet`), training mode, input): small
+    real networks, those with BatchNorm in training mode. The kernel builds each from its spec; the
+    check builds the same network here and traces it with :func:`models.layer_shapes`."""
     torch.manual_seed(402 if seed is None else seed)
-    yield "LeNet5() in eval mode", models.LeNet5().eval(), torch.rand(2, 1, 28, 28)
+    yield "LeNet5() in eval mode", specnet.lenet5(), False, torch.rand(2, 1, 28, 28)
     yield ("cifar_resnet(blocks=1, widths=(4, 8, 16)) in training mode, with BatchNorm",
-           models.cifar_resnet(blocks=1, widths=(4, 8, 16)).train(), torch.randn(2, 3, 16, 16))
+           specnet.cifar_resnet(blocks=1, widths=(4, 8, 16)), True, torch.randn(2, 3, 16, 16))
     cfg = [8, 8, "M", 16, "M", 16]
     yield (f"a small VGG({cfg}, batch_norm=True) in training mode",
-           small_vgg(cfg, batch_norm=True).train(), torch.randn(2, 3, 20, 20))
+           specnet.vgg(cfg, batch_norm=True), True, torch.randn(2, 3, 20, 20))
     if seed is None:
         return
     g = rng(seed)
@@ -273,12 +276,12 @@ def _trace_cases(seed: int | None, n: int) -> Iterator[tuple[str, nn.Module, tor
         blocks = int(g.integers(1, 3))
         size = int(g.integers(8, 20))
         yield (f"cifar_resnet(blocks={blocks}, widths={widths}) in training mode",
-               models.cifar_resnet(blocks=blocks, widths=widths, num_classes=int(g.integers(2, 12))).train(),
+               specnet.cifar_resnet(blocks=blocks, widths=widths, num_classes=int(g.integers(2, 12))), True,
                torch.randn(int(g.integers(1, 4)), 3, size, size))
-    se = models.SqueezeExcitation(int(g.integers(4, 17)), int(g.integers(1, 5)))
-    yield "a SqueezeExcitation block", se, torch.randn(2, se.fc1.in_channels, 5, 7)
+    channels, squeeze = int(g.integers(4, 17)), int(g.integers(1, 5))
+    yield "a SqueezeExcitation block", specnet.squeeze_excitation(channels, squeeze), True, torch.randn(2, channels, 5, 7)
     cfg = [int(v) for v in g.choice([4, 8], size=2)] + ["M"] + [int(v) for v in g.choice([4, 8, 16], size=2)] + ["M"]
-    yield (f"a small VGG({cfg}) in eval mode", small_vgg(cfg, num_classes=int(g.integers(2, 100))).eval(),
+    yield (f"a small VGG({cfg}) in eval mode", specnet.vgg(cfg, num_classes=int(g.integers(2, 100))), False,
            torch.randn(1, 3, 32, 32))
 
 
@@ -286,16 +289,16 @@ def _trace_cases(seed: int | None, n: int) -> Iterator[tuple[str, nn.Module, tor
 def check_trace_shapes(trace_shapes: Callable, seed: int | None = None, n: int = 2) -> None:
     """trace_shapes(model, x) -> {name: output shape} for every leaf submodule in call order, like
     models.layer_shapes; hooks removed afterwards; the model (modes, parameters, buffers) unchanged."""
-    for what, model, x in _trace_cases(seed, n):
-        _check_trace(trace_shapes, what, model, x)
+    for what, spec, train, x in _trace_cases(seed, n):
+        _check_trace(trace_shapes, what, spec, train, x)
 
 
-def _check_trace(trace_shapes: Callable, what: str, model: nn.Module, x: torch.Tensor) -> None:
+def _check_trace(trace_shapes: Callable, what: str, spec: dict, train: bool, x: torch.Tensor) -> None:
     label = f"trace_shapes({what}, x {_dims(x.shape)})"
-    expected = models.layer_shapes(model, x)
-    state = {k: v.clone() for k, v in model.state_dict().items()}
-    modes = {name: m.training for name, m in model.named_modules()}
-    hooks = _hook_count(model)
+    expected = models.layer_shapes(specnet.build(spec).train(train), x)
+    side = student.side_of(trace_shapes)
+    model = student.make(side, "make_model", spec, None, "float32", train)
+    before = student.op("inspect", model)
     x_before = x.clone()
     got = _run(trace_shapes, model, x, label=label)
     if not isinstance(got, dict):
@@ -326,19 +329,20 @@ def _check_trace(trace_shapes: Callable, what: str, model: nn.Module, x: torch.T
         raise CheckFailure(f"{label}: the names are right but not in call order: entry {first} is "
                            f"{list(got)[first]!r}, expected {list(expected)[first]!r}.\n  Hint: fill the dict "
                            "inside the hooks, as the forward pass calls the modules, not by walking the model.")
-    left = _hook_count(model) - hooks
+    after = student.op("inspect", model)
+    left = after["hooks"] - before["hooks"]
     if left:
         raise CheckFailure(f"{label} left {left} hook(s) on the model.\n  Hint: register_forward_hook returns "
                            "a handle; call handle.remove() on every one when the forward pass is done "
                            "(in a `finally:` block, so they go even if the forward pass fails).")
-    changed = [name or "the model" for name, m in model.named_modules() if m.training != modes[name]]
+    changed = [name or "the model" for name, mode in after["modes"].items() if before["modes"].get(name) != mode]
     if changed:
         raise CheckFailure(f"{label} changed the training/eval mode of {', '.join(changed[:4])} "
-                           f"(it was {'training' if modes[''] else 'eval'}).\n  Hint: remember each "
+                           f"(it was {'training' if train else 'eval'}).\n  Hint: remember each "
                            "module's `training` flag and restore it afterwards.")
-    for key, before in state.items():
-        after = model.state_dict()[key]
-        if not torch.equal(before, after):
+    for key, value in before["state"].items():
+        now = after["state"].get(key)
+        if not isinstance(now, torch.Tensor) or not torch.equal(value, now):
             raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: a forward pass in training mode "
                                "updates BatchNorm's running statistics; trace in eval mode (then restore the "
                                "mode) and under torch.no_grad().")
@@ -639,37 +643,48 @@ def check_vgg_accounting(vgg_accounting: Callable, seed: int | None = None, n: i
 # 5. One training epoch, and 6. evaluation
 # ---------------------------------------------------------------------------------------------
 
-def probe_net(num_classes: int, channels: int = 1, width: int = 4, size: int = 8, p: float = 0.5) -> nn.Sequential:
-    """A tiny ConvNet with BatchNorm and Dropout, so that train and eval modes differ."""
-    return nn.Sequential(nn.Conv2d(channels, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                         nn.MaxPool2d(2), nn.Flatten(), nn.Dropout(p),
-                         nn.Linear(width * (size // 2) ** 2, num_classes))
-
-
-OPTIMIZERS = {
-    "SGD(lr=0.1, momentum=0.9)": lambda ps: torch.optim.SGD(ps, lr=0.1, momentum=0.9),
-    "SGD(lr=0.05)": lambda ps: torch.optim.SGD(ps, lr=0.05),
-    "SGD(lr=0.05, momentum=0.9, weight_decay=0.001)": lambda ps: torch.optim.SGD(ps, lr=0.05, momentum=0.9,
-                                                                                  weight_decay=1e-3),
-    "Adam(lr=0.01)": lambda ps: torch.optim.Adam(ps, lr=0.01),
+OPTIMIZERS = {  # how a message names it -> (torch.optim class name, its arguments)
+    "SGD(lr=0.1, momentum=0.9)": ("SGD", dict(lr=0.1, momentum=0.9)),
+    "SGD(lr=0.05)": ("SGD", dict(lr=0.05)),
+    "SGD(lr=0.05, momentum=0.9, weight_decay=0.001)": ("SGD", dict(lr=0.05, momentum=0.9, weight_decay=1e-3)),
+    "Adam(lr=0.01)": ("Adam", dict(lr=0.01)),
 }
 LOSSES = {
-    "CrossEntropyLoss()": lambda: nn.CrossEntropyLoss(),
-    "CrossEntropyLoss(label_smoothing=0.1)": lambda: nn.CrossEntropyLoss(label_smoothing=0.1),
+    "CrossEntropyLoss()": ("CrossEntropyLoss", {}),
+    "CrossEntropyLoss(label_smoothing=0.1)": ("CrossEntropyLoss", dict(label_smoothing=0.1)),
 }
 
 
-def _epoch_setup(case: dict, start_training: bool):
-    """A fresh (model, loader, optimizer, loss_fn) for ``case``, identical on every call."""
-    model = probe_net(case["K"], case["C"], case["width"], case["size"]).to(F64)
-    models.reference_weights(model, case["seed"])
-    model.train(start_training)
+def _probe_spec(case: dict) -> dict:
+    return specnet.probe_net(case["K"], case["C"], case["width"], case["size"])
+
+
+def _probe_weights(case: dict) -> dict[str, torch.Tensor]:
+    """The probe network's weights for ``case``: reference weights, non-trivial BatchNorm statistics."""
+    net = specnet.build(_probe_spec(case)).to(F64)
+    models.reference_weights(net, case["seed"])
+    return {k: v.clone() for k, v in net.state_dict().items()}
+
+
+def _epoch_data(case: dict) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(case["seed"])
     X = torch.randn((case["N"], case["C"], case["size"], case["size"]), generator=g, dtype=F64)
     y = torch.randint(0, case["K"], (case["N"],), generator=g)
-    loader = DataLoader(TensorDataset(X, y), batch_size=case["batch"], shuffle=True,
-                        generator=torch.Generator().manual_seed(case["seed"] + 1))
-    return model, loader, OPTIMIZERS[case["opt"]](model.parameters()), LOSSES[case["loss"]]()
+    return X, y
+
+
+def _epoch_setup(case: dict, start_training: bool, side: Any = None):
+    """A fresh (model, loader, optimizer, loss_fn) for ``case``, identical on every call and on either
+    side: made where the student's code runs (``side``), or here for the reference loop."""
+    X, y = _epoch_data(case)
+    make = (lambda name, *a, **k: student.make(side, name, *a, **k)) if side is not None \
+        else (lambda name, *a, **k: ops.OPERATIONS[name](*a, **k))
+    model = make("make_model", _probe_spec(case), _probe_weights(case), "float64", start_training)
+    loader = make("make_loader", X, y, case["batch"], True, case["seed"] + 1)
+    opt_name, opt_kwargs = OPTIMIZERS[case["opt"]]
+    loss_name, loss_kwargs = LOSSES[case["loss"]]
+    return model, loader, make("make_optimizer", model, opt_name, **opt_kwargs), make("make_loss", loss_name,
+                                                                                        **loss_kwargs)
 
 
 def reference_train_epoch(model, loader, optimizer, loss_fn, mistake: str | None = None,
@@ -706,17 +721,22 @@ EPOCH_MISTAKES = {
 }
 
 
-def _epoch_run(fn: Callable, case: dict, label: str | None = None, mistake: str | None = None,
+def _epoch_run(fn: Callable | None, case: dict, label: str | None = None, mistake: str | None = None,
                losses: list | None = None):
-    model, loader, optimizer, loss_fn = _epoch_setup(case, case["start_training"])
-    torch.manual_seed(case["seed"] + 2)  # dropout masks: the same in every run
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if label is None:
+    """The student's epoch (``fn``, where it lives) or the reference's, from identical starts and with
+    the same dropout masks; (the model's state_dict after it, the returned loss)."""
+    seed = case["seed"] + 2  # dropout masks: the same in every run
+    if fn is None:
+        model, loader, optimizer, loss_fn = _epoch_setup(case, case["start_training"])
+        torch.manual_seed(seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             loss = reference_train_epoch(model, loader, optimizer, loss_fn, mistake, losses)
-        else:
-            loss = _run(fn, model, loader, optimizer, loss_fn, label=label)
-    return model, loss
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}, loss
+    model, loader, optimizer, loss_fn = _epoch_setup(case, case["start_training"], student.side_of(fn))
+    loss = _run(fn, model, loader, optimizer, loss_fn, label=label, context={"torch_seed": seed})
+    state = _reach(f"{label}: the model's state_dict afterwards", lambda: student.op("state_dict", model))
+    return state, loss
 
 
 def _epoch_cases(seed: int | None, n: int) -> list[dict]:
@@ -745,12 +765,13 @@ def check_train_epoch(train_epoch: Callable, seed: int | None = None, n: int = 3
         mode = "training" if case["start_training"] else "eval"
         label = (f"train_epoch(model in {mode} mode, loader ({case['N']} examples in batches of {case['batch']}), "
                  f"optimizer {case['opt']}, loss_fn {case['loss']})")
-        model, loss = _epoch_run(train_epoch, case, label)
+        got_state, loss = _epoch_run(train_epoch, case, label)
         batch_losses: list[float] = []
-        ref_model, ref_loss = _epoch_run(None, case, losses=batch_losses)
-        got_state, exp_state = model.state_dict(), ref_model.state_dict()
+        exp_state, ref_loss = _epoch_run(None, case, losses=batch_losses)
         for key, exp in exp_state.items():
-            got = got_state[key]
+            got = got_state.get(key) if isinstance(got_state, dict) else None
+            if not isinstance(got, torch.Tensor):
+                raise CheckFailure(f"{label}: the model has no {key} any more after the epoch.")
             if exp.is_floating_point() and got.shape == exp.shape \
                     and np.allclose(got.numpy(), exp.numpy(), rtol=rtol, atol=atol):
                 continue
@@ -760,7 +781,7 @@ def check_train_epoch(train_epoch: Callable, seed: int | None = None, n: int = 3
             for mistake, text in EPOCH_MISTAKES.items():
                 alt, _ = _epoch_run(None, case, mistake=mistake)
                 if all(torch.allclose(got_state[k].to(F64), v.to(F64), rtol=rtol, atol=atol)
-                       for k, v in alt.state_dict().items()):
+                       for k, v in alt.items()):
                     hint = "the parameters after your epoch differ from the reference loop's; " + text
                     break
             assert_close(got.to(F64).numpy(), exp.to(F64).numpy(), rtol=rtol, atol=atol,
@@ -784,28 +805,18 @@ def check_train_epoch(train_epoch: Callable, seed: int | None = None, n: int = 3
                                f"epoch's examples).\n  Hint: {hint}")
 
 
-class _Recorder:
-    """Forward pre-hook noting, at each call, whether gradients were on and the model was training."""
-
-    def __init__(self, model: nn.Module):
-        self.calls: list[tuple[bool, bool]] = []
-        self.handle = model.register_forward_pre_hook(lambda m, args: self.calls.append(
-            (torch.is_grad_enabled(), m.training)))
-
-
 def _eval_case(case: dict):
-    model = probe_net(case["K"], case["C"], case["width"], case["size"]).to(F64)
-    models.reference_weights(model, case["seed"])
+    """(the probe network's weights, X, y, the accuracy evaluate must return)."""
+    net = specnet.build(specnet.probe_net(case["K"], case["C"], case["width"], case["size"])).to(F64)
+    models.reference_weights(net, case["seed"])
     g = torch.Generator().manual_seed(case["seed"])
     X = torch.randn((case["N"], case["C"], case["size"], case["size"]), generator=g, dtype=F64)
     with torch.no_grad():
-        pred = copy.deepcopy(model).eval()(X).argmax(1)
+        pred = copy.deepcopy(net).eval()(X).argmax(1)
     flip = torch.rand(case["N"], generator=g) < 0.4
     y = torch.where(flip, torch.randint(0, case["K"], (case["N"],), generator=g), pred)
     expected = float((pred == y).double().mean())
-    model.train(case["start_training"])
-    loader = DataLoader(TensorDataset(X, y), batch_size=case["batch"], shuffle=False)
-    return model, loader, expected
+    return {k: v.clone() for k, v in net.state_dict().items()}, X, y, expected
 
 
 @single_threaded
@@ -822,29 +833,33 @@ def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> N
                               size=int(g.choice([4, 6, 8])), seed=int(g.integers(0, 2**30)),
                               N=batch * int(g.integers(1, 4)) + int(g.integers(1, batch)), batch=batch,
                               start_training=bool(i % 2 == 0)))
+    side = student.side_of(evaluate)
     for case in cases:
-        model, loader, expected = _eval_case(case)
-        state = {k: v.clone() for k, v in model.state_dict().items()}
+        weights, X, y, expected = _eval_case(case)
+        model = student.make(side, "make_model", specnet.probe_net(case["K"], case["C"], case["width"], case["size"]),
+                             weights, "float64", case["start_training"])
+        loader = student.make(side, "make_loader", X, y, case["batch"], False)
         mode = "training" if case["start_training"] else "eval"
         label = f"evaluate(model in {mode} mode, loader ({case['N']} examples in batches of {case['batch']}))"
-        rec = _Recorder(model)
-        torch.manual_seed(case["seed"])
+        recorder = student.make(side, "record", model)
         try:
-            result = _run(evaluate, model, loader, label=label,
+            result = _run(evaluate, model, loader, label=label, context={"torch_seed": case["seed"]},
                           hint="the model returns scores (batch, classes); the prediction is their argmax over "
                                "the classes, dim=1, one per example, compared with y.")
         finally:
-            rec.handle.remove()
-        if any(training for _, training in rec.calls):
+            calls = student.op("stop", recorder)
+        if any(training for _, training in calls):
             raise CheckFailure(f"{label} ran the model in training mode (Dropout on, BatchNorm using and updating "
                                "batch statistics).\n  Hint: call model.eval() before the loop.")
-        for key, before in state.items():
-            if not torch.equal(before, model.state_dict()[key]):
+        state = _reach(f"{label}: the model's state_dict afterwards", lambda: student.op("state_dict", model))
+        for key, before in weights.items():
+            after = state.get(key) if isinstance(state, dict) else None
+            if not isinstance(after, torch.Tensor) or not torch.equal(before, after):
                 raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: evaluation must not change the "
                                    "model: model.eval(), torch.no_grad(), no optimizer.")
         value = _number(result, label, "the accuracy")
         if not math.isclose(value, expected, rel_tol=1e-12, abs_tol=1e-12):
-            sizes = [len(y) for _, y in loader]
+            sizes = [len(y[s:s + case["batch"]]) for s in range(0, case["N"], case["batch"])]
             if value > 1:
                 hint = "return a fraction in [0, 1]: the number of correct predictions divided by the number of examples."
             else:
@@ -852,11 +867,11 @@ def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> N
                         f"examples and divide by {case['N']}; the batches here have {sizes} examples, so the mean "
                         "of the per-batch accuracies is not the accuracy.")
             raise CheckFailure(f"{label} returned {value:.10g}, expected {expected:.10g}.\n  Hint: {hint}")
-        if any(grad for grad, _ in rec.calls):
+        if any(grad for grad, _ in calls):
             raise CheckFailure(f"{label} ran the model with gradients enabled.\n  Hint: wrap the loop in "
                                "`with torch.no_grad():`; evaluation needs no graph, and building one costs "
                                "memory and time.")
-        if not rec.calls:
+        if not calls:
             raise CheckFailure(f"{label} never called the model.")
 
 
@@ -919,8 +934,9 @@ _LAST: dict[str, Any] = {}
 
 
 def train(train_lenet: Callable, time_limit: float = TIME_LIMIT) -> dict:
-    """Run the student's ``train_lenet`` on the training digits, guarded and timed.
-    Returns dict(model, seconds); remembers it for the hidden check and the figure cell."""
+    """Run the student's ``train_lenet`` on the training digits, where it lives, timed; its trained
+    weights come back as data and go into the reference LeNet-5 here, which the accuracy is measured
+    with. Returns dict(model, seconds); remembers it for the hidden check and the figure cell."""
     X, y = digits()["train"]
     label = f"train_lenet(X_train {_dims(X.shape)} float32, y_train ({len(y)},) int64)"
     message = (f"{label} was stopped after {time_limit:.0f} s (limit {time_limit:.0f} s; the grader trains "
@@ -931,19 +947,33 @@ def train(train_lenet: Callable, time_limit: float = TIME_LIMIT) -> dict:
         _guards(stack)
         stack.enter_context(one_thread())
         start = time.perf_counter()
-        with _deadline(time_limit, message):
-            model = _run(train_lenet, torch.tensor(X), torch.tensor(y), label=label)
+        try:
+            with _deadline(time_limit, message):
+                model = _run(train_lenet, torch.tensor(X), torch.tensor(y), label=label, timeout=time_limit)
+        except student.TimedOut:
+            raise CheckFailure(message) from None
         seconds = time.perf_counter() - start
     if seconds > time_limit:
         raise CheckFailure(message.replace("was stopped after", f"took {seconds:.0f} s, over"))
-    if not isinstance(model, nn.Module):
+    info = _reach(f"{label}: the model it returned", lambda: student.op("module_info", model)) \
+        if student.is_handle(model) else {"is_module": False}
+    if not info.get("is_module"):
         raise CheckFailure(f"{label}: expected the trained nn.Module, got {_show(model)}.\n"
                            "  Hint: end train_lenet with `return model`.")
-    count = models.count_params(model)
+    count = info["trainable"]
     if count != LENET_PARAMS:
         raise CheckFailure(f"{label} returned a model with {count:,} trainable parameters; expected a LeNet5() "
                            f"({LENET_PARAMS:,}).\n  Hint: build the network with your LeNet5 class.")
-    _LAST.update(fn=train_lenet, model=model, seconds=seconds)
+    state = _reach(f"{label}: the trained model's state_dict", lambda: student.op("state_dict", model))
+    trained = models.LeNet5()
+    try:
+        trained.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise CheckFailure(f"{label} returned a model whose weights do not fit LeNet-5 ({first}).\n  Hint: "
+                           "return your LeNet5 itself (conv1, conv2, fc1, fc2, fc3), not a wrapper around it; "
+                           "the grader measures the weights it learnt in its own LeNet-5.") from None
+    _LAST.update(fn=train_lenet, model=trained, seconds=seconds)
     return dict(_LAST)
 
 
@@ -953,22 +983,15 @@ def trained_model() -> nn.Module | None:
 
 
 def accuracy(model: nn.Module, X: torch.Tensor, y: Any, label: str, batch_size: int = 250) -> float:
-    """Fraction of X whose highest score is the label, with the model in eval mode, without gradients."""
+    """Fraction of X the grader's LeNet-5 holding the trained weights classifies as the label (eval
+    mode, no gradients, on the reference device)."""
     labels = torch.as_tensor(np.array(y))
-    try:
-        p = next(model.parameters())
-        dev, dtype = p.device, p.dtype
-    except StopIteration:
-        dev, dtype = torch.device("cpu"), torch.float32
-    model.eval()
+    dev = ref.device()
+    net = model.to(dev).eval()
     correct = 0
     with torch.no_grad():
         for s in range(0, len(X), batch_size):
-            xb = X[s:s + batch_size].to(device=dev, dtype=dtype)
-            scores = _run(model, xb, label=f"{label}: model(x {_dims(xb.shape)})")
-            if not isinstance(scores, torch.Tensor) or tuple(scores.shape) != (len(xb), 10):
-                raise CheckFailure(f"{label}: model(x {_dims(xb.shape)}) returned {_show(scores)}; expected "
-                                   f"scores of shape ({len(xb)}, 10).")
+            scores = net(X[s:s + batch_size].to(dev, torch.float32))
             correct += int((scores.argmax(1).cpu() == labels[s:s + batch_size]).sum())
     return correct / len(X)
 
@@ -984,15 +1007,12 @@ def check_lenet_training(train_lenet: Callable, seed: int | None = None) -> None
     else:
         run = dict(_LAST)
     model, seconds = run["model"], run["seconds"]
-    stack = contextlib.ExitStack()
     if seed is None:
         X_val, y_val = data["val"]
         label = "train_lenet(X_train, y_train), the model on the validation digits"
         X_clean, X_perturbed = torch.from_numpy(X_val.copy()), perturbed("val", VISIBLE_PERTURBATION)
-        with stack:
-            _guards(stack, "the model train_lenet returns")
-            clean = accuracy(model, X_clean, y_val, label)
-            acc = accuracy(model, X_perturbed, y_val, label)
+        clean = accuracy(model, X_clean, y_val, label)
+        acc = accuracy(model, X_perturbed, y_val, label)
         print(f"lenet_training: trained in {seconds:.1f} s; validation accuracy {clean:.3f} on the digits as "
               f"they are, {acc:.3f} perturbed (the grade needs {THRESHOLD:.2f} on perturbed held-out digits)")
         where = "the perturbed validation digits"
@@ -1002,9 +1022,7 @@ def check_lenet_training(train_lenet: Callable, seed: int | None = None) -> None
     else:
         label = "train_lenet(X_train, y_train), the model on the perturbed held-out digits"
         X_test = perturbed("holdout", seed)
-        with stack:
-            _guards(stack, "the model train_lenet returns")
-            acc = accuracy(model, X_test, data["holdout"][1], label)
+        acc = accuracy(model, X_test, data["holdout"][1], label)
         print(f"lenet_training: accuracy {acc:.3f} on the perturbed held-out digits (required {THRESHOLD:.2f})")
         where = "the perturbed held-out digits"
     if acc < THRESHOLD:

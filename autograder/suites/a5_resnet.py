@@ -36,13 +36,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import models
+from .. import models, student
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, describe, not_implemented
 from ..secret import seeds_for
 from ..seed import rng
 from ..tolerances import tolerance
-from . import one_torch_thread
+from . import one_torch_thread, recipe
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
@@ -79,7 +79,11 @@ def signature(name: str, *args: Any, **kwargs: Any) -> str:
 
 
 def _raiser(exc: BaseException) -> str | None:
-    """The qualified name of the function that raised ``exc`` (its innermost frame)."""
+    """The qualified name of the function that raised ``exc`` (its innermost frame): from the
+    kernel's report of the student's lines, or from the traceback in the notebook's own process."""
+    frames = getattr(exc, "where", None)
+    if frames:
+        return frames[-1][0]
     tb = exc.__traceback__
     if tb is None:
         return None
@@ -96,37 +100,38 @@ def _not_implemented(label: str, exc: NotImplementedError) -> CheckFailure:
 
 
 def _crash(label: str, exc: Exception, extra: str = "") -> CheckFailure:
-    return CheckFailure(f"{label} raised {type(exc).__name__}: {exc}{extra}\n"
-                        "  Hint: fix the error first (the traceback above points at the line).")
+    kind = getattr(exc, "type_name", type(exc).__name__)
+    here = student.where(exc)
+    tail = "" if here else " (the traceback above points at the line)"
+    return CheckFailure(f"{label} raised {kind}: {exc}{here}{extra}\n"
+                        f"  Hint: fix the error first{tail}.")
 
 
-def build(factory: Callable, label: str, *args: Any, meta: bool = False, **kwargs: Any) -> nn.Module:
+def _reaching(label: str, thunk: Callable[[], Any], extra: Callable[[], str] | None = None) -> Any:
+    """``thunk()`` (which reaches the student's code), its errors as messages naming ``label``."""
+    try:
+        return thunk()
+    except NotImplementedError as exc:
+        raise _not_implemented(label, exc) from None
+    except CheckFailure:
+        raise
+    except student.NotData as exc:
+        raise CheckFailure(f"{label} returned {exc}.") from None
+    except Exception as exc:  # the student's bug, reported with the call that triggered it
+        raise _crash(label, exc, extra() if extra else "") from None
+
+
+def build(factory: Callable, label: str, *args: Any, meta: bool = False, **kwargs: Any) -> tuple[Any, dict]:
     """``factory(*args, **kwargs)``, which must be an ``nn.Module``; on the meta device when ``meta``
-    (parameters get shapes but no memory), falling back to the CPU if the code cannot run there."""
-    def make() -> Any:
-        try:
-            return factory(*args, **kwargs)
-        except NotImplementedError as exc:
-            raise _not_implemented(label, exc) from exc
-        except CheckFailure:
-            raise
-        except Exception as exc:  # the student's bug, reported with the call that triggered it
-            raise _crash(label, exc) from exc
-
-    model = None
-    if meta:
-        try:
-            with torch.device("meta"):
-                model = factory(*args, **kwargs)
-        except Exception:  # noqa: BLE001 - code that cannot run on meta is built on the CPU below
-            model = None
-    if model is None:
-        model = make()
-    if not isinstance(model, nn.Module):
+    (parameters get shapes but no memory), falling back to the CPU if the code cannot run there.
+    Returns the module (where the student's code lives) and what :func:`ops.module_info` says of it."""
+    model = _reaching(label, lambda: student.new(factory, *args, meta=meta, **kwargs))
+    info = _reaching(f"{label}.state_dict()", lambda: student.op("module_info", model))
+    if not info.get("is_module"):
         raise CheckFailure(f"{label} returned {describe(model)}, expected an nn.Module.\n"
                            "  Hint: a class that subclasses nn.Module and calls super().__init__() first; "
                            "a builder function ends with `return ResNet(...)`.")
-    return model
+    return model, info
 
 
 def _listed(keys: Sequence[str]) -> str:
@@ -134,13 +139,10 @@ def _listed(keys: Sequence[str]) -> str:
     return shown + (f" and {len(keys) - MAX_LISTED} more" if len(keys) > MAX_LISTED else "")
 
 
-def compare_structure(model: nn.Module, reference: nn.Module, label: str, hint: str) -> None:
+def compare_structure(info: dict, reference: nn.Module, label: str, hint: str) -> None:
     """The trainable parameter count, the state_dict keys and every tensor's shape must be the reference's."""
-    try:
-        got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        n_got = models.count_params(model)
-    except Exception as exc:  # a broken module (e.g. a property that raises)
-        raise _crash(f"{label}.state_dict()", exc) from exc
+    got = {k: tuple(v[0]) for k, v in info["state"].items()}
+    n_got = info["trainable"]
     expected = {k: tuple(v.shape) for k, v in reference.state_dict().items()}
     n_expected = models.count_params(reference)
     lines = []
@@ -161,28 +163,25 @@ def compare_structure(model: nn.Module, reference: nn.Module, label: str, hint: 
         raise CheckFailure(f"{label}: " + "\n  ".join(lines) + f"\n  Hint: {hint}")
 
 
-def require_modules(model: nn.Module, names: dict[str, str], label: str) -> None:
+def require_modules(info: dict, names: dict[str, str], label: str) -> None:
     """Submodules without parameters (so not in the state_dict) that torchvision's code names."""
     for name, kind in names.items():
-        if not isinstance(getattr(model, name, None), nn.Module):
+        if name not in info["children"]:
             raise CheckFailure(f"{label} has no submodule self.{name}.\n  Hint: create it in __init__ "
                                f"(self.{name} = {kind}) and use it in forward; the tests look for "
                                "torchvision's names.")
 
 
-def load_reference(model: nn.Module, weights: dict[str, torch.Tensor], label: str) -> nn.Module:
+def load_reference(model: Any, weights: dict[str, torch.Tensor], label: str) -> Any:
     """The student's model in float64 with the reference's weights loaded (strictly)."""
-    try:
-        model = model.to(torch.float64)
-        model.load_state_dict(weights)
-    except Exception as exc:
-        raise _crash(f"{label}.load_state_dict(the reference's weights)", exc) from exc
+    _reaching(f"{label}.load_state_dict(the reference's weights)",
+              lambda: student.op("load", model, weights, dtype="float64"))
     return model
 
 
 def trace(model: nn.Module, x: torch.Tensor, train: bool) -> tuple[dict[str, torch.Tensor], BaseException | None]:
-    """The first output of every named submodule for input ``x``, in call order (float64, on the
-    reference device, on a copy), and the exception that stopped the forward pass, if any."""
+    """The first output of every named submodule of a *reference* model for input ``x``, in call
+    order (float64, on the reference device, on a copy), and the exception that stopped it, if any."""
     dev = ref.device()
     net = copy.deepcopy(model).to(device=dev, dtype=torch.float64)
     net.train(train)
@@ -207,10 +206,11 @@ def trace(model: nn.Module, x: torch.Tensor, train: bool) -> tuple[dict[str, tor
     return outputs, error
 
 
-def first_difference(model: nn.Module, reference: nn.Module, x: torch.Tensor, train: bool) -> str:
+def first_difference(model: Any, reference: nn.Module, x: torch.Tensor, train: bool) -> str:
     """A sentence naming the first submodule (in the reference's call order) whose output differs."""
     try:
-        got, error = trace(model, x, train)
+        answer = student.op("trace", model, x, train=train)
+        got, error = answer["seen"], answer["error"]
         expected, _ = trace(reference, x, train)
     except Exception:  # noqa: BLE001 - a diagnosis must never hide the real failure
         return ""
@@ -224,10 +224,11 @@ def first_difference(model: nn.Module, reference: nn.Module, x: torch.Tensor, tr
                         f"there has shape {_dims(exp.shape)}.")
             continue
         out = got[name]
-        if tuple(out.shape) != tuple(exp.shape):
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != tuple(exp.shape):
+            shape = _dims(out.shape) if isinstance(out, torch.Tensor) else describe(out)
             return (f"Where: the first submodule whose output differs is self.{name} ({kind}): shape "
-                    f"{_dims(out.shape)}, expected {_dims(exp.shape)}.")
-        if not torch.allclose(out, exp, rtol=rtol, atol=atol):
+                    f"{shape}, expected {_dims(exp.shape)}.")
+        if not torch.allclose(out.to(torch.float64), exp, rtol=rtol, atol=atol):
             return f"Where: the first submodule whose output differs is self.{name} ({kind})."
     if error is None:
         return ("Where: every submodule's output matches the reference, so the difference is in forward() "
@@ -235,37 +236,26 @@ def first_difference(model: nn.Module, reference: nn.Module, x: torch.Tensor, tr
     return ""
 
 
-def run_model(model: nn.Module, x: torch.Tensor, train: bool, label: str,
-              reference: nn.Module | None = None) -> torch.Tensor:
-    """The student's ``model(x)`` as :func:`models.run` computes the reference's (on a float64 copy, on
-    the reference device, in eval mode unless ``train``), with a crash reported as a CheckFailure
-    naming ``label`` and, when it can tell, the first submodule whose output went wrong."""
-    dev = ref.device()
-    try:
-        net = copy.deepcopy(model).to(device=dev, dtype=torch.float64)
-        net.train(train)
-        with torch.no_grad():
-            out = net(x.to(device=dev, dtype=torch.float64))
-    except NotImplementedError as exc:
-        raise _not_implemented(label, exc) from exc
-    except CheckFailure:
-        raise
-    except Exception as exc:
-        where = first_difference(model, reference, x, train) if reference is not None else ""
-        raise _crash(label, exc, f"\n  {where}" if where else "") from exc
+def run_model(model: Any, x: torch.Tensor, train: bool, label: str,
+              reference: nn.Module | None = None) -> tuple[torch.Tensor, bool]:
+    """The student's ``model(x)`` as :func:`models.run` computes the reference's (on a float64 copy,
+    in eval mode unless ``train``), and whether it changed ``x``; a crash is reported naming
+    ``label`` and, when it can tell, the first submodule whose output went wrong."""
+    where = (lambda: f"\n  {first_difference(model, reference, x, train)}") if reference is not None else None
+    answer = _reaching(label, lambda: student.op("forward", model, x, train=train), where)
+    out = answer.get("out") if isinstance(answer, dict) else None
     if not isinstance(out, torch.Tensor):
         raise CheckFailure(f"{label} returned {describe(out)}, expected a tensor.\n"
                            "  Hint: forward ends with `return out`.")
-    return out.cpu()
+    return out.to(torch.float64), bool(answer.get("input_changed"))
 
 
-def compare_outputs(model: nn.Module, reference: nn.Module, x: torch.Tensor, train: bool, label: str,
+def compare_outputs(model: Any, reference: nn.Module, x: torch.Tensor, train: bool, label: str,
                     hint: str) -> None:
     """Same input, same weights: the student's output must be the reference's (and x left alone)."""
     expected = models.run(reference, x, train=train)
-    before = x.clone()
-    got = run_model(model, x, train, label, reference)
-    if not torch.equal(before, x):
+    got, changed = run_model(model, x, train, label, reference)
+    if changed:
         raise CheckFailure(f"{label} modified its input x in place.\n  Hint: x is needed twice (the "
                            "shortcut uses it after the convolutions); apply in-place operations such as "
                            "ReLU(inplace=True) only to tensors the block created itself.")
@@ -281,7 +271,7 @@ def compare_outputs(model: nn.Module, reference: nn.Module, x: torch.Tensor, tra
             raise CheckFailure(text[:cut] + f"\n  {where}" + text[cut:] if where and cut >= 0 else text) from None
 
 
-def compare_in_both_modes(model: nn.Module, reference: nn.Module, x: torch.Tensor, label: str, hint: str) -> None:
+def compare_in_both_modes(model: Any, reference: nn.Module, x: torch.Tensor, label: str, hint: str) -> None:
     """:func:`compare_outputs` in eval mode (running statistics), then in train mode (batch statistics)."""
     for train in (False, True):
         mode = "train" if train else "eval"
@@ -348,23 +338,25 @@ def _block_cases(visible: list, seed: int | None, n: int, expansion: int) -> lis
 
 def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int, cases: list,
                  g: np.random.Generator) -> None:
-    if getattr(Block, "expansion", None) != expansion:
-        raise CheckFailure(f"{name}.expansion is {getattr(Block, 'expansion', 'missing')!r}, expected "
+    value = _reaching(f"{name}.expansion", lambda: student.op("get", Block, "expansion", "missing"))
+    if value != expansion or isinstance(value, bool):
+        raise CheckFailure(f"{name}.expansion is {describe(value)}, expected "
                            f"{expansion}.\n  Hint: keep the class attribute `expansion = {expansion}` "
                            "(output channels = planes * expansion; ResNet reads it).")
     for inplanes, planes, stride, shape in cases:
         label = signature(name, inplanes, planes, stride=stride)
-        model = build(Block, label, inplanes, planes, stride=stride)
+        model, info = build(Block, label, inplanes, planes, stride=stride)
         reference = reference_cls(inplanes, planes, stride)
         weights = models.reference_weights(reference, _weight_seed(g))
-        compare_structure(model, reference, label, _BLOCK_HINTS[name])
-        require_modules(model, {"relu": "nn.ReLU(inplace=True)"}, label)
-        if not hasattr(model, "downsample"):
+        compare_structure(info, reference, label, _BLOCK_HINTS[name])
+        require_modules(info, {"relu": "nn.ReLU(inplace=True)"}, label)
+        if not _reaching(f"{label}.downsample", lambda: student.op("has", model, "downsample")):
             raise CheckFailure(f"{label} has no attribute self.downsample.\n  Hint: set it to None when "
                                "the shortcut is the identity (torchvision's convention).")
-        if reference.downsample is None and model.downsample is not None:
+        shortcut = _reaching(f"{label}.downsample", lambda: student.op("get", model, "downsample"))
+        if reference.downsample is None and shortcut is not None:
             raise CheckFailure(f"{label}: self.downsample should be None (input and output shapes match, "
-                               f"so the shortcut is the identity), got {type(model.downsample).__name__}.")
+                               f"so the shortcut is the identity), got {student.type_of(shortcut)}.")
         model = load_reference(model, weights, label)
         x = _input(g, shape)
         compare_in_both_modes(model, reference, x, label, _FORWARD_HINTS[name])
@@ -410,11 +402,11 @@ def _reference_resnet(block: str, layers: tuple, num_classes: int, weight_seed: 
 
 def _check_resnet_numerics(factory: Callable, label: str, args: tuple, kwargs: dict, block: str,
                            layers: Sequence[int], num_classes: int, weight_seed: int, x: torch.Tensor) -> None:
-    model = build(factory, label, *args, **kwargs)
+    model, info = build(factory, label, *args, **kwargs)
     reference, weights = _reference_resnet(block, tuple(layers), num_classes, weight_seed)
-    compare_structure(model, reference, label, _RESNET_HINT)
-    require_modules(model, {"relu": "nn.ReLU(inplace=True)", "maxpool": "nn.MaxPool2d(3, 2, 1)",
-                            "avgpool": "nn.AdaptiveAvgPool2d((1, 1))"}, label)
+    compare_structure(info, reference, label, _RESNET_HINT)
+    require_modules(info, {"relu": "nn.ReLU(inplace=True)", "maxpool": "nn.MaxPool2d(3, 2, 1)",
+                           "avgpool": "nn.AdaptiveAvgPool2d((1, 1))"}, label)
     model = load_reference(model, weights, label)
     compare_outputs(model, reference, x, False,
                     f"{label}(x of shape {_dims(x.shape)}) in eval mode, with the reference's weights",
@@ -438,11 +430,11 @@ def check_resnet(ResNet: Callable, resnet18: Callable, resnet34: Callable, resne
 def _structure_of(factory: Callable, name: str, num_classes: int | None) -> None:
     kwargs = {} if num_classes is None else {"num_classes": num_classes}
     label = signature(name, **kwargs)
-    model = build(factory, label, meta=True, **kwargs)
+    _, info = build(factory, label, meta=True, **kwargs)
     block, layers = _LAYERS[name]
     with torch.device("meta"):
         reference = models.ResNet(getattr(models, block), layers, 1000 if num_classes is None else num_classes)
-    compare_structure(model, reference, label, _RESNET_HINT)
+    compare_structure(info, reference, label, _RESNET_HINT)
 
 
 def _visible_resnet(ResNet: Callable, factories: dict, blocks: dict) -> None:
@@ -471,7 +463,7 @@ def _hidden_resnet(ResNet: Callable, factories: dict, blocks: dict, seed: int, n
         label = signature("ResNet", blocks[block], layers, num_classes=num_classes)
         with torch.device("meta"):
             reference = models.ResNet(getattr(models, block), layers, num_classes)
-        compare_structure(build(ResNet, label, blocks[block], layers, meta=True, num_classes=num_classes),
+        compare_structure(build(ResNet, label, blocks[block], layers, meta=True, num_classes=num_classes)[1],
                           reference, label, _RESNET_HINT)
         small = [1, 1, 1, 1] if block == "Bottleneck" else layers  # a Bottleneck stage costs more weights
         x = _input(g, (int(g.integers(1, 3)), 3, int(g.integers(33, 70)), int(g.integers(33, 70))))
@@ -526,11 +518,11 @@ def check_cifar_resnet(CifarResNet: Callable, seed: int | None = None, n: int = 
     with one_thread():
         for kwargs, shape in _cifar_cases(seed, n):
             label = _cifar_label(kwargs)
-            model = build(CifarResNet, label, **kwargs)
+            model, info = build(CifarResNet, label, **kwargs)
             reference = models.cifar_resnet(**kwargs)
             weights = models.reference_weights(reference, _weight_seed(g))
-            compare_structure(model, reference, label, _CIFAR_HINT)
-            require_modules(model, {"relu": "nn.ReLU(inplace=True)", "avgpool": "nn.AdaptiveAvgPool2d((1, 1))"},
+            compare_structure(info, reference, label, _CIFAR_HINT)
+            require_modules(info, {"relu": "nn.ReLU(inplace=True)", "avgpool": "nn.AdaptiveAvgPool2d((1, 1))"},
                             label)
             model = load_reference(model, weights, label)
             x = _input(g, shape)
@@ -542,6 +534,7 @@ def check_cifar_resnet(CifarResNet: Callable, seed: int | None = None, n: int = 
 
 
 def _gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    """The reference's gradients of the cross-entropy loss (train mode, float64, on the reference device)."""
     dev = ref.device()
     net = copy.deepcopy(model).to(device=dev, dtype=torch.float64).train()
     loss = F.cross_entropy(net(x.to(device=dev, dtype=torch.float64)), y.to(dev))
@@ -549,25 +542,24 @@ def _gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> dict[str, 
     return {k: None if p.grad is None else p.grad.detach().cpu() for k, p in net.named_parameters()}
 
 
-def compare_gradients(model: nn.Module, reference: nn.Module, x: torch.Tensor, y: torch.Tensor, label: str) -> None:
+def compare_gradients(model: Any, reference: nn.Module, x: torch.Tensor, y: torch.Tensor, label: str) -> None:
     """The gradient of the cross-entropy loss (train mode) with respect to every parameter."""
     what = f"{label}: gradients of cross_entropy(model(x of shape {_dims(x.shape)}), y) in train mode"
     expected = _gradients(reference, x, y)
-    try:
-        got = _gradients(model, x, y)
-    except Exception as exc:
-        raise _crash(what, exc, "\n  (an in-place operation on a tensor autograd still needs breaks "
-                                "backward: write out = out + identity rather than out += identity "
-                                "on the block's input)") from exc
+    got = _reaching(what, lambda: student.op("gradients", model, x, y),
+                    lambda: ("\n  (an in-place operation on a tensor autograd still needs breaks "
+                             "backward: write out = out + identity rather than out += identity "
+                             "on the block's input)"))
     rtol, atol = tolerance(torch.float64, ref.device().type)
     for name, exp in expected.items():
-        if got.get(name) is None:
+        value = got.get(name) if isinstance(got, dict) else None
+        if not isinstance(value, torch.Tensor):
             raise CheckFailure(f"{what}: no gradient reaches '{name}'.\n  Hint: the loss must depend on every "
                                "parameter through autograd: no .detach(), no torch.no_grad() and no "
                                ".numpy() round trip in forward, and parameters keep requires_grad=True.")
-        assert_close(got[name].numpy(), exp.numpy(), name=f"{what}: d loss / d {name}", rtol=rtol, atol=atol,
-                     hint="with the same outputs the gradients should agree too; look for a detach or "
-                          "a tensor created from plain numbers in forward.")
+        assert_close(value.to(torch.float64).numpy(), exp.numpy(), name=f"{what}: d loss / d {name}", rtol=rtol,
+                     atol=atol, hint="with the same outputs the gradients should agree too; look for a detach or "
+                                     "a tensor created from plain numbers in forward.")
 
 
 @lru_cache(maxsize=1)
@@ -586,92 +578,69 @@ def perturbed(X: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.from_numpy(datasets.perturb_digits(X.numpy(), seed=seed).astype(np.float32))
 
 
-def _grader_init(model: nn.Module, seed: int, label: str) -> nn.Module:
-    """Load PyTorch's default initialisation of the reference, drawn from ``seed`` (the same start for
-    every submission, without touching the caller's random state)."""
+def _grader_start(seed: int) -> dict[str, torch.Tensor]:
+    """PyTorch's default initialisation of the reference, drawn from ``seed``: the same start for
+    every submission, without touching the caller's random state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        start = models.cifar_resnet(**NET)
+        return models.cifar_resnet(**NET).state_dict()
+
+
+def accuracy(state: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor, label: str,
+             batch_size: int = 250) -> float:
+    """Fraction of ``X`` that the *reference* CifarResNet holding ``state`` classifies as ``y`` (eval
+    mode, on the reference device): the trained weights are what the student's code learnt."""
+    net = models.cifar_resnet(**NET)
     try:
-        model = model.to(torch.float32)
-        model.load_state_dict(start.state_dict())
-    except Exception as exc:
-        raise _crash(f"{label}.load_state_dict(the grader's initial weights)", exc) from exc
-    return model
-
-
-def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, label: str, batch_size: int = 250) -> float:
-    """Fraction of ``X`` classified as ``y`` in eval mode."""
-    model.eval()
+        net.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise CheckFailure(f"{label}: after training, its weights do not fit the reference architecture "
+                           f"({_first_line(exc)}).\n  Hint: keep torchvision's names and shapes (the structure "
+                           "checks above).") from None
+    dev = ref.device()
+    net = net.to(dev).eval()
     correct = 0
     with torch.no_grad():
         for s in range(0, len(X), batch_size):
-            try:
-                scores = model(X[s:s + batch_size])
-            except Exception as exc:
-                raise _crash(f"{label}(x of shape {_dims(X[s:s + batch_size].shape)}) in eval mode", exc) from exc
-            correct += int((scores.argmax(dim=1) == y[s:s + batch_size]).sum())
+            scores = net(X[s:s + batch_size].to(dev))
+            correct += int((scores.argmax(dim=1).cpu() == y[s:s + batch_size]).sum())
     return correct / len(X)
 
 
-def train(model: nn.Module, X: torch.Tensor, y: torch.Tensor, *, seed: int, label: str, epochs: int,
-          batch_size: int, lr: float, momentum: float, time_limit: float | None = TIME_LIMIT) -> list[float]:
-    """The grader's loop: SGD with momentum, the learning rate decaying linearly to 0, minibatches
-    shuffled by ``seed``, the training digits perturbed afresh each epoch (shifts, contrast and noise
-    like the held-out test, from seeds derived from ``seed``). Returns the loss of every step."""
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
-    steps = epochs * math.ceil(len(X) / batch_size)
-    gen = torch.Generator().manual_seed(seed)
-    losses: list[float] = []
-    start = time.perf_counter()
-    model.train()
-    for epoch in range(epochs):
-        X_epoch = perturbed(X, seed + 1 + epoch)
-        order = torch.randperm(len(X), generator=gen)
-        for s in range(0, len(X), batch_size):
-            idx = order[s:s + batch_size]
-            step_label = f"{label}(x of shape {_dims(X_epoch[idx].shape)}) during training, step {len(losses) + 1}"
-            try:
-                loss = F.cross_entropy(model(X_epoch[idx]), y[idx])
-                opt.zero_grad()
-                loss.backward()
-            except Exception as exc:
-                raise _crash(step_label, exc) from exc
-            if not math.isfinite(loss.item()):
-                raise CheckFailure(f"{step_label}: the loss became {loss.item()}.\n  Hint: a correct network does "
-                                   "not diverge with this recipe; check the outputs and gradients above.")
-            for group in opt.param_groups:
-                group["lr"] = lr * (1 - len(losses) / steps)
-            opt.step()
-            losses.append(loss.item())
-            elapsed = time.perf_counter() - start
-            if time_limit and len(losses) in (5, 20) and elapsed / len(losses) * steps > time_limit:
-                raise CheckFailure(
-                    f"{label} during training: too slow: {len(losses)} steps took {elapsed:.1f} s, so the "
-                    f"{steps} steps would take about {elapsed / len(losses) * steps:.0f} s (limit "
-                    f"{time_limit:.0f} s).\n  Hint: no Python loops over pixels or examples in forward; "
-                    "use the nn layers on the whole batch.")
-    return losses
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
 
 
 def train_cifar_resnet(CifarResNet: Callable, seed: int = 0, split: str = "val") -> dict:
-    """Train ``CifarResNet(**NET)`` with the grading recipe (``TRAIN``) on the training digits and
-    measure the accuracy on ``split`` ("val" or "holdout") perturbed with ``seed``.
-    Returns dict(model, losses, accuracy, seconds)."""
+    """Train ``CifarResNet(**NET)`` with the grading recipe (``TRAIN``: :func:`autograder.recipes.cifar_resnet`,
+    run where the student's code is) on the training digits — perturbed afresh each epoch, by the
+    grader, from seeds derived from ``seed`` — and measure, here, the accuracy of the trained weights
+    in the reference architecture on ``split`` ("val" or "holdout") perturbed with ``seed``.
+    Returns dict(state, losses, accuracy, seconds)."""
     data = mnist_tensors()
     label = _cifar_label(NET)
     start = time.perf_counter()
+    X, y = data["train"]
+    gen = torch.Generator().manual_seed(seed)
+    epochs = [perturbed(X, seed + 1 + epoch) for epoch in range(TRAIN["epochs"])]
+    orders = [torch.randperm(len(X), generator=gen) for _ in range(TRAIN["epochs"])]
+    settings = {k: v for k, v in TRAIN.items() if k != "epochs"}
     with one_thread():
-        model = _grader_init(build(CifarResNet, label, **NET), seed, label)
-        losses = train(model, *data["train"], seed=seed, label=label, **TRAIN)
-        X, y = data[split]
-        acc = accuracy(model, perturbed(X, seed), y, label)
-    return dict(model=model, losses=losses, accuracy=acc, seconds=time.perf_counter() - start)
+        run = _reaching(label, lambda: recipe("cifar_resnet", CifarResNet, NET, _grader_start(seed), epochs, y, orders,
+                                              time_limit=TIME_LIMIT, **settings))
+        state = run.get("state") if isinstance(run, dict) else None
+        if not isinstance(state, dict):
+            raise CheckFailure(f"{label}: the training run returned no weights.")
+        X_test, y_test = data[split]
+        acc = accuracy(state, perturbed(X_test, seed), y_test, label)
+    return dict(state=state, losses=[float(v) for v in run.get("losses", [])], accuracy=acc,
+                seconds=time.perf_counter() - start)
 
 
 def _check_training(CifarResNet: Callable, seed: int) -> None:
     run = train_cifar_resnet(CifarResNet, seed=seed, split="holdout")
-    losses = run["losses"]
+    losses = run["losses"] or [float("nan")]
     if run["accuracy"] < THRESHOLD:
         raise CheckFailure(
             f"{_cifar_label(NET)} trained on 3,500 digits ({TRAIN['epochs']} epoch, batch "
@@ -709,12 +678,12 @@ def check_se_block(SqueezeExcitation: Callable, seed: int | None = None, n: int 
     with one_thread():
         for C, S, shape in cases:
             label = signature("SqueezeExcitation", C, S)
-            model = build(SqueezeExcitation, label, C, S)
+            model, info = build(SqueezeExcitation, label, C, S)
             reference = models.SqueezeExcitation(C, S)
             weights = models.reference_weights(reference, _weight_seed(g))
-            compare_structure(model, reference, label, _SE_HINT)
-            require_modules(model, {"avgpool": "nn.AdaptiveAvgPool2d(1)", "activation": "nn.ReLU()",
-                                    "scale_activation": "nn.Sigmoid()"}, label)
+            compare_structure(info, reference, label, _SE_HINT)
+            require_modules(info, {"avgpool": "nn.AdaptiveAvgPool2d(1)", "activation": "nn.ReLU()",
+                                   "scale_activation": "nn.Sigmoid()"}, label)
             model = load_reference(model, weights, label)
             compare_outputs(model, reference, _input(g, shape), False,
                             f"{label}(x of shape {_dims(shape)}), with the reference's weights", _SE_FORWARD_HINT)
