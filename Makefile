@@ -28,6 +28,7 @@ $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -r requirements.txt
 	$(PIP) install --no-deps -e .
+	$(PY) -m autograder.lab
 	@touch $(STAMP)
 
 demo: $(STAMP)

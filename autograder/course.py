@@ -83,3 +83,16 @@ def find_course(path: str | os.PathLike | None = None) -> Course:
     if _is_course(installed):
         return Course(installed)
     raise UsageError("no course folder found; run from the course checkout or pass --course DIR")
+
+
+def course_of(path: str | os.PathLike) -> Course | None:
+    """The course a notebook belongs to: the first course root above it, else the one
+    :func:`find_course` finds; None when there is none."""
+    here = Path(path).expanduser().resolve()
+    for candidate in here.parents:
+        if _is_course(candidate):
+            return Course(candidate)
+    try:
+        return find_course()
+    except UsageError:
+        return None

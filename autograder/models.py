@@ -18,9 +18,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .reference import device  # models -> reference, never the other way
+
 __all__ = [
     "BasicBlock",
     "Bottleneck",
+    "accuracy",
     "LeNet5",
     "RESNET_PARAMS",
     "ResNet",
@@ -356,13 +359,26 @@ def reference_weights(model: nn.Module, seed: int) -> dict[str, torch.Tensor]:
 def run(model: nn.Module, x: torch.Tensor, train: bool = False, dtype: torch.dtype = torch.float64) -> torch.Tensor:
     """``model(x)`` computed on the reference device in ``dtype``, on a copy (the model's own
     BatchNorm statistics are untouched), in eval mode unless ``train``; the result on the CPU."""
-    from .reference import device
 
     dev = device()
     ref = copy.deepcopy(model).to(device=dev, dtype=dtype)
     ref.train(train)
     with torch.no_grad():
         return ref(x.to(device=dev, dtype=dtype)).cpu()
+
+
+def accuracy(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 250) -> float:
+    """Fraction of ``X`` that ``model`` (a reference holding trained weights) classifies as ``y``:
+    eval mode, no gradients, on the reference device, in the model's dtype."""
+    dev = device()
+    net = model.to(dev).eval()
+    dtype = next(net.parameters()).dtype
+    correct = 0
+    with torch.no_grad():
+        for s in range(0, len(X), batch_size):
+            scores = net(X[s:s + batch_size].to(dev, dtype))
+            correct += int((scores.argmax(dim=1).cpu() == y[s:s + batch_size]).sum())
+    return correct / len(X)
 
 
 def layer_shapes(model: nn.Module, x: torch.Tensor, leaves_only: bool = True) -> dict[str, tuple[int, ...]]:

@@ -372,15 +372,3 @@ def sgd_momentum_steps(w: np.ndarray, grads: Sequence[np.ndarray], lr: float, mo
         opt.step()
         out.append(to_numpy(p).copy())
     return np.stack(out) if out else np.zeros((0,) + np.shape(w))
-
-
-# The reference models (LeNet-5, VGG, BatchNorm, the ResNet family, SE) live in autograder.models;
-# they are re-exported here so that ``reference`` is the one place the checks compare against.
-from .models import (  # noqa: E402  (models imports reference lazily, so no cycle)
-    BasicBlock, Bottleneck, LeNet5, ResNet, SqueezeExcitation, VGG, VGG_CONFIGS, RESNET_PARAMS,
-    batch_norm2d, cifar_resnet, count_params, layer_shapes, reference_weights, resnet18, resnet34,
-    resnet50, run, vgg_accounting)
-
-__all__ += ["BasicBlock", "Bottleneck", "LeNet5", "RESNET_PARAMS", "ResNet", "SqueezeExcitation", "VGG",
-            "VGG_CONFIGS", "batch_norm2d", "cifar_resnet", "count_params", "layer_shapes",
-            "reference_weights", "resnet18", "resnet34", "resnet50", "run", "vgg_accounting"]

@@ -10,7 +10,6 @@ which keeps a class on one worker and spreads the classes over the workers.
 
 from __future__ import annotations
 
-import pytest
 
 from autograder import catalogue
 from autograder.grading.notebooks import graded_cells, solution_sources

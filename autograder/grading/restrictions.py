@@ -85,9 +85,16 @@ def scan(source: str, rule: Restriction) -> tuple[list[str], set[str], set[str]]
     except (SyntaxError, ValueError):
         return [], set(), set()  # such a cell fails when it runs; there is nothing to attribute
     findings: list[str] = []
+    enclosing: dict[int, str] = {}  # id(node) -> the function or class it sits in
+    for outer in ast.walk(tree):
+        if isinstance(outer, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            for inner in ast.walk(outer):
+                if inner is not outer:
+                    enclosing[id(inner)] = outer.name  # innermost wins: ast.walk visits outer first
 
     def found(node: ast.AST, what: str) -> None:
-        findings.append(f"line {getattr(node, 'lineno', '?')}: {what}")
+        inside = f" (in {enclosing[id(node)]})" if id(node) in enclosing else ""
+        findings.append(f"line {getattr(node, 'lineno', '?')}{inside}: {what}")
 
     forbidden = set(rule.names)
     for node in ast.walk(tree):

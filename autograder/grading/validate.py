@@ -21,7 +21,7 @@ from pathlib import Path
 
 import nbformat
 
-from ..course import UsageError, find_course
+from ..course import course_of
 from .notebooks import Unreadable, read_submission
 from .sandbox import Limits
 
@@ -50,11 +50,7 @@ def run(path: Path, timeout: float = 120.0, budget: float = 900.0) -> tuple[list
     from .worker import grade_notebook
 
     nb = read_submission(path)
-    try:
-        course = find_course()
-    except UsageError:
-        course = None
-    assignment, source_path = assignment_of(path, course)
+    assignment, source_path = assignment_of(path, course_of(path))
     source = nbformat.read(source_path, as_version=4) if source_path else nb
     graded = grade_notebook(source, nb, assignment or "", limits=Limits(), cell_timeout=timeout,
                             deadline=time.monotonic() + budget, hidden=False)

@@ -9,8 +9,9 @@ configurations drawn from that seed, which is what the hidden tests do. Every fa
 from __future__ import annotations
 
 import contextlib
+import functools
 from types import ModuleType
-from typing import Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from ..checks import CheckFailure
 
@@ -56,3 +57,27 @@ def recipe(name: str, *args, **kwargs):
         if getattr(exc, "type_name", type(exc).__name__) == "Stopped":
             raise CheckFailure(str(exc)) from None
         raise
+
+
+def dims(shape: Sequence[int]) -> str:
+    """A shape as messages write it: ``(2, 3, 5, 5)``."""
+    return str(tuple(int(s) for s in shape))
+
+
+def one_blas_thread():
+    """A context in which NumPy's BLAS uses one thread: the checks' matrices are small, and on a
+    busy machine several BLAS threads fight over the cores and run many times slower."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # installed with scikit-learn; without it, run as configured
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def single_threaded(check: Callable) -> Callable:
+    """Run a whole check (the student's calls and the references) under :func:`one_torch_thread`."""
+    @functools.wraps(check)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with one_torch_thread():
+            return check(*args, **kwargs)
+    return wrapper

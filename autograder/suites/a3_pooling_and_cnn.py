@@ -19,7 +19,6 @@ The assignment is NumPy only: its grading kernels have no torch or scipy (:mod:`
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from functools import lru_cache
@@ -33,7 +32,7 @@ from ..checks import (CheckFailure, assert_close, assert_shape, assert_tuple, as
                       guarded)
 from ..secret import seeds_for
 from ..seed import rng
-from . import recipe
+from . import dims, one_blas_thread, recipe
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
@@ -54,18 +53,7 @@ def _forward(fn: Callable, label: str, *args: Any) -> tuple:
                         hint="a forward function ends with `return out, cache`.")
 
 
-def one_blas_thread():
-    """A context in which NumPy's BLAS uses one thread: the network's matrices are small, and on a
-    busy machine several BLAS threads fight over the cores and run many times slower."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # installed with scikit-learn; without it, run as configured
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1, user_api="blas")
-
-
-def _dims(shape: tuple) -> str:
-    return str(tuple(int(s) for s in shape))
+_dims = dims
 
 
 # ---------------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import functools
 import math
 import signal
 import threading
@@ -32,7 +31,6 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
 from .. import datasets, models, ops, specnet, student
 from .. import reference as ref
@@ -40,7 +38,7 @@ from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, cal
 from ..secret import seeds_for
 from ..seed import rng
 from ..tolerances import tolerance
-from . import forbid, one_torch_thread
+from . import dims, forbid, one_torch_thread, single_threaded
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
@@ -56,19 +54,7 @@ F64 = torch.float64
 # ---------------------------------------------------------------------------------------------
 
 one_thread = one_torch_thread
-
-
-def single_threaded(check: Callable) -> Callable:
-    """Run a whole check (the student's calls and the references) under :func:`one_thread`."""
-    @functools.wraps(check)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with one_thread():
-            return check(*args, **kwargs)
-    return wrapper
-
-
-def _dims(shape: Any) -> str:
-    return str(tuple(int(s) for s in shape))
+_dims = dims
 
 
 def _show(value: Any) -> str:
@@ -985,15 +971,7 @@ def trained_model() -> nn.Module | None:
 def accuracy(model: nn.Module, X: torch.Tensor, y: Any, label: str, batch_size: int = 250) -> float:
     """Fraction of X the grader's LeNet-5 holding the trained weights classifies as the label (eval
     mode, no gradients, on the reference device)."""
-    labels = torch.as_tensor(np.array(y))
-    dev = ref.device()
-    net = model.to(dev).eval()
-    correct = 0
-    with torch.no_grad():
-        for s in range(0, len(X), batch_size):
-            scores = net(X[s:s + batch_size].to(dev, torch.float32))
-            correct += int((scores.argmax(1).cpu() == labels[s:s + batch_size]).sum())
-    return correct / len(X)
+    return models.accuracy(model, X, torch.as_tensor(np.array(y)), batch_size)
 
 
 @single_threaded

@@ -26,7 +26,6 @@ several threads fight over the cores and run many times slower.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from functools import lru_cache
 from typing import Any, Callable, Sequence
@@ -42,7 +41,7 @@ from ..checks import CheckFailure, assert_close, describe, not_implemented
 from ..secret import seeds_for
 from ..seed import rng
 from ..tolerances import tolerance
-from . import one_torch_thread, recipe
+from . import dims, one_torch_thread, recipe
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
@@ -61,8 +60,7 @@ MAX_LISTED = 4  # state_dict keys named in one message
 one_thread = one_torch_thread
 
 
-def _dims(shape: Sequence[int]) -> str:
-    return str(tuple(int(s) for s in shape))
+_dims = dims
 
 
 def _arg(value: Any) -> str:
@@ -597,14 +595,7 @@ def accuracy(state: dict[str, torch.Tensor], X: torch.Tensor, y: torch.Tensor, l
         raise CheckFailure(f"{label}: after training, its weights do not fit the reference architecture "
                            f"({_first_line(exc)}).\n  Hint: keep torchvision's names and shapes (the structure "
                            "checks above).") from None
-    dev = ref.device()
-    net = net.to(dev).eval()
-    correct = 0
-    with torch.no_grad():
-        for s in range(0, len(X), batch_size):
-            scores = net(X[s:s + batch_size].to(dev))
-            correct += int((scores.argmax(dim=1).cpu() == y[s:s + batch_size]).sum())
-    return correct / len(X)
+    return models.accuracy(net, X, y, batch_size)
 
 
 def _first_line(exc: BaseException) -> str:

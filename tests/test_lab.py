@@ -1,0 +1,98 @@
+"""The toolbar's Validate in JupyterLab: a real Jupyter server, nbgrader's Validate endpoint, our answer.
+
+A Jupyter server is started on a free local port with the course's environment; the test posts
+to ``/assignments/validate`` exactly as nbgrader's labextension does when a student presses the
+button, and checks that the dialog's content is the course's own validation (the same verdicts
+as ``python -m autograder validate``), not nbgrader's plain one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import nbformat
+import pytest
+
+from autograder.grading.notebooks import solution_sources, student_version
+
+from .support import ROOT, release_nb, source_nb
+
+pytestmark = pytest.mark.slow
+
+A1 = "a1_images_and_convolution"
+TOKEN = "validate-test-token"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lab")
+    port = free_port()
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(root / ".jupyter"), "JUPYTER_RUNTIME_DIR": str(root / ".runtime"),
+           "AUTOGRADER_COURSE": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "jupyter_server", f"--ServerApp.root_dir={root}",
+                             f"--ServerApp.port={port}", "--ServerApp.ip=127.0.0.1", "--ServerApp.open_browser=False",
+                             f"--IdentityProvider.token={TOKEN}", "--ServerApp.port_retries=0", "--allow-root"],
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        proc.kill()
+        pytest.fail(f"jupyter server did not start: {proc.stderr.read()[-2000:]}")
+    yield root, base
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def press_validate(base: str, path: str) -> dict:
+    """What nbgrader's toolbar button does: POST the notebook's path, read the JSON answer."""
+    req = urllib.request.Request(f"{base}/assignments/validate?path={path}", data=b"", method="POST",
+                                 headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=600) as resp:
+        return json.loads(resp.read())
+
+
+def test_validate_button_runs_the_course_validation(server):
+    """Does the button say Success on the solution, and name each failing exercise with the check's
+    message on a broken copy and on the blank release — the messages the grade gives?"""
+    root, base = server
+    source, release = source_nb(A1), release_nb(A1)
+    wrong = solution_sources(source)["correlate2d_code"].replace("i * stride", "i", 1)
+    for name, nb in {"good": student_version(release, source), "blank": release,
+                     "broken": student_version(release, source, {"correlate2d_code": wrong})}.items():
+        (root / name).mkdir()
+        nbformat.write(nb, root / name / f"{A1}.ipynb")
+    good = press_validate(base, f"good/{A1}.ipynb")
+    assert good == {"success": True, "value": {}}
+    blank = press_validate(base, f"blank/{A1}.ipynb")
+    failed = blank["value"]["failed"]
+    assert blank["success"] and len(failed) == 10
+    assert failed[0]["source"] == "layout (2 points)" and "is not implemented yet" in failed[0]["error"]
+    broken = press_validate(base, f"broken/{A1}.ipynb")["value"]["failed"]
+    names = [f["source"].split()[0] for f in broken]
+    assert "correlate2d" in names and "layout" not in names
+    assert "values differ from the reference" in broken[names.index("correlate2d")]["error"]
+
+
+def test_validate_button_refuses_paths_outside_the_server_root(server):
+    _, base = server
+    with pytest.raises(urllib.error.HTTPError) as info:
+        press_validate(base, "../../etc/passwd")
+    assert info.value.code == 403
