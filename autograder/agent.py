@@ -18,6 +18,7 @@ says what it was.
 from __future__ import annotations
 
 import contextlib
+import json
 import linecache
 import os
 import socket
@@ -68,8 +69,11 @@ class Agent:
     def answer(self, header: bytes, payload: bytes) -> bytes:
         request_id = None
         try:
+            request_id = json.loads(header).get("id")  # first, so that every answer carries it
+        except (ValueError, AttributeError):
+            pass
+        try:
             request = protocol.decode(header, payload, resolve=self.resolve)
-            request_id = request.get("id")
             return self.dispatch(request)
         except KeyboardInterrupt:
             return protocol.encode({"id": request_id, "interrupted": True})

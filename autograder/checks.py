@@ -79,6 +79,8 @@ def call(fn: Callable, *args: Any, name: str | None = None, context: dict | None
     label = name or getattr(fn, "__name__", "function")
 
     def shown() -> str:
+        if name:  # the check's label already describes the call
+            return label
         return label + "(" + ", ".join([describe(a) for a in args]
                                        + [f"{k}={describe(v)}" for k, v in kwargs.items()]) + ")"
 

@@ -2,7 +2,8 @@
 
   release [ASSIGNMENT]                      solutions/ -> assignments/ (all assignments by default)
   grade ASSIGNMENT SUBMISSIONS_DIR --out D  autograde a class, write feedback and D/grades.csv
-  validate NOTEBOOK                         run a notebook's tests the way a student's Validate does
+  validate NOTEBOOK                         what the grade will say about the visible tests (Validate)
+  secret [--set VALUE | --new]              where the course secret is (the hidden tests' seeds); set it
   demo                                      release, build a sample class, grade it, print the table
 
 Exit status: 0 on success; 1 when some submissions could not be read (they are listed, every
@@ -12,6 +13,7 @@ other student is graded); 2 for bad usage (wrong path, unknown assignment), with
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -56,10 +58,21 @@ def _parser() -> argparse.ArgumentParser:
                    help="grade every submission again, even those an earlier run already committed")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    v = sub.add_parser("validate", help="run a notebook's visible tests (what Validate does)",
-                       description="Run nbgrader validate on NOTEBOOK: execute it top to bottom and "
-                                   "report the test cells that fail.")
+    v = sub.add_parser("validate", help="what the grade will say about the visible tests (what Validate does)",
+                       description="Grade NOTEBOOK as the grader does — the instructor's cells restored, your "
+                                   "code run in a sandboxed kernel, each exercise judged from outside it — on "
+                                   "the visible tests, and print each exercise's verdict, failures first.")
     v.add_argument("notebook", help="path to your .ipynb")
+    v.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+
+    s = sub.add_parser("secret", help="where the course secret is kept (the hidden tests' seeds); set or renew it",
+                       description="The hidden tests draw their inputs from a course secret kept outside the "
+                                   "repository (work/course_secret, owner-only; or $AUTOGRADER_SECRET / "
+                                   "$AUTOGRADER_SECRET_FILE). Without options: make it if missing and say where "
+                                   "it is (never its value).")
+    group = s.add_mutually_exclusive_group()
+    group.add_argument("--set", metavar="VALUE", help="use VALUE (16 characters or more) as the secret")
+    group.add_argument("--new", action="store_true", help="draw a new random secret (new hidden tests)")
 
     d = sub.add_parser("demo", help="release everything, grade a sample class, print the table",
                        description="Release every assignment, build sample submissions (correct, "
@@ -108,7 +121,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "validate":
             from .grading.validate import validate
 
-            return validate(Path(args.notebook))
+            return validate(Path(args.notebook), as_json=args.json)
+        if args.command == "secret":
+            import secrets as random
+
+            from . import secret
+
+            path = secret.path_for(course.work)
+            try:
+                if args.set is not None:
+                    secret.store(path, args.set)
+                elif args.new:
+                    secret.store(path, random.token_hex(32))
+                else:
+                    secret.load(course.work)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            print(f"course secret: {path}" + (" (from $AUTOGRADER_SECRET)" if os.environ.get("AUTOGRADER_SECRET") else ""))
+            return 0
         if args.command == "demo":
             from .grading.demo import demo
 

@@ -21,7 +21,7 @@ def run(*args, cwd=ROOT):
                           text=True, timeout=600)
 
 
-@pytest.mark.parametrize("command", ["release", "grade", "validate", "demo"])
+@pytest.mark.parametrize("command", ["release", "grade", "validate", "demo", "secret"])
 def test_every_command_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
@@ -33,7 +33,7 @@ def test_top_level_help_lists_commands(capsys):
     with pytest.raises(SystemExit):
         main(["--help"])
     out = capsys.readouterr().out
-    for command in ("release", "grade", "validate", "demo"):
+    for command in ("release", "grade", "validate", "demo", "secret"):
         assert command in out
 
 
@@ -72,7 +72,7 @@ def test_validate_reports_pass_and_fail(tmp_path):
     bad = run("validate", str(blank))
     assert bad.returncode == 1
     assert "FAILED  correlate2d (4 pt): correlate2d(worked example) is not implemented yet" in bad.stdout
-    assert "failed in 10 cell(s)" in bad.stdout
+    assert "failed in 10 exercise(s)" in bad.stdout
 
 
 def test_validate_unreadable(tmp_path):
@@ -81,3 +81,24 @@ def test_validate_unreadable(tmp_path):
     proc = run("validate", str(broken))
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: broken.ipynb is not valid JSON")
+
+
+def test_secret_is_made_once_kept_private_and_settable(tmp_path):
+    """Is the course secret created on first use (owner-only), stable, and replaceable by the instructor?"""
+    import shutil
+
+    course = tmp_path / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    first = run("--course", str(course), "secret")
+    assert first.returncode == 0, first.stderr
+    path = course / "work" / "course_secret"
+    assert path.is_file() and (path.stat().st_mode & 0o777) == 0o600
+    assert str(path) in first.stdout and path.read_text().strip() not in first.stdout  # never printed
+    value = path.read_text()
+    assert run("--course", str(course), "secret").returncode == 0 and path.read_text() == value
+    assert run("--course", str(course), "secret", "--set", "short").returncode == 2
+    assert run("--course", str(course), "secret", "--set", "a-new-secret-for-this-term").returncode == 0
+    assert path.read_text().strip() == "a-new-secret-for-this-term"
+    assert run("--course", str(course), "secret", "--new").returncode == 0
+    assert path.read_text().strip() not in ("a-new-secret-for-this-term", value.strip())

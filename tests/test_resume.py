@@ -1,7 +1,7 @@
 """The grader killed with SIGKILL mid-batch and run again (no grade lost or duplicated, submissions
 untouched), and the same submission graded twice (same result, same autograded notebook).
 
-Separate from test_hardening.py so that ``--dist loadscope`` runs the two modules side by side.
+Separate from test_class_grading.py so that ``--dist loadscope`` runs the two modules side by side.
 """
 
 from __future__ import annotations
@@ -20,8 +20,22 @@ import pytest
 
 from autograder.grading.results import StudentResult
 
+from .classes import SECRET, Assignment
 from .support import ROOT
-from .test_hardening import A1, CELL_TIMEOUT, MAX, NB, POINTS, WRONG_PAD, digests, grade_cli, nb
+from .test_class_grading import digests
+
+A1 = "a1_images_and_convolution"
+_A = Assignment(A1)
+NB, MAX, POINTS = _A.nb_file, _A.max, _A.points
+WRONG_PAD = _A.wrong("pad_h and pad_w swapped")[1]
+nb = _A.nb
+CELL_TIMEOUT = 8
+
+
+def grade_cli(subs, out, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out),
+                           "--cell-timeout", str(CELL_TIMEOUT), "--quiet", *extra], cwd=ROOT, capture_output=True,
+                          text=True, timeout=1800, env={**os.environ, "AUTOGRADER_SECRET": SECRET})
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")]
@@ -39,7 +53,7 @@ def test_killed_batch_resumes_without_losing_or_duplicating_a_grade(tmp_path):
     cmd = [sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out), "--quiet",
            "--cell-timeout", str(CELL_TIMEOUT)]  # the same settings as the second run, or nothing is kept
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, "AUTOGRADER_SECRET": SECRET})
     results_dir = out / "results" / A1
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and len(list(results_dir.glob("*.json"))) < 2:

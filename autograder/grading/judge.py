@@ -266,7 +266,13 @@ class AgentChannel:
                                     "while being graded, so it was stopped")
 
     def _lost(self):
-        why = self.kernel.death() if self.kernel is not None else None
+        """The connection ended: say why, from the kernel's exit status (which may take a moment)."""
+        why = None
+        give_up = time.monotonic() + 3.0
+        while self.kernel is not None and why is None and time.monotonic() < give_up:
+            why = self.kernel.death()
+            if why is None:
+                time.sleep(0.05)
         self._drop(why or "the kernel closed its connection to the grader")
 
     def _drop(self, why: str):

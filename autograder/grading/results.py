@@ -12,8 +12,6 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from nbformat.notebooknode import NotebookNode
-
 
 GRADED = "graded"          # the notebook ran in its sandbox; cells scored as their tests ran
 UNREADABLE = "unreadable"  # the notebook could not be parsed: 0 (or the previous grade kept)
@@ -87,27 +85,6 @@ def load_all(out: Path) -> list[StudentResult]:
 def first_line(text: str | None, limit: int = 160) -> str:
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else "no reason recorded"
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def failure_reason(cell: NotebookNode, timeout: float | None = None) -> str:
-    """Why a test cell run by nbclient (Validate) failed, read from its outputs."""
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "error":
-            ename, evalue = out.get("ename", "Error"), str(out.get("evalue", "")).strip()
-            if ename in ("CheckFailure", "NumPyOnly"):
-                return evalue
-            if ename == "CellTimeoutError":
-                limit = f" {timeout:g} s" if timeout else ""
-                return f"timed out: the cell ran past the{limit} limit per cell"
-            if ename == "DeadKernelError":
-                return "the kernel died while running this cell (out of memory, or the process exited)"
-            return f"{ename}: {evalue}" if evalue else ename
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "stream" and out.get("name") == "stderr":
-            return f"the cell wrote to stderr, which nbgrader counts as a failure: {first_line(out.get('text'))}"
-    if cell.get("execution_count") is None:
-        return "the cell did not run (the kernel stopped before it)"
-    return "no error shown, yet nbgrader scored the cell below full marks"
 
 
 def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str, list[str]]) -> Path:

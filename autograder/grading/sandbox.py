@@ -112,6 +112,18 @@ class KernelSite:
         mine.mkdir()
         for module in (*profiles.KERNEL_CORE, *self.profile.kernel_modules):
             shutil.copy2(package / f"{module}.py", mine / f"{module}.py")
+        for other in sorted(package.iterdir()):  # the rest of the package: stubs that say why it is not here
+            name = other.stem if other.suffix == ".py" else other.name
+            if name.startswith("_") or (mine / f"{name}.py").exists() or not (
+                    other.suffix == ".py" or (other / "__init__.py").is_file()):
+                continue
+            # no name= here: ``from autograder import x`` would swallow the error and say less
+            text = f"raise ModuleNotFoundError({_course_module_message(name)!r})\n"
+            if other.suffix == ".py":
+                (mine / f"{name}.py").write_text(text)
+            else:
+                (mine / name).mkdir()
+                (mine / name / "__init__.py").write_text(text)
         if "datasets" in self.profile.kernel_modules:  # scikit-learn's photos, without scikit-learn
             from ..datasets import _photos_folder
 
@@ -136,6 +148,11 @@ def _course_install(entry: str) -> bool:
     low = entry.lower()
     return (low.startswith(("__editable__", "convnets_autograder", "autograder", "_distutils_hack"))
             or low == "distutils-precedence.pth")
+
+
+def _course_module_message(name: str) -> str:
+    return (f"autograder.{name} is not available where your code is graded: the course's references, "
+            "models, checks' answers and grader stay outside the kernel. Write the exercise yourself.")
 
 
 def _stub_message(name: str, assignment: str | None) -> str:

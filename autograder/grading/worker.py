@@ -37,7 +37,7 @@ from nbformat.notebooknode import NotebookNode
 
 from .. import secret
 from . import feedback, restrictions
-from .assemble import ADDED, FIGURE, TEST, assemble, role, visible
+from .assemble import ADDED, ANSWER, FIGURE, TEST, assemble, exercise_of, role, visible
 from .execute import DIED, OUTPUT, SKIPPED, TIMEOUT, KernelSession
 from .notebooks import Unreadable, graded_cells, nbgrader_meta, read_submission
 from .results import ERROR, GRADED, MISSING, UNREADABLE, CellResult, StudentResult, first_line
@@ -118,6 +118,7 @@ def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: st
     session = KernelSession(scratch, limits, site_for(assignment), cell_timeout, deadline)
     channel = judge.AgentChannel(session)
     verdicts, cell_seconds = [], 0.0
+    stopped: dict[str, str] = {}  # exercise -> how its answer cell failed when it ran
     try:
         for i, cell in enumerate(nb.cells):
             kind = role(cell)
@@ -137,6 +138,9 @@ def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: st
                 else:
                     verdict = judge.judge(channel, gid, pts, cell.source, hidden=hidden,
                                           seconds=min(cell_timeout, left), log=log)
+                if not verdict.passed and gid in stopped:
+                    verdict.message = (f"{verdict.message or 'failed'}\n  Note: its solution cell {gid}_code stopped "
+                                       f"with {stopped[gid]}; fix that first.")
                 verdicts.append(verdict)
                 cell_seconds += verdict.seconds
                 cell.source = visible(cell.source)  # the feedback never shows the hidden tests
@@ -145,6 +149,8 @@ def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: st
                 continue
             run = session.run(i, cell.source)
             cell_seconds += run.seconds
+            if kind == ANSWER and run.status != "ok" and run.reason:
+                stopped[exercise_of(cell)] = first_line(run.reason, 300)
             cell.outputs = feedback.safe_outputs(run.outputs)
             cell.execution_count = None if run.status == SKIPPED else i + 1
             if run.status in (TIMEOUT, OUTPUT, DIED):
