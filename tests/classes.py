@@ -60,6 +60,11 @@ class Assignment:
         self.points = dict(graded_cells(self.source))
         self.max = sum(self.points.values())
         self.cat = catalogue.load(assignment)
+        # The exercise the threats aim at: the first one no other exercise calls, so that its wrong
+        # answer costs it alone and "the honest work underneath" scores exactly max - its points.
+        callers = set(self.cat.DEPENDS)
+        self.target = next(e for e in self.points if e not in callers
+                           and any(w.exercise == e for w in self.cat.WRONG_ANSWERS))
 
     def nb(self, answers: dict[str, str] | None = None) -> NotebookNode:
         return student_version(self.release, self.source, answers or {})
@@ -111,9 +116,9 @@ def base_cases(a: Assignment) -> list[Case]:
 # ---------------------------------------------------------------------------------------------
 
 def common_threats(a: Assignment) -> list[Case]:
-    """Attacks aimed at the kernel's own machinery, each on top of a wrong answer to the first
-    exercise: none may earn that exercise's points back."""
-    first = next(iter(a.points))
+    """Attacks aimed at the kernel's own machinery, each on top of a wrong answer to the target
+    exercise (:attr:`Assignment.target`): none may earn that exercise's points back."""
+    first = a.target
     label = next(w.label for w in a.cat.WRONG_ANSWERS if w.exercise == first)
     cell, wrong = a.wrong(label)
     honest = a.max - a.points[first]
@@ -185,7 +190,7 @@ def common_threats(a: Assignment) -> list[Case]:
 
 def common_habits(a: Assignment) -> list[Case]:
     """Honest habits: full marks."""
-    first_cell = next(iter(a.sol))
+    first_cell = f"{a.target}_code"
     habits = ("import os, sys, warnings, time\nprint(os.cpu_count(), sys.version_info[:2], time.time() > 0)\n"
               "warnings.warn('this is only a warning')\nprint('to stderr', file=sys.stderr)")
     scratch = "x = undefined_name + 1  # a scratch cell with a typo: it fails, and costs nothing"
@@ -391,7 +396,8 @@ def a4_cases(a: Assignment) -> list[Case]:
     spec_tamper = a.add_cell(a.nb({"trace_shapes_code": a.wrong("input shapes instead of output shapes")[1]}),
                              "import autograder.specnet as s\ns.build = lambda spec: None", after="trace_shapes_code")
     return [
-        Case("patch_torch", a.file(torch_patch), a.max - P["batchnorm2d"], {"batchnorm2d": ""}),
+        # torch.Tensor.__eq__ patched breaks the student's own evaluate (pred == y): their doing
+        Case("patch_torch", a.file(torch_patch), None, {"batchnorm2d": ""}, at_most=a.max - P["batchnorm2d"]),
         Case("reference_models_user", a.file(a.nb({"lenet5_code": models_user})), None,
              {"lenet5": "autograder.models is not available"}, at_most=a.max - P["lenet5"] - P["lenet_training"]),
         Case("specnet_tamper", a.file(spec_tamper), None, {"trace_shapes": ""}, at_most=a.max - P["trace_shapes"]),

@@ -59,9 +59,10 @@ class Verdict:
     error: str | None  # the exception's message (or stderr text) when failed
 
 
-def run_cells(nb: NotebookNode) -> dict[str, Verdict]:
+def run_cells(nb: NotebookNode, only: str | None = None) -> dict[str, Verdict]:
     """Execute the code cells in order, in one fresh namespace in this process, and judge each test
-    cell as nbgrader does: failed if it raised or wrote to stderr, passed otherwise.
+    cell: failed if it raised, passed otherwise (what the notebook's own test cells say; the
+    grader's judge says the same, from outside the kernel). ``only``: run that test cell alone.
 
     Figure cells (grade_id ``*_show``) are skipped: they only draw, and test cells never use them.
     """
@@ -79,6 +80,8 @@ def run_cells(nb: NotebookNode) -> dict[str, Verdict]:
         if str(meta.get("grade_id", "")).endswith("_show"):
             continue
         graded = bool(meta.get("grade")) and not meta.get("solution")
+        if graded and only is not None and meta.get("grade_id") != only:
+            continue
         out, err = io.StringIO(), io.StringIO()
         error = None
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -90,7 +93,5 @@ def run_cells(nb: NotebookNode) -> dict[str, Verdict]:
                     error += "\n" + traceback.format_exc()
         plt.close("all")
         if graded:
-            if error is None and err.getvalue().strip():
-                error = "stderr: " + err.getvalue().strip()
             verdicts[meta["grade_id"]] = Verdict(error is None, error)
     return verdicts

@@ -11,7 +11,10 @@ which keeps a class on one worker and spreads the classes over the workers.
 from __future__ import annotations
 
 
+import ast
+
 from autograder import catalogue
+from autograder.grading.assemble import answer_exercise
 from autograder.grading.notebooks import graded_cells, solution_sources
 
 from .support import COURSE, graded_version, released_stubs, run_cells, source_nb
@@ -21,10 +24,62 @@ def exercises(assignment: str) -> list[str]:
     return [gid for gid, _ in graded_cells(source_nb(assignment))]
 
 
+# Defaults whose value no test can observe, and why.
+UNOBSERVABLE = {
+    ("conv_net_loss_code", "__init__", "seed"): "any seed draws equally good weights",
+    ("trace_shapes_code", "hook", "name"): "the closure idiom name=name, not part of the interface",
+}
+
+
+def _changed(node: ast.expr) -> str | None:
+    """A different value for a default: what a student who changed it would have."""
+    value = ast.literal_eval(node)
+    if isinstance(value, bool):
+        return repr(not value)
+    if isinstance(value, int):
+        return repr(value + 1)
+    if isinstance(value, float):
+        return repr(value * 100 if value else 1.0)
+    if isinstance(value, str):
+        return repr("reflect" if value == "zero" else value + "x")
+    if isinstance(value, tuple) and value and isinstance(value[0], int):
+        return repr((value[0] * 2,) + value[1:] if len(value) != 3 or value[0] != 1 else (1, 14, 14))
+    if value is None:
+        return "0"
+    return None
+
+
+def default_mutations(assignment: str) -> list[tuple[str, str, str, str]]:
+    """(solution cell, function, argument, the cell's code with that default changed), for every
+    default of every function the release's solution cells define."""
+    out = []
+    for cell, code in solution_sources(source_nb(assignment)).items():
+        lines = code.splitlines(keepends=True)
+        for node in ast.walk(ast.parse(code)):
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            args = node.args
+            pairs = list(zip(args.args[len(args.args) - len(args.defaults):], args.defaults))
+            pairs += [(a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults) if d is not None]
+            for arg, default in pairs:
+                if (cell, node.name, arg.arg) in UNOBSERVABLE:
+                    continue
+                new = _changed(default)
+                assert new is not None, f"no change known for the default of {node.name}({arg.arg}=...)"
+                line = lines[default.lineno - 1]
+                lines_changed = list(lines)
+                lines_changed[default.lineno - 1] = line[:default.col_offset] + new + line[default.end_col_offset:]
+                out.append((cell, node.name, arg.arg, "".join(lines_changed)))
+    return out
+
+
 def pytest_generate_tests(metafunc):
     if "wrong" in metafunc.fixturenames:
         wrong = catalogue.load(metafunc.cls.assignment).WRONG_ANSWERS
         metafunc.parametrize("wrong", wrong, ids=[wa.id for wa in wrong])
+    if "mutation" in metafunc.fixturenames:
+        found = default_mutations(metafunc.cls.assignment)
+        metafunc.parametrize("mutation", found, ids=[f"{c}:{f}({a}=...)" for c, f, a, _ in found])
 
 
 class ExerciseTests:
@@ -71,6 +126,14 @@ class ExerciseTests:
         allowed = {wrong.exercise, *catalogue.load(a).DEPENDS.get(wrong.exercise, ())}
         collateral = {gid for gid, v in verdicts.items() if not v.passed} - allowed
         assert not collateral, f"{wrong.id!r} also fails unrelated exercises {collateral}"
+
+    def test_a_changed_default_loses_the_exercise(self, mutation):
+        """The release's signatures are part of the contract: does each exercise call its functions once
+        by their defaults, so that a solution whose default differs loses that exercise?"""
+        cell, function, arg, code = mutation
+        exercise = answer_exercise(cell)
+        verdict = run_cells(graded_version(self.assignment, {cell: code}), only=exercise)[exercise]
+        assert not verdict.passed, f"{function}({arg}=...) changed, and {exercise} still passes"
 
     def test_wrong_answers_are_edits_of_the_current_solution(self):
         """Does every catalogue edit still apply to the solution exactly once (and change it)?"""

@@ -173,12 +173,15 @@ def check_pad2d(pad2d: Callable, seed: int | None = None, n: int = 30) -> None:
             pad = (int(g.integers(0, limit_h)), int(g.integers(0, limit_w)))
             shape = (h, w) if g.random() < 0.5 else (int(g.integers(1, 4)), h, w)
             cases.append((shape, pad if g.random() < 0.7 else min(pad), mode))
-    for shape, pad, mode in cases:
+    for i, (shape, pad, mode) in enumerate(cases):
         image = g.integers(0, 100, size=shape).astype(np.float64)
         before = image.copy()
         label = f"pad2d(image of shape {shape}, pad={pad!r}, mode={mode!r})"
+        args = (image, pad) if i == 0 else (image, pad, mode)  # the first case by the default mode, "zero"
+        if i == 0:
+            label = f"pad2d(image of shape {shape}, pad={pad!r}) (the default mode, 'zero')"
         with forbid(np, "pad", "pad2d", "build the padded array yourself (slices or index arrays)."):
-            got = call(pad2d, image, pad, mode, name=label)
+            got = call(pad2d, *args, name=label)
         assert_close(got, ref.pad2d(image, pad, mode), name=label,
                      hint={"zero": "zeros on every side, pad_h rows top and bottom, pad_w columns left and right.",
                            "reflect": "reflect mirrors around the edge pixel without repeating it "
@@ -217,7 +220,11 @@ def check_conv_output_size(conv_output_size: Callable, seed: int | None = None, 
             assert_raises(conv_output_size, (size, kernel, stride, pad, dilation), {}, ValueError, name=label,
                           why="the dilated kernel does not fit in the padded input")
             continue
-        got = call(conv_output_size, size, kernel, stride, pad, dilation, name=label)
+        defaults = (stride, pad, dilation) == (1, 0, 1)  # such a case calls it by its defaults
+        args = (size, kernel) if defaults else (size, kernel, stride, pad, dilation)
+        if defaults:
+            label = f"conv_output_size(size={size}, kernel={kernel}) (stride, pad and dilation by their defaults)"
+        got = call(conv_output_size, *args, name=label)
         assert_equal(got, expected, name=label,
                      hint="floor((size + 2*pad - dilation*(kernel - 1) - 1) / stride) + 1, with integer "
                           "division (//), padding on both sides, and the dilated kernel span.")
@@ -242,7 +249,10 @@ def _check_correlation_like(fn: Callable, name: str, reference: Callable, seed: 
         before = (image.copy(), kernel.copy())
         label = (f"{name}(image {_shape(image)}, kernel {_shape(kernel)}, "
                  f"stride={case['stride']}, dilation={case['dilation']})")
-        got = call(fn, image, kernel, stride=case["stride"], dilation=case["dilation"], name=label)
+        if case["stride"] == case["dilation"] == 1:  # called by its defaults
+            got = call(fn, image, kernel, name=label)
+        else:
+            got = call(fn, image, kernel, stride=case["stride"], dilation=case["dilation"], name=label)
         expected = reference(image, kernel, stride=case["stride"], dilation=case["dilation"])
         assert_close(got, expected, name=label, hint=hint)
         assert_unchanged(before[0], image, name=label, what="image")
@@ -339,12 +349,14 @@ def check_param_counts(linear_params: Callable, conv2d_params: Callable, seed: i
             conv.append((int(g.integers(1, 257)), int(g.integers(1, 257)), k, bool(g.random() < 0.5)))
     for fin, fout, bias in lin:
         label = f"linear_params({fin}, {fout}, bias={bias})"
-        assert_equal(call(linear_params, fin, fout, bias=bias, name=label),
+        assert_equal(call(linear_params, fin, fout, name=label) if bias else
+                     call(linear_params, fin, fout, bias=bias, name=label),
                      ref.linear_params(fin, fout, bias), name=label,
                      hint="one weight per (input, output) pair, plus one bias per output when bias=True.")
     for cin, cout, k, bias in conv:
         label = f"conv2d_params({cin}, {cout}, kernel_size={k!r}, bias={bias})"
-        assert_equal(call(conv2d_params, cin, cout, k, bias=bias, name=label),
+        assert_equal(call(conv2d_params, cin, cout, k, name=label) if bias else
+                     call(conv2d_params, cin, cout, k, bias=bias, name=label),
                      ref.conv2d_params(cin, cout, k, bias), name=label,
                      hint="each of the out_channels filters has in_channels × KH × KW weights (an int "
                           "kernel_size means KH = KW), plus one bias per filter when bias=True.")

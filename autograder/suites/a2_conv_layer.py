@@ -58,14 +58,27 @@ def _inputs(case: tuple, g: np.random.Generator):
     return x, w, b, dict(stride=stride, pad=pad, dilation=dilation)
 
 
+DEFAULTS = dict(stride=1, pad=0, dilation=1)  # the release's defaults: such a case omits them
+
+
+def _given(conv: dict) -> dict:
+    """The keyword arguments a call passes: none for a case that is the defaults."""
+    return {} if conv == DEFAULTS else conv
+
+
+def _conv(conv: dict) -> str:
+    if conv == DEFAULTS:
+        return "stride, pad and dilation by their defaults"
+    return f"stride={conv['stride']}, pad={conv['pad']}, dilation={conv['dilation']}"
+
+
 def _label(name: str, x, w, conv: dict) -> str:
-    return (f"{name}(x {x.shape}, w {w.shape}, stride={conv['stride']}, pad={conv['pad']}, "
-            f"dilation={conv['dilation']})")
+    return f"{name}(x {x.shape}, w {w.shape}, {_conv(conv)})"
 
 
 def _forward(fn: Callable, name: str, x, w, b, conv: dict):
     label = _label(name, x, w, conv)
-    result = assert_tuple(call(fn, x, w, b, name=label, **conv), 2, name=label, what="(out, cache)",
+    result = assert_tuple(call(fn, x, w, b, name=label, **_given(conv)), 2, name=label, what="(out, cache)",
                           hint="a forward function ends with `return out, cache`.")
     return result, label
 
@@ -115,10 +128,9 @@ def check_im2col(im2col: Callable, seed: int | None = None, n: int = 30) -> None
     for case in configs(seed, n):
         x, w, _, conv = _inputs(case, g)
         KH, KW = w.shape[2:]
-        label = f"im2col(x {x.shape}, KH={KH}, KW={KW}, stride={conv['stride']}, pad={conv['pad']}, " \
-                f"dilation={conv['dilation']})"
+        label = f"im2col(x {x.shape}, KH={KH}, KW={KW}, {_conv(conv)})"
         before = x.copy()
-        got = call(im2col, x, KH, KW, name=label, **conv)
+        got = call(im2col, x, KH, KW, name=label, **_given(conv))
         assert_close(got, ref.unfold(x, (KH, KW), **conv), name=label,
                      hint="row (c*KH + u)*KW + v, column (n*H_out + i)*W_out + j holds "
                           "x_pad[n, c, i*stride + u*dilation, j*stride + v*dilation].")
@@ -134,9 +146,8 @@ def check_col2im(col2im: Callable, seed: int | None = None, n: int = 30) -> None
         KH, KW = w.shape[2:]
         rows = x.shape[1] * KH * KW
         cols = g.standard_normal((rows, ref.unfold(x, (KH, KW), **conv).shape[1]))
-        label = f"col2im(cols {cols.shape}, x_shape={x.shape}, KH={KH}, KW={KW}, stride={conv['stride']}, " \
-                f"pad={conv['pad']}, dilation={conv['dilation']})"
-        got = call(col2im, cols.copy(), x.shape, KH, KW, name=label, **conv)
+        label = f"col2im(cols {cols.shape}, x_shape={x.shape}, KH={KH}, KW={KW}, {_conv(conv)})"
+        got = call(col2im, cols.copy(), x.shape, KH, KW, name=label, **_given(conv))
         assert_close(got, ref.fold(cols, x.shape, (KH, KW), **conv), name=label,
                      hint="each column entry is added (+=) to the pixel im2col read it from: overlapping "
                           "receptive fields sum up; entries that fall in the padding are dropped.")

@@ -405,7 +405,37 @@ def check_conv_net_loss(SmallConvNet: Callable, seed: int | None = None, n: int 
         _check_conv_net_loss(SmallConvNet, seed, n)
 
 
+def _check_defaults(SmallConvNet: Callable) -> None:
+    """``SmallConvNet()``: every argument by the release's default — the network the training
+    exercise uses (``NET``), weight_scale 1e-2, no regularisation."""
+    label = "SmallConvNet() (every argument by its default)"
+    model = guarded(label, lambda: student.new(SmallConvNet))
+    params = guarded(f"{label}.params", lambda: student.op("get", model, "params"))
+    if not isinstance(params, dict):
+        raise CheckFailure(f"{label}: model.params should be a dict of parameter arrays, got {describe(params)}.")
+    defaults = ", ".join(f"{k}={v!r}" for k, v in NET.items())
+    for name, shape in expected_shapes(**NET).items():
+        arr = params.get(name)
+        if not isinstance(arr, np.ndarray) or arr.shape != shape:
+            got = _dims(arr.shape) if isinstance(arr, np.ndarray) else describe(arr)
+            raise CheckFailure(f"{label}: params['{name}'] should have shape {_dims(shape)}, got {got}.\n"
+                               f"  Hint: keep the release's defaults: {defaults}.")
+    std = float(np.std(params["W1"]))
+    if not 0.3e-2 < std < 3e-2:
+        raise CheckFailure(f"{label}: params['W1'] has standard deviation {std:.3g}, expected about 1e-2.\n"
+                           "  Hint: keep the release's default weight_scale=1e-2.")
+    g = rng(312)
+    X, y = g.standard_normal((2, *NET["input_dim"])), g.integers(0, NET["num_classes"], size=2)
+    loss, _ = _loss_of(model, f"{label}.loss(X (2, 1, 28, 28), y)", X, y)
+    expected, _ = ref.small_convnet(X, {k: params[k] for k in PARAM_NAMES}, NET["filter_size"], y=y, reg=0.0)
+    if not abs(loss - expected) <= 1e-6 * max(1.0, abs(expected)):
+        raise CheckFailure(f"{label}.loss(X, y): loss {loss:.8g}, expected {expected:.8g} (no regularisation).\n"
+                           "  Hint: keep the release's default reg=0.0.")
+
+
 def _check_conv_net_loss(SmallConvNet: Callable, seed: int | None, n: int) -> None:
+    if seed is None:
+        _check_defaults(SmallConvNet)
     g = rng(309 if seed is None else seed + 3)
     for cfg in net_configs(seed, n):
         model, label, start = _build(SmallConvNet, cfg, weight_scale=1e-3)

@@ -458,8 +458,9 @@ def check_batchnorm2d(batchnorm2d_forward: Callable, seed: int | None = None, n:
             stack.enter_context(forbid(F, "batch_norm", "batchnorm2d_forward", advice))
             stack.enter_context(forbid(torch, "batch_norm", "batchnorm2d_forward", advice))
             stack.enter_context(forbid(torch, "native_batch_norm", "batchnorm2d_forward", advice))
+            given = {} if (momentum, eps) == (0.1, 1e-5) else dict(momentum=momentum, eps=eps)  # the defaults
             result = _run(batchnorm2d_forward, a["x"], a["weight"], a["bias"], a["running_mean"],
-                          a["running_var"], training, momentum=momentum, eps=eps, label=label,
+                          a["running_var"], training, **given, label=label,
                           hint="the mean and variance over axes (0, 2, 3) are (C,) vectors, like weight and "
                                "bias; reshape each to (1, C, 1, 1) to broadcast against x (N, C, H, W).")
         out, new_mean, new_var = assert_tuple(result, 3, name=label, what="(out, new_running_mean, new_running_var)",
@@ -593,8 +594,11 @@ def check_vgg_accounting(vgg_accounting: Callable, seed: int | None = None, n: i
         label = (f"vgg_accounting({_cfg_name(cfg)}, in_channels={cin}, image_size={size}, "
                  f"num_classes={classes}, hidden={hidden})")
         arg = list(cfg)
-        got = _run(vgg_accounting, arg, in_channels=cin, image_size=size, num_classes=classes, hidden=hidden,
-                   label=label)
+        if (cin, size, classes, hidden) == (3, 224, 1000, 4096):  # VGG at ImageNet size: the defaults
+            got = _run(vgg_accounting, arg, label=label)
+        else:
+            got = _run(vgg_accounting, arg, in_channels=cin, image_size=size, num_classes=classes, hidden=hidden,
+                       label=label)
         if arg != list(cfg):
             raise CheckFailure(f"{label} modified its cfg list; read it, do not change it.")
         if not isinstance(got, dict) or not {"params", "activations", "bytes"} <= set(got):

@@ -343,7 +343,7 @@ def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int
                            "(output channels = planes * expansion; ResNet reads it).")
     for inplanes, planes, stride, shape in cases:
         label = signature(name, inplanes, planes, stride=stride)
-        model, info = build(Block, label, inplanes, planes, stride=stride)
+        model, info = build(Block, label, inplanes, planes, **({} if stride == 1 else {"stride": stride}))
         reference = reference_cls(inplanes, planes, stride)
         weights = models.reference_weights(reference, _weight_seed(g))
         compare_structure(info, reference, label, _BLOCK_HINTS[name])
@@ -439,6 +439,11 @@ def _visible_resnet(ResNet: Callable, factories: dict, blocks: dict) -> None:
     g = rng(503)
     for name, factory in factories.items():
         _structure_of(factory, name, None)
+    label = signature("ResNet", blocks["Bottleneck"], [3, 4, 6, 3])  # num_classes by its default, 1000
+    with torch.device("meta"):
+        reference = models.ResNet(models.Bottleneck, [3, 4, 6, 3])
+    compare_structure(build(ResNet, label, blocks["Bottleneck"], [3, 4, 6, 3], meta=True)[1], reference, label,
+                      _RESNET_HINT)
     _check_resnet_numerics(factories["resnet18"], "resnet18(num_classes=10)", (), {"num_classes": 10},
                            "BasicBlock", [2, 2, 2, 2], 10, 5031, _input(g, (2, 3, 64, 64)))
     layers = [1, 1, 1, 1]
