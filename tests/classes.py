@@ -69,10 +69,16 @@ class Assignment:
     def nb(self, answers: dict[str, str] | None = None) -> NotebookNode:
         return student_version(self.release, self.source, answers or {})
 
-    def wrong(self, label: str) -> tuple[str, str]:
-        """(solution cell, its code with the catalogued wrong answer ``label``)."""
-        wa = next(w for w in self.cat.WRONG_ANSWERS if w.label == label)
+    def wrong(self, label: str, exercise: str | None = None) -> tuple[str, str]:
+        """(solution cell, its code with the catalogued wrong answer ``label`` [of ``exercise``])."""
+        wa = next(w for w in self.cat.WRONG_ANSWERS if w.label == label and exercise in (None, w.exercise))
         return wa.cell, wa.apply(self.sol[wa.cell])
+
+    def points_before(self, exercise: str) -> float:
+        """Points of the exercises whose tests come before ``exercise``'s (judged before a cell placed
+        after its answer runs)."""
+        order = list(self.points)
+        return sum(self.points[e] for e in order[:order.index(exercise)])
 
     def body(self, cell: str, prefix: str, code: str | None = None) -> str:
         """``cell``'s solution (or ``code``) with ``prefix`` run first inside every function it defines."""
@@ -120,7 +126,7 @@ def common_threats(a: Assignment) -> list[Case]:
     exercise (:attr:`Assignment.target`): none may earn that exercise's points back."""
     first = a.target
     label = next(w.label for w in a.cat.WRONG_ANSWERS if w.exercise == first)
-    cell, wrong = a.wrong(label)
+    cell, wrong = a.wrong(label, first)
     honest = a.max - a.points[first]
 
     def with_wrong(attack: str) -> Callable[[Path], None]:
@@ -140,7 +146,7 @@ def common_threats(a: Assignment) -> list[Case]:
         Case("patch_agent", with_wrong(
             "import numpy as np\nimport autograder.agent as ag\nfrom autograder import protocol\n"
             "ag.Agent.dispatch = lambda self, req: protocol.encode({'id': req.get('id'), 'ok': True},"
-            " result=np.zeros(3))"), 0.0, lost),
+            " result=np.zeros(3))"), a.points_before(first), lost),  # the exercises judged before it keep theirs
         Case("forge_frames", with_wrong(
             "import socket, autograder.agent as ag\n"
             "def serve(path):\n    s = socket.socket(socket.AF_UNIX); s.connect(path)\n"
