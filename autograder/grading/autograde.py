@@ -21,9 +21,11 @@ run is never replaced by an unreadable resubmission.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import queue
 import re
 import select
 import shutil
@@ -145,8 +147,10 @@ class ClassGrader:
             raise UsageError(f"the course secret cannot be read: {exc}") from None
         self.fingerprint = json.dumps([self.source_digest, self.limits.as_json(), cell_timeout, submission_timeout,
                                        __version__, _package_digest(), hashlib.sha256(self.secret).hexdigest()[:16]])
-        self.workers = threading.local()
+        self.idle: "queue.Queue[Worker | None]" = queue.Queue()
         self.all_workers: list[Worker] = []
+        self.lock = threading.Lock()
+        self.threads = 1
 
     @property
     def exercises(self) -> list[tuple[str, float]]:
@@ -162,18 +166,47 @@ class ClassGrader:
 
     def prepare(self) -> None:
         """Record the assignment (cells, points, checksums) in OUT's gradebook, unless this exact
-        source is already there (a marker holds the source's digest)."""
+        source is already there (a marker holds the source's digest). When the course's release
+        is this source's (same exercises and points), nbgrader's own SaveCells records it from the
+        release in this process; otherwise nbgrader's generate_assignment does, in a child process."""
         self.root.mkdir(parents=True, exist_ok=True)
         marker = self.root / ".prepared" / self.assignment
         if (self.out / "gradebook.db").is_file() and marker.is_file() and marker.read_text() == self.source_digest:
             return
-        run = self.run(["generate_assignment", self.assignment, "--force"],
-                       log=self.out / "logs" / self.assignment / "_generate_assignment.log")
-        if not run.ok:
-            raise UsageError(f"could not prepare {self.assignment} for grading: "
-                             f"{'; '.join(run.errors()[-2:]) or 'see the log in ' + str(self.out / 'logs')}")
+        if not self._save_cells_from_release():
+            run = self.run(["generate_assignment", self.assignment, "--force"],
+                           log=self.out / "logs" / self.assignment / "_generate_assignment.log")
+            if not run.ok:
+                raise UsageError(f"could not prepare {self.assignment} for grading: "
+                                 f"{'; '.join(run.errors()[-2:]) or 'see the log in ' + str(self.out / 'logs')}")
         marker.parent.mkdir(exist_ok=True)
         marker.write_text(self.source_digest)
+
+    def _save_cells_from_release(self) -> bool:
+        """nbgrader's SaveCells on the released notebooks, in this process; False (nothing written)
+        when a release is missing or does not match the source's exercises and points."""
+        releases = {}
+        for name in self.notebooks:
+            path = self.course.assignments / self.assignment / f"{name}.ipynb"
+            try:
+                nb = nbformat.read(path, as_version=4)
+            except (OSError, ValueError):
+                return False
+            if graded_cells(nb) != self.cells[name]:
+                return False
+            releases[name] = nb
+        from nbgrader.api import Gradebook
+        from nbgrader.preprocessors import SaveCells
+
+        stamp_gradebook(self.out / "gradebook.db")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Gradebook(self.db_url) as gb:
+                gb.update_or_create_assignment(self.assignment)
+            for name, nb in releases.items():
+                SaveCells().preprocess(nb, {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment,
+                                                         "notebook": name}})
+        return True
 
     # -- one student --------------------------------------------------------------------------
 
@@ -214,16 +247,17 @@ class ClassGrader:
         log = self.out / "logs" / self.assignment / f"{job.student}.log"
         result_file = result_path(self.out, self.assignment, job.student)
         stale = result_file.stat().st_mtime_ns if result_file.is_file() else None
-        worker = getattr(self.workers, "worker", None)
+        worker = self.idle.get()
         if worker is None or not worker.alive():
-            worker = self.workers.worker = Worker(self.out, {**os.environ, **self.env,
-                                                             "AUTOGRADER_SECRET": self.secret.decode()},
-                                                  self.out / "logs" / self.assignment / f"_worker_{len(self.all_workers)}.log")
-            self.all_workers.append(worker)
-        finished = worker.run(job_path, self.submission_timeout + 120)
-        if not finished:
-            worker.stop()
-            self.workers.worker = None
+            worker = self.start_worker()
+        try:
+            finished = worker.run(job_path, self.submission_timeout + 120)
+        finally:
+            if worker.alive() and worker.ready:
+                self.idle.put(worker)
+            else:  # dead, or stopped mid-job: its replacement starts when the next job needs it
+                worker.stop()
+                self.idle.put(None)
         job_path.unlink(missing_ok=True)
         if result_file.is_file() and result_file.stat().st_mtime_ns != stale:
             result = StudentResult.load(result_file)
@@ -234,30 +268,51 @@ class ClassGrader:
         result.save(self.out)
         return result
 
+    def start_workers(self, n: int) -> None:
+        """Start ``n`` workers now (their imports overlap the checks and the gradebook's preparation);
+        each gets a share of the cores for its own PyTorch and BLAS threads (the kernels use one)."""
+        self.threads = max(1, (os.cpu_count() or 1) // max(1, n))
+        for _ in range(n):
+            self.idle.put(self.start_worker())
+
+    def start_worker(self) -> "Worker":
+        threads = str(self.threads)
+        env = {**os.environ, **self.env, "AUTOGRADER_SECRET": self.secret.decode(), "OMP_NUM_THREADS": threads,
+               "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        with self.lock:
+            log = self.out / "logs" / self.assignment / f"_worker_{len(self.all_workers)}.log"
+            worker = Worker(self.out, env, log, self.assignment)
+            self.all_workers.append(worker)
+        return worker
+
     def stop_workers(self) -> None:
         for worker in self.all_workers:
             worker.stop()
 
     # -- the gradebook, written by this process only ---------------------------------------------
 
-    def record(self, results: list[StudentResult]) -> None:
-        """Write every result into nbgrader's gradebook (idempotent: a resumed run writes it again)."""
+    @contextlib.contextmanager
+    def gradebook(self):
+        """nbgrader's gradebook, open in this process (the only writer), committed on leaving."""
         from nbgrader.api import Gradebook
         from sqlalchemy.exc import SAWarning
 
         with Gradebook(self.db_url) as gb, warnings.catch_warnings():
             warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush noise
-            for result in results:
-                gb.update_or_create_student(result.student)
-                submission = gb.update_or_create_submission(self.assignment, result.student)
-                points = {c.grade_id: c.points for c in result.cells}
-                for notebook in submission.notebooks:
-                    for grade in notebook.grades:
-                        key = exercise_id(self.notebooks, notebook.name, grade.name)
-                        grade.auto_score = points.get(key, 0.0) if result.status == GRADED else 0.0
-                        grade.manual_score = None
-                        grade.needs_manual_grade = False
+            yield gb
             gb.db.commit()
+
+    def record(self, gb, result: StudentResult) -> None:
+        """Write one result into the gradebook (idempotent: a resumed run writes it again)."""
+        gb.update_or_create_student(result.student)
+        submission = gb.update_or_create_submission(self.assignment, result.student)
+        points = {c.grade_id: c.points for c in result.cells}
+        for notebook in submission.notebooks:
+            for grade in notebook.grades:
+                key = exercise_id(self.notebooks, notebook.name, grade.name)
+                grade.auto_score = points.get(key, 0.0) if result.status == GRADED else 0.0
+                grade.manual_score = None
+                grade.needs_manual_grade = False
 
     def feedback(self, results: list[StudentResult], fresh: set[str]) -> None:
         """A one-page explanation for the students of this run who could not be graded (graded
@@ -276,14 +331,15 @@ class Worker:
     """A long-lived ``python -m autograder.grading.worker --serve`` process: one job file per line
     in, ``done <student>`` per line out. It dies with the grader (and its kernels with it)."""
 
-    def __init__(self, cwd: Path, env: dict[str, str], log: Path):
+    def __init__(self, cwd: Path, env: dict[str, str], log: Path, assignment: str):
         log.parent.mkdir(parents=True, exist_ok=True)
         self.log = log.open("ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "autograder.grading.worker", "--serve"], cwd=cwd,
+        self.proc = subprocess.Popen([sys.executable, "-m", "autograder.grading.worker", "--serve", assignment], cwd=cwd,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log,
                                      start_new_session=True, env=env)
         self.buffer = b""
         self.timed_out = False
+        self.ready = True  # between jobs: not in the middle of one
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -294,6 +350,7 @@ class Worker:
     def run(self, job: Path, timeout: float) -> bool:
         """Grade ``job``; False when the worker died or ran past ``timeout`` seconds."""
         self.timed_out = False
+        self.ready = False
         try:
             self.proc.stdin.write(f"{job}\n".encode())
             self.proc.stdin.flush()
@@ -313,7 +370,8 @@ class Worker:
                     return False
                 self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
-        return line.startswith(b"done ")
+        self.ready = line.startswith(b"done ")
+        return self.ready
 
     def stop(self) -> None:
         try:
@@ -321,7 +379,32 @@ class Worker:
         except (ProcessLookupError, PermissionError):
             pass
         self.proc.wait()
-        self.log.close()
+        if not self.log.closed:
+            self.log.close()
+
+
+def stamp_gradebook(path: Path) -> None:
+    """Give a new gradebook nbgrader's alembic stamp (its migrations' head), computed in this
+    process: nbgrader would otherwise run the ``alembic`` command, which is only on PATH inside an
+    activated environment."""
+    import sqlite3
+
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    import nbgrader
+
+    db = sqlite3.connect(path)
+    try:
+        if db.execute("select name from sqlite_master where name='alembic_version'").fetchone():
+            return
+        config = Config()
+        config.set_main_option("script_location", str(Path(nbgrader.__file__).parent / "alembic"))
+        head = ScriptDirectory.from_config(config).get_current_head()
+        db.execute("create table alembic_version (version_num varchar(32) not null)")
+        db.execute("insert into alembic_version (version_num) values (?)", (head,))
+        db.commit()
+    finally:
+        db.close()
 
 
 def _package_digest() -> str:
@@ -356,6 +439,16 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
     out.mkdir(parents=True, exist_ok=True)
 
     grader = ClassGrader(course, assignment, out, cell_timeout, submission_timeout, limits)
+    grader.start_workers(min(workers, len(submissions)))  # their imports overlap what follows here
+    try:
+        return _grade_class(grader, submissions, skipped, workers, regrade, show_progress)
+    finally:
+        grader.stop_workers()
+
+
+def _grade_class(grader: ClassGrader, submissions: list[Submission], skipped: list[str], workers: int,
+                 regrade: bool, show_progress: bool) -> ClassReport:
+    out, assignment = grader.out, grader.assignment
     grader.prepare()
     results: dict[str, StudentResult] = {}
     resumed: set[str] = set()
@@ -377,18 +470,19 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
     bar = counter(total=len(submissions), initial=len(results), desc=f"grade {assignment}", unit="student",
                   enable=show_progress)
     try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with grader.gradebook() as gb, ThreadPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(grader.grade_one, job): job for job in todo}
+            for result in results.values():  # the kept and the unreadable, while the workers start
+                grader.record(gb, result)
             for future in as_completed(futures):
                 result = future.result()
                 results[result.student] = result
+                grader.record(gb, result)  # as they come: the gradebook is done when the last one is
                 bar.set_postfix_str(f"{result.student} {result.score:g}/{result.max_score:g}")
                 bar.update(1)
     finally:
-        grader.stop_workers()
         bar.close()
     now = [results[sub.student] for sub in submissions]
-    grader.record(now)
     grader.feedback(now, fresh={j.student for j in todo} | {s.student for s in submissions
                                                             if results[s.student].status != GRADED})
 

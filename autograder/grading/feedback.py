@@ -112,15 +112,23 @@ def safe_markdown(cell: NotebookNode) -> None:
 _EXPORTER = None
 
 
-def render(nb: NotebookNode, path: Path) -> None:
-    """The notebook as a sanitized HTML page at ``path``."""
+def exporter():
+    """nbconvert's HTML exporter, sanitizing, made once per process (and warmed: its first page
+    compiles the templates)."""
     global _EXPORTER
     if _EXPORTER is None:
         from nbconvert import HTMLExporter
 
         _EXPORTER = HTMLExporter(template_name="lab", sanitize_html=True, exclude_input_prompt=True,
                                  exclude_output_prompt=True)
-    body, _ = _EXPORTER.from_notebook_node(nb)
+        _EXPORTER.from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("*warm*"),
+                                                                    nbformat.v4.new_code_cell("x = 1")]))
+    return _EXPORTER
+
+
+def render(nb: NotebookNode, path: Path) -> None:
+    """The notebook as a sanitized HTML page at ``path``."""
+    body, _ = exporter().from_notebook_node(nb)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(body, encoding="utf-8")

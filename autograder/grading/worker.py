@@ -289,9 +289,24 @@ def _secret() -> bytes | None:
     return value.encode() if value else None
 
 
+def warm(assignment: str) -> None:
+    """What every job of ``assignment`` needs, made before the first one arrives (while the class
+    grader checks the submissions): its suite and references, its kernel site, the HTML exporter."""
+    import importlib
+
+    try:
+        importlib.import_module(f"autograder.suites.{assignment}")
+    except ImportError:
+        pass
+    site_for(assignment)
+    feedback.exporter()
+
+
 def main(argv: list[str]) -> int:
     _die_with_parent()
     if argv[:1] == ["--serve"]:
+        if len(argv) > 1:
+            warm(argv[1])
         for line in sys.stdin:
             path = line.strip()
             if not path:
