@@ -125,8 +125,10 @@ def test_call_reports_not_implemented_and_crashes():
         return x[10]
 
     assert "stub is not implemented yet" in fails(call, stub, np.zeros(3))
-    msg = fails(call, buggy, np.zeros((2, 3)), stride=2, name="conv(x)")
-    assert msg.startswith("conv(x)(array(2, 3) float64, stride=2) raised IndexError")
+    msg = fails(call, buggy, np.zeros((2, 3)), stride=2, name="conv(x (2, 3), stride=2)")
+    assert msg.startswith("conv(x (2, 3), stride=2) raised IndexError")  # the label describes the call
+    msg = fails(call, buggy, np.zeros((2, 3)), stride=2)
+    assert msg.startswith("buggy(array(2, 3) float64, stride=2) raised IndexError")  # or the arguments do
     with pytest.raises(CheckFailure) as info:
         call(buggy, np.zeros(3))
     assert isinstance(info.value.__cause__, IndexError)  # the student's traceback is kept
