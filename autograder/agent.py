@@ -136,9 +136,19 @@ class Agent:
                     reply = self.answer(header, payload)
                 except KeyboardInterrupt:  # an interrupt that arrived between requests
                     continue
-                sock.sendall(reply)
+                _send(sock, reply)
         finally:
             sock.close()
+
+
+def _send(sock: socket.socket, data: bytes) -> None:
+    """All of ``data``, even if an interrupt meant for the call before arrives while it goes."""
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[sock.send(view):]
+        except KeyboardInterrupt:
+            continue
 
 
 def _recv(sock: socket.socket, n: int) -> bytes | None:

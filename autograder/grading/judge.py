@@ -239,9 +239,11 @@ class AgentChannel:
         self.stop_reason, self._stop_at = None, None
         self.output, self.printed = [], 0
 
-    def _pump(self, wait: float = 0.0) -> None:
+    def _pump(self, wait: float = 0.0, most: int = 500) -> None:
+        """Read the kernel's pending output messages (at most ``most``, so that a kernel flooding its
+        output cannot keep the judge from its clock)."""
         cap = self.session.limits.output_kb * 1024
-        while True:
+        for _ in range(most):
             try:
                 msg = self.kernel.kc.get_iopub_msg(timeout=wait)
             except queue.Empty:
@@ -256,9 +258,10 @@ class AgentChannel:
                 self.ended = True
             elif kind == "error":
                 self.error = f"{content.get('ename')}: {content.get('evalue')}"
-            elif kind == "stream":
-                text = str(content.get("text", ""))
-                self.printed += len(text)
+            elif kind in ("stream", "display_data", "execute_result", "update_display_data"):
+                text = str(content.get("text", "")) if kind == "stream" else ""
+                data = content.get("data") if kind != "stream" else None
+                self.printed += len(text) + (sum(len(str(v)) for v in data.values()) if isinstance(data, dict) else 0)
                 if self.printed <= cap:
                     self.output.append(text)
                 elif self.stop_reason is None:
@@ -273,7 +276,7 @@ class AgentChannel:
             why = self.kernel.death()
             if why is None:
                 time.sleep(0.05)
-        self._drop(why or "the kernel closed its connection to the grader")
+        self._drop(why or self.stop_reason or "the kernel closed its connection to the grader")
 
     def _drop(self, why: str):
         if self.conn is not None:
