@@ -29,9 +29,15 @@ Figures (float32 unless said otherwise; every pair timed in the same run on the 
                                          of 32 3×32×32 images, float32, milliseconds on the CPU
   resnet18_fwd_bwd_ms_cuda               the same on the GPU, when one is present (TF32 off)
   resnet18_solution_over_reference       the a5 solution's resnet18 ÷ the reference, same batch, CPU
-  grade_seconds_per_submission           wall seconds per student of `python -m autograder grade`
-  grade_over_plain_nbgrader_autograde    that time ÷ one plain `nbgrader autograde` run over the same
-                                         class (no per-student isolation), measured in the same run
+  grade_seconds_per_notebook             wall seconds per student of `python -m autograder grade` on 20
+                                         a1 notebooks, 1 worker (sandboxed kernels, the judge, hidden tests,
+                                         the gradebook, feedback and grades.csv all included)
+  plain_nbgrader_autograde_seconds_per_notebook   one plain `nbgrader autograde` run over the same class
+                                         (test cells in the student's kernel, no sandbox), same run
+  grade_over_plain_nbgrader_autograde    the first ÷ the second (the issue's target: <= 1.0)
+  grade_overhead_seconds_per_notebook_beyond_its_cells   per notebook, beyond the time its cells and
+                                         its exercises' judging take (target: <= 2 s)
+  grade_workers2_speedup_20_notebooks    --workers 2 ÷ --workers 1, the whole command (target: >= 1.8)
 """
 
 from __future__ import annotations
@@ -98,8 +104,9 @@ def bench_grading(n_students: int = 20) -> dict[str, float]:
     """The grader against plain ``nbgrader autograde`` on the same class, and --workers 2 against 1.
 
     Figures: seconds per notebook for both; our overhead per notebook beyond the notebook's own
-    cells (kernel start in the sandbox, assembly, scoring, and the class-wide gradebook, feedback
-    and grades.csv shared out); the speed-up of two workers over one on the whole command.
+    cells and the judging of its exercises (kernel start in the sandbox, assembly, the agent,
+    feedback, and the class-wide gradebook and grades.csv shared out); the speed-up of two workers
+    over one on the whole command.
     """
     source = nbformat.read(COURSE.solutions / A1 / f"{A1}.ipynb", as_version=4)
     release = nbformat.read(COURSE.assignments / A1 / f"{A1}.ipynb", as_version=4)
