@@ -59,7 +59,7 @@ PROFILES: dict[str, Profile] = {
     ),
     "a4_lenet": Profile(
         numpy_only=False,
-        kernel_modules=("datasets", "checks", "tolerances", "specnet", "recipes"),
+        kernel_modules=("datasets", "checks", "tolerances", "specnet"),
         restrictions={
             "batchnorm2d": Restriction(
                 "PyTorch's normalisation layers and functions (F.batch_norm, nn.BatchNorm2d, ...)",

@@ -17,6 +17,7 @@ the judge does, and charges the exercise.
 from __future__ import annotations
 
 import contextlib
+import re
 from typing import Any, Callable
 
 from . import ops, protocol
@@ -73,9 +74,19 @@ def error_from(data: dict) -> StudentError:
     if key not in _ERROR_TYPES:
         bases = (StudentError, _BUILTIN[base]) if base else (StudentError,)
         _ERROR_TYPES[key] = type(name, bases, {"type_name": name})
-    exc = _ERROR_TYPES[key](str(data.get("message") or ""))
-    exc.where = [tuple(w) for w in data.get("where") or [] if isinstance(w, list) and len(w) == 3]
+    exc = _ERROR_TYPES[key](inert(str(data.get("message") or "")))
+    exc.where = [tuple(inert(str(x)) if isinstance(x, str) else x for x in w)
+                 for w in data.get("where") or [] if isinstance(w, list) and len(w) == 3]
     return exc
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def inert(text: str) -> str:
+    """Text from the student's kernel without control characters (no terminal escape sequences
+    reach an instructor's screen through a message)."""
+    return _CONTROL.sub("?", text)
 
 
 class Remote:

@@ -138,6 +138,13 @@ def common_threats(a: Assignment) -> list[Case]:
         Case("patch_numpy", with_wrong("import numpy as np\nnp.allclose = lambda *a, **k: True\n"
                                        "np.array_equal = lambda *a, **k: True\nnp.testing.assert_allclose = print"),
              honest, lost),
+        Case("patch_by_any_spelling", with_wrong(
+            "import sys, importlib\nsetattr(sys.modules['numpy'], 'allclose', lambda *a, **k: True)\n"
+            "getattr(__import__('num' + 'py'), 'testing').assert_allclose = print\n"
+            "importlib.import_module('numpy').array_equal = (lambda f: lambda *a, **k: True)(None)\n"
+            "agent = importlib.import_module('autograder.' + 'agent')\n"
+            "vars(agent.Agent)['answer'].__globals__['MAX_MESSAGE'] = 1\n"
+            "alias = sys.modules[__name__]\nalias.__dict__.setdefault('__builtins__', {})"), honest, lost),
         Case("patch_builtins", with_wrong("import builtins\nbuiltins.isinstance = lambda *a: True\n"
                                           "builtins.len = lambda *a: 0"), None, lost, at_most=honest),
         Case("patch_checks", with_wrong("try:\n    import autograder.checks as c\n"
@@ -164,7 +171,9 @@ def common_threats(a: Assignment) -> list[Case]:
              honest, lost),
         Case("ipython_hooks", with_wrong(
             "ip = get_ipython()\nip.input_transformers_post.append(lambda lines: ['pass\\n'])\n"
-            "ip.events.register('post_run_cell', lambda *a: print('all tests passed'))"), None, lost, at_most=honest),
+            "ip.events.register('post_run_cell', lambda *a: print('all tests passed'))\n"
+            "ip.set_custom_exc((BaseException,), lambda *a, **k: None)\n"
+            "import sys\nsys.excepthook = lambda *a: None\nsys.settrace(lambda *a: None)"), None, lost, at_most=honest),
         Case("reads_solutions", with_wrong(f"print(open({str(ROOT / 'solutions' / a.id / a.nb_file)!r}).read()[:100])"),
              honest, lost),
         Case("shell_escape", with_wrong(f"!cat {ROOT / 'solutions' / a.id / a.nb_file} | head -c 100\n!ls /"),
@@ -337,6 +346,13 @@ def a1_bad_input(a: Assignment) -> list[Case]:
         folder.mkdir(parents=True)
         (folder / a.nb_file).symlink_to(ROOT / "solutions" / a.id / a.nb_file)
 
+    def folder_instead(folder: Path) -> None:
+        (folder / a.nb_file).mkdir(parents=True)
+
+    def pipe_instead(folder: Path) -> None:
+        folder.mkdir(parents=True)
+        os.mkfifo(folder / a.nb_file)  # reading it would block forever
+
     deep = b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b', "nbformat": 4}'
     cases = [
         Case("truncated", raw(text[: len(text) // 3].encode()), 0.0, status="unreadable", note="not valid JSON", kind="input"),
@@ -350,6 +366,8 @@ def a1_bad_input(a: Assignment) -> list[Case]:
              status="unreadable", note="does not follow the notebook format", kind="input"),
         Case("deep_json", raw(deep), 0.0, status="unreadable", note="nested too deeply", kind="input"),
         Case("symlinked_notebook", symlinked_notebook, 0.0, status="unreadable", note="is a symbolic link", kind="input"),
+        Case("folder_instead", folder_instead, 0.0, status="unreadable", note="not a regular file", kind="input"),
+        Case("pipe_instead", pipe_instead, 0.0, status="unreadable", note="not a regular file", kind="input"),
         Case("renamed", a.file(a.nb(), f"{a.id} (1).ipynb"), 0.0, status="missing", note=f"no {a.nb_file}", kind="input"),
     ]
     return cases

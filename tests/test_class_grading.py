@@ -157,7 +157,8 @@ class ClassGradingTests:
         files = [*(graded.out / "feedback").rglob("*.html"), *(graded.out / "nbgrader" / "autograded").rglob("*.ipynb")]
         assert len(files) >= len(graded.results)
         typed = {s for s in graded.results if any(str(ROOT) in p.read_text(errors="replace")
-                                                   for p in (graded.subs / s).rglob("*.ipynb") if not p.is_symlink())}
+                                                   for p in (graded.subs / s).rglob("*.ipynb")
+                                                   if p.is_file() and not p.is_symlink())}
         for path in files:
             text = path.read_text()
             student = path.relative_to(graded.out).parts[1 if path.suffix == ".html" else 2]

@@ -30,7 +30,10 @@ def read_submission(path: Path) -> NotebookNode:
     if size > MAX_NOTEBOOK_BYTES:
         raise Unreadable(f"{path.name} is {size / 2**20:.0f} MiB; clear the outputs and resubmit "
                          f"(limit {MAX_NOTEBOOK_BYTES // 2**20} MiB)")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise Unreadable(f"cannot read {path.name}: {exc.strerror}") from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

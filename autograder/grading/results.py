@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def load_all(out: Path) -> list[StudentResult]:
 
 
 def first_line(text: str | None, limit: int = 160) -> str:
+    """The first line of a reason, cut to ``limit`` characters, without control characters."""
     line = (text or "").strip().splitlines()[0] if (text or "").strip() else "no reason recorded"
+    line = re.sub(r"[\x00-\x1f\x7f-\x9f]", "?", line)
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 

@@ -72,7 +72,10 @@ def digest(folder: Path, notebooks: list[str], fingerprint: str) -> str:
     for name in notebooks:
         path = folder / f"{name}.ipynb"
         h.update(path.name.encode())
-        h.update(path.read_bytes() if path.is_file() and not path.is_symlink() else b"<missing>")
+        try:
+            h.update(path.read_bytes() if path.is_file() and not path.is_symlink() else b"<missing>")
+        except OSError:  # unreadable: the pre-check says so; the digest only has to be stable
+            h.update(b"<unreadable>")
     return h.hexdigest()
 
 
@@ -223,9 +226,10 @@ def read_notebooks(folder: Path, notebooks: list[str], student: str) -> tuple[di
     submitted, problems, status = {}, [], GRADED
     for name in notebooks:
         path = folder / f"{name}.ipynb"
-        if path.is_symlink():
+        if path.is_symlink() or (path.exists() and not path.is_file()):
             status = UNREADABLE if status == GRADED else status
-            problems.append(f"{name}.ipynb is a symbolic link; hand in the notebook file itself")
+            what = "a symbolic link" if path.is_symlink() else "not a regular file (a folder, a pipe or a device)"
+            problems.append(f"{name}.ipynb is {what}; hand in the notebook file itself")
             continue
         if not path.is_file():
             try:
@@ -234,7 +238,7 @@ def read_notebooks(folder: Path, notebooks: list[str], student: str) -> tuple[di
                 others = []
             status = MISSING
             problems.append(f"no {name}.ipynb in {student}/"
-                            + (f" (found: {', '.join(others)})" if others else " (no notebooks at all)"))
+                            + (f" (found: {', '.join(map(repr, others))})" if others else " (no notebooks at all)"))
             continue
         try:
             submitted[name] = read_submission(path)
