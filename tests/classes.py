@@ -276,7 +276,6 @@ def a1_cases(a: Assignment) -> list[Case]:
         a.file(a.nb())(folder)
         a.file(a.nb(), "scratch.ipynb")(folder)
 
-    text = nbformat.writes(a.nb())
     loop = "import time\nwhile True:\n    try:\n        time.sleep(0.01)\n    except KeyboardInterrupt:\n        pass"
     torch_correlate = ("import torch\nimport torch.nn.functional as F\n\n\n"
                        "def correlate2d(image, kernel, stride=1, dilation=1):\n"

@@ -251,7 +251,7 @@ class ClassGrader:
         if worker is None or not worker.alive():
             worker = self.start_worker()
         try:
-            finished = worker.run(job_path, self.submission_timeout + 120)
+            worker.run(job_path, self.submission_timeout + 120)
         finally:
             if worker.alive() and worker.ready:
                 self.idle.put(worker)

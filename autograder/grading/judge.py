@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import protocol, secret, student
+from .. import protocol, student
 from ..checks import CheckFailure
 from ..student import KernelLost, NotData, RemoteName, RemoteObject, StudentError, TimedOut
 from .assemble import split_hidden
@@ -404,9 +404,9 @@ def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str,
         if log is not None:
             log.write(f"[{grade_id}] {traceback.format_exc()}\n")
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception, KernelLost, TimedOut):
             channel.release()
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception, KernelLost, TimedOut):
             channel.close()
     verdict.hidden = part == "hidden" and not verdict.passed
     if verdict.hidden and verdict.message:
@@ -426,10 +426,3 @@ def explain_error(exc: StudentError, label: str | None) -> str:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else ""
-
-
-@contextlib.contextmanager
-def secret_in_use(value: bytes | None):
-    """Hidden seeds during the block come from ``value`` (the course secret)."""
-    with secret.using(value):
-        yield

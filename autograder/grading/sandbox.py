@@ -89,6 +89,7 @@ class KernelSite:
         self.path.chmod(0o755)
         atexit.register(shutil.rmtree, self.path, True)
         self.targets: list[str] = []  # real paths the links point to (what bubblewrap must mount)
+        self.fallback = False  # links could not be made: the environment's folders go on the path
         self.sites = sorted({os.path.realpath(p) for p in (sysconfig.get_paths()["purelib"],
                                                             sysconfig.get_paths()["platlib"]) if os.path.isdir(p)})
         blocked = set(profiles.NOT_NUMPY) if self.profile.numpy_only else set()
@@ -98,7 +99,11 @@ class KernelSite:
                 if top in blocked or _course_install(entry) or (self.path / entry).exists():
                     continue
                 real = os.path.realpath(os.path.join(site, entry))
-                (self.path / entry).symlink_to(real)
+                if not self.fallback:
+                    try:
+                        (self.path / entry).symlink_to(real)
+                    except OSError:  # Windows without the right to make links: see `python_path`
+                        self.fallback = True
                 self.targets.append(real)
         for name in sorted(blocked):
             if name in ("scikit_learn", "scikit_image", "jaxlib", "nvidia"):
@@ -128,8 +133,17 @@ class KernelSite:
             from ..datasets import _photos_folder
 
             photos = os.path.realpath(_photos_folder())
-            (mine / "photos").symlink_to(photos)
+            try:
+                (mine / "photos").symlink_to(photos)
+            except OSError:
+                shutil.copytree(photos, mine / "photos")
             self.targets.append(photos)
+
+    def python_path(self) -> str:
+        """The kernel's PYTHONPATH: this folder; where links cannot be made (Windows), this folder
+        and then the environment's own package folders — the stubs here still come first, so a
+        forbidden package's import still fails, though the environment is no boundary there."""
+        return os.pathsep.join([str(self.path), *(self.sites if self.fallback else [])])
 
     def mounts(self) -> list[str]:
         """bubblewrap arguments: each linked package at its real path, and the folder itself."""
@@ -190,6 +204,8 @@ def kernel_argv(scratch: Path, limits: Limits, site: KernelSite) -> list[str]:
     kernel = [python, "-S", "-m", "ipykernel_launcher", "-f", "{connection_file}",
               "--HistoryManager.enabled=False", "--IPKernelApp.trio_loop=False"]
     boxed = isolation() == BUBBLEWRAP
+    if sys.platform == "win32":  # no rlimits, no exec: the bare kernel (Validate on a student's laptop)
+        return kernel
     wrapper = [python, "-I", "-m", "autograder.grading.sandbox", limits.as_json(), "nproc" if boxed else "-", "--"]
     if not boxed:
         return [*wrapper, *kernel]
@@ -206,7 +222,7 @@ def kernel_env(scratch: Path, site: KernelSite) -> dict[str, str]:
     """The whole environment of a grading kernel: nothing inherited but PATH and the locale."""
     env = {
         "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
-        "PYTHONPATH": str(site.path),
+        "PYTHONPATH": site.python_path(),
         "HOME": str(scratch),
         "TMPDIR": str(scratch),
         "LANG": "C.UTF-8",
