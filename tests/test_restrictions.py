@@ -52,6 +52,8 @@ def test_honest_habits_cost_nothing():
     ("_ = getattr(np, 'p' + 'ad')", "calls getattr, which hides"),
     ("_ = np.__dict__['pad']", "uses .__dict__"),
     ("_ = __import__('numpy')", "calls __import__"),
+    ("import numpy.lib._arraypad_impl as _ap", "imports numpy.lib._arraypad_impl"),
+    ("_ = np.lib.arraypad._pad_simple", "uses ._pad_simple"),
 ])
 def test_numpy_pad_is_found_however_it_is_named(prefix, line):
     anchor = "out = np.zeros("

@@ -7,9 +7,10 @@ what the test printed, or the message of the check that failed (what was expecte
 where, what to look at).
 
 Everything that came from the student — their code's outputs, their markdown, the text of their
-exceptions — is made safe to open: outputs keep only plain text and PNG images, markdown and
-messages are escaped, and the HTML is rendered with nbconvert's sanitizer on, so no student HTML
-or script runs when an instructor or a student opens the page.
+exceptions — is made safe to open before the page is rendered: outputs keep only plain text and
+valid PNG images, their markdown cells become literal text, messages are escaped; nbconvert
+escapes code, text and tracebacks itself. So no student HTML or script runs when an instructor or
+a student opens the page, while the instructor's own markdown renders as written.
 """
 
 from __future__ import annotations
@@ -119,8 +120,10 @@ def exporter():
     if _EXPORTER is None:
         from nbconvert import HTMLExporter
 
-        _EXPORTER = HTMLExporter(template_name="lab", sanitize_html=True, exclude_input_prompt=True,
-                                 exclude_output_prompt=True)
+        # Not nbconvert's sanitizer: it would escape the instructor's own headings and paragraphs.
+        # What came from the student is made inert before it gets here (safe_outputs, safe_markdown,
+        # escape), and nbconvert escapes code, text outputs and tracebacks itself.
+        _EXPORTER = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
         _EXPORTER.from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("*warm*"),
                                                                     nbformat.v4.new_code_cell("x = 1")]))
     return _EXPORTER

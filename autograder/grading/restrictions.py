@@ -115,6 +115,8 @@ def scan(source: str, rule: Restriction) -> tuple[list[str], set[str], set[str]]
                     found(node, f"imports {full.strip('.')}")
                 elif isinstance(node, ast.ImportFrom) and alias.name in forbidden:
                     found(node, f"imports {alias.name} from {module}")
+                elif set(full.split(".")) & forbidden:  # import numpy.lib.arraypad as p
+                    found(node, f"imports {full.strip('.')}")
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DYNAMIC_CALLS:
             arg = node.args[1] if node.func.id == "getattr" and len(node.args) > 1 else None
             if node.func.id == "getattr" and isinstance(arg, ast.Constant) and isinstance(arg.value, str):
