@@ -95,7 +95,11 @@ class Agent:
         args = list(request.get("args") or [])
         kwargs = dict(request.get("kwargs") or {})
         mirror = request.get("mirror") and op == "call"
-        before = {i: _snapshot(a) for i, a in enumerate(args) if _snapshot(a) is not None} if mirror else {}
+        before = {}
+        for i, a in enumerate(args if mirror else []):
+            copy = _snapshot(a)
+            if copy is not None:
+                before[i] = copy
         try:
             with _context(request.get("context") or {}):
                 if op == "call":
