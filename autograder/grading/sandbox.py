@@ -1,14 +1,16 @@
-"""Where a student's kernel runs: its own scratch folder, resource caps, and (where the OS allows) a
-bubblewrap sandbox with no network and nothing of the course visible but the Python it needs.
+"""Where a student's kernel runs: its own scratch folder, resource caps, the assignment's Python
+path, and (where the OS allows) a bubblewrap sandbox with no network and nothing of the course.
 
 The kernel command is ``python -I -m autograder.grading.sandbox LIMITS -- ARGV...``: this module's
 ``main`` sets the resource limits (address space, CPU seconds, processes, file size, no core dumps),
 ignores SIGXFSZ so that an over-large write fails with an error instead of killing the kernel, and
-execs ARGV, which is ``bwrap … python -m ipykernel_launcher`` when bubblewrap works here and the bare
-kernel otherwise. Inside bubblewrap the kernel has its own user, PID, network, IPC and UTS
-namespaces, no capabilities, and sees read-only: the system folders, the Python installation, the
-virtual environment and the ``autograder`` package; read-write: only its scratch folder. The
-solutions, the gradebook, the output folder and other students' submissions are not there.
+execs ARGV, which is ``bwrap … python -S -m ipykernel_launcher`` when bubblewrap works here and the
+bare kernel otherwise. The kernel's ``PYTHONPATH`` is its :class:`KernelSite`: the packages the
+assignment may use and a cut-down copy of the course's package. Inside bubblewrap the kernel has
+its own user, PID, network, IPC and UTS namespaces, no capabilities, and sees read-only: the system
+folders, the Python installation, the virtual environment's interpreter and only the kernel site's
+packages; read-write: only its scratch folder. The solutions, the course's references and grader,
+the gradebook, the output folder and other students' submissions are not there.
 """
 
 from __future__ import annotations
