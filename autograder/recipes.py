@@ -27,6 +27,16 @@ def _dims(shape: Any) -> str:
     return str(tuple(int(s) for s in shape))
 
 
+def _keep_pace(label: str, done: int, steps: int, started: float, time_limit: float | None,
+               checkpoints: tuple[int, ...], hint: str) -> None:
+    """Stop a run whose first ``done`` steps (at the checkpoints) project past ``time_limit`` seconds."""
+    elapsed = time.perf_counter() - started
+    if time_limit and done in checkpoints and elapsed / done * steps > time_limit:
+        raise Stopped(f"{label}: too slow: {done} training steps took {elapsed:.1f} s, so the {steps} steps "
+                      f"would take about {elapsed / done * steps:.0f} s (limit {time_limit:.0f} s).\n"
+                      f"  Hint: {hint}")
+
+
 # ---------------------------------------------------------------------------------------------
 # a3: the NumPy SmallConvNet, trained by SGD with the student's momentum update
 # ---------------------------------------------------------------------------------------------
@@ -79,13 +89,9 @@ def _train_small_convnet(model: Any, sgd_momentum: Any, X: np.ndarray, y: np.nda
                                   f"params['{name}']: expected (next_w, next_v).\n  Hint: return next_w, next_v.")
                 model.params[name], velocity[name] = out
             losses.append(loss)
-            elapsed = time.perf_counter() - start
-            if time_limit and len(losses) in (10, 40) and elapsed / len(losses) * steps > time_limit:
-                raise Stopped(
-                    f"{label}: too slow: {len(losses)} training steps took {elapsed:.1f} s, so the "
-                    f"{steps} steps would take about {elapsed / len(losses) * steps:.0f} s (limit "
-                    f"{time_limit:.0f} s).\n  Hint: vectorise over the batch and channel axes; in "
-                    "pooling, loop only over the output positions (i, j).")
+            _keep_pace(label, len(losses), steps, start, time_limit, (10, 40),
+                       "vectorise over the batch and channel axes; in pooling, loop only over the output "
+                       "positions (i, j).")
     return losses
 
 
@@ -128,13 +134,8 @@ def cifar_resnet(CifarResNet: Any, net: dict, start: dict, X_epochs: list, y: An
                 group["lr"] = lr * (1 - len(losses) / steps)
             opt.step()
             losses.append(loss.item())
-            elapsed = time.perf_counter() - started
-            if time_limit and len(losses) in (5, 20) and elapsed / len(losses) * steps > time_limit:
-                raise Stopped(
-                    f"{label} during training: too slow: {len(losses)} steps took {elapsed:.1f} s, so the "
-                    f"{steps} steps would take about {elapsed / len(losses) * steps:.0f} s (limit "
-                    f"{time_limit:.0f} s).\n  Hint: no Python loops over pixels or examples in forward; "
-                    "use the nn layers on the whole batch.")
+            _keep_pace(f"{label} during training", len(losses), steps, started, time_limit, (5, 20),
+                       "no Python loops over pixels or examples in forward; use the nn layers on the whole batch.")
     return {"state": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "losses": losses}
 
 
