@@ -16,9 +16,9 @@ from .support import ROOT, release_nb, source_nb
 A1 = "a1_images_and_convolution"
 
 
-def run(*args, cwd=ROOT):
+def run(*args, cwd=ROOT, env=None):
     return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, env=env)
 
 
 @pytest.mark.parametrize("command", ["release", "grade", "validate", "demo", "secret"])
@@ -87,9 +87,16 @@ def test_secret_is_made_once_kept_private_and_settable(tmp_path):
     """Is the course secret created on first use (owner-only), stable, and replaceable by the instructor?"""
     import shutil
 
+    import os
+
     course = tmp_path / "course"
     (course / "solutions").mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", course)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AUTOGRADER_SECRET")}
+
+    def run(*args):
+        return globals()["run"](*args, env=env)
+
     first = run("--course", str(course), "secret")
     assert first.returncode == 0, first.stderr
     path = course / "work" / "course_secret"
