@@ -31,3 +31,12 @@ c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedE
 
 # Seconds one cell may run while autograding; a cell past it scores 0 and grading goes on.
 c.Execute.timeout = 120
+
+# Due dates, read by `python -m autograder grade`: a submission whose timestamp (nbgrader's
+# timestamp.txt, or the time in an exchange folder's name) is past its assignment's due date is
+# flagged late in grades.csv and the gradebook, and loses what nbgrader's late-submission rule
+# says ("none": nothing, the default; "zero": everything; or a plugin class of the course's own).
+c.Autograder.due_dates = {
+    # "a1_images_and_convolution": "2027-02-01 17:00:00 UTC",
+}
+c.LateSubmissionPlugin.penalty_method = "none"

@@ -2,6 +2,7 @@
 
   release [ASSIGNMENT]                      solutions/ -> assignments/ (all assignments by default)
   grade ASSIGNMENT SUBMISSIONS_DIR --out D  autograde a class, write feedback and D/grades.csv
+        [--workers N | --scheduler ADDRESS] [--db-url URL]   where it grades, where the gradebook is
   validate NOTEBOOK                         what the grade will say about the visible tests (Validate)
   secret [--set VALUE | --new]              where the course secret is (the hidden tests' seeds); set it
   demo                                      release, build a sample class, grade it, print the table
@@ -54,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="grade N submissions at once, each in its own process (default 1)")
     g.add_argument("--memory", type=int, default=6144, metavar="MB",
                    help="address-space cap per kernel in MiB (default 6144; torch alone maps ~1.5 GiB)")
+    g.add_argument("--db-url", metavar="URL",
+                   help="the gradebook's database (default: sqlite:///OUT/gradebook.db); e.g. "
+                        "postgresql+psycopg://user@host/gradebook for a course several instructors share")
+    g.add_argument("--scheduler", metavar="ADDRESS",
+                   help="grade on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786) "
+                        "instead of --workers local processes")
     g.add_argument("--regrade", action="store_true",
                    help="grade every submission again, even those an earlier run already committed")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -107,7 +114,8 @@ def main(argv: list[str] | None = None) -> int:
             report = grade(course, args.assignment, args.submissions, args.out,
                            cell_timeout=args.cell_timeout, submission_timeout=args.timeout,
                            workers=args.workers, limits=Limits(memory_mb=args.memory, cpu_s=int(args.timeout) + 60),
-                           regrade=args.regrade, show_progress=not args.quiet)
+                           regrade=args.regrade, show_progress=not args.quiet, db_url=args.db_url,
+                           scheduler=args.scheduler)
             print(render_table(report.graded_now, report.exercises))
             print("\nPer student:")
             for r in report.graded_now:

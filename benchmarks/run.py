@@ -38,6 +38,12 @@ Figures (float32 unless said otherwise; every pair timed in the same run on the 
   grade_overhead_seconds_per_notebook_beyond_its_cells   per notebook, beyond the time its cells and
                                          its exercises' judging take (target: <= 2 s)
   grade_workers2_speedup_20_notebooks    --workers 2 ÷ --workers 1, the whole command (target: >= 1.8)
+  scale_dask2_over_workers2_40_notebooks  `grade --scheduler` on a Dask LocalCluster of 2 worker processes
+                                         ÷ `grade --workers 2`, 40 a1 notebooks, wall time (target: <= 1.1)
+  scale_seconds_per_notebook_per_worker  b in the model wall(N, W) = a + b·N/W, fitted on --workers 1
+  scale_fixed_seconds                    a: start-up, gradebook, grades.csv (runs of 10 and 20 notebooks)
+  scale_model_over_measured_workers2     the model's prediction for N=40, W=2 ÷ the measured --workers 2
+  scale_model_over_measured_dask2        the same ÷ the measured Dask run
 """
 
 from __future__ import annotations
@@ -151,6 +157,51 @@ def bench_grading(n_students: int = 20) -> dict[str, float]:
             "grade_over_plain_nbgrader_autograde": ours * n_students / theirs,
             "grade_overhead_seconds_per_notebook_beyond_its_cells": ours - sum(cells) / len(cells),
             f"grade_workers2_speedup_{n_students}_notebooks": seconds[1] / seconds[2]}
+
+
+def bench_scale(n_students: int = 40) -> dict[str, float]:
+    """Dask against local workers on one class, and a model of wall time for N students on W workers.
+
+    wall(N, W) = a + b·N/W: a is what a run costs whatever its size (imports, the gradebook,
+    grades.csv), b what one notebook costs one worker. Both are fitted on --workers 1 runs of 10
+    and 20 notebooks; the model then predicts the two measured 40-notebook runs on two workers.
+    """
+    from distributed import LocalCluster
+
+    source = nbformat.read(COURSE.solutions / A1 / f"{A1}.ipynb", as_version=4)
+    release = nbformat.read(COURSE.assignments / A1 / f"{A1}.ipynb", as_version=4)
+    text = nbformat.writes(student_version(release, source))
+
+    def run(subs: Path, out: Path, *extra: str) -> float:
+        start = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out),
+                               "--quiet", *extra], cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-2000:])
+        return time.perf_counter() - start
+
+    with tempfile.TemporaryDirectory(prefix="bench-scale-") as tmp:
+        tmp = Path(tmp)
+        classes = {}
+        for n in (10, 20, n_students):
+            classes[n] = tmp / f"subs{n}"
+            for i in range(n):
+                (classes[n] / f"s{i:02d}").mkdir(parents=True)
+                (classes[n] / f"s{i:02d}" / f"{A1}.ipynb").write_text(text)
+        t10 = run(classes[10], tmp / "w1-10", "--workers", "1")
+        t20 = run(classes[20], tmp / "w1-20", "--workers", "1")
+        b = (t20 - t10) / 10
+        a = t10 - 10 * b
+        local = run(classes[n_students], tmp / "w2", "--workers", "2")
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                          memory_limit=0) as cluster:
+            dask = run(classes[n_students], tmp / "dask2", "--scheduler", cluster.scheduler_address)
+    predicted = a + b * n_students / 2
+    return {f"scale_dask2_over_workers2_{n_students}_notebooks": dask / local,
+            "scale_seconds_per_notebook_per_worker": b,
+            "scale_fixed_seconds": a,
+            "scale_model_over_measured_workers2": predicted / local,
+            "scale_model_over_measured_dask2": predicted / dask}
 
 
 def bench_conv_layer() -> dict[str, float]:
@@ -300,7 +351,7 @@ def bench_resnet() -> dict[str, float]:
 
 
 BENCHMARKS = {"conv_layer": bench_conv_layer, "max_pool": bench_max_pool, "conv": bench_conv, "lenet": bench_lenet,
-              "resnet": bench_resnet, "grading": bench_grading}
+              "resnet": bench_resnet, "grading": bench_grading, "scale": bench_scale}
 
 
 def main(argv: list[str]) -> int:

@@ -246,7 +246,9 @@ class TestA1(ClassGradingTests):  # a1's class, with the bad-input questions too
         exercises = [gid for gid, _ in graded_cells(source_nb(A1))]
         row = rows["correct"]
         assert list(row)[:5] == ["student", "assignment", "status", "score", "max_score"]
-        assert list(row)[5:-1] == exercises and list(row)[-1] == "notes"
+        assert list(row)[5:-4] == exercises
+        assert list(row)[-4:] == ["submitted_at", "seconds_late", "late_penalty", "notes"]
+        assert row["submitted_at"] == "" and row["late_penalty"] == "0"  # no timestamps, no due date
         assert rows["untouched"]["score"] == "0" and "not implemented yet" in rows["untouched"]["notes"]
         assert rows["truncated"]["status"] == "unreadable" and "not valid JSON" in rows["truncated"]["notes"]
 

@@ -12,7 +12,7 @@ from packaging.version import Version
 
 from .support import ROOT
 
-PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([A-Za-z0-9_.+-]+)$")
+PIN = re.compile(r"^([A-Za-z0-9_.-]+)(?:\[[A-Za-z0-9_,.-]+\])?==([A-Za-z0-9_.+-]+)$")
 
 
 def pins(lines) -> dict[str, str]:
@@ -41,7 +41,8 @@ def test_environment_yml_lists_the_same_packages_as_requirements():
 
 def test_every_pyproject_dependency_is_pinned_within_its_range():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    declared = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    declared = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]
+                + project["optional-dependencies"]["scale"]]
     pinned = requirements()
     assert {canonicalize_name(r.name) for r in declared} == set(pinned)
     for req in declared:

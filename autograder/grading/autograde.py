@@ -6,13 +6,15 @@ Layout of the output folder ``OUT``::
     OUT/feedback/<student>/<assignment>/    HTML feedback per notebook
     OUT/results/<assignment>/<student>.json what was scored and why points were lost (the commit point)
     OUT/logs/<assignment>/<student>.log     the worker's output for that student
-    OUT/gradebook.db                        nbgrader's gradebook (SQLite), written by this process only
+    OUT/gradebook.db                        nbgrader's gradebook (SQLite; or any database, --db-url)
     OUT/nbgrader/                           nbgrader's course directory (autograded/ notebooks)
 
 A worker (:mod:`.worker`) grades one student: the notebook is assembled from the instructor's
 source, run in a sandboxed kernel in a scratch folder, scored, and its result JSON written
-atomically. ``--workers N`` runs N of them at once. The gradebook is written after the workers,
-by this process alone (SQLite takes one writer). Killed mid-batch and run again, the grader keeps
+atomically. The engine decides where workers run: ``--workers N`` local processes
+(:class:`LocalEngine`), or a Dask cluster (``--scheduler``, :mod:`.cluster`), whose answers this
+process commits into OUT. The gradebook is written by this process alone, one short transaction
+per student as results arrive (:mod:`.gradebook`). Killed mid-batch and run again, the grader keeps
 every committed result whose submission, sources and settings are unchanged and grades the rest.
 Bad input — a wrong path, an unknown assignment — is refused before anything is written; an
 unreadable notebook gets its own row and nothing else is affected; a grade recorded by an earlier
@@ -44,6 +46,8 @@ import nbformat
 from .. import __version__, secret
 from ..course import Course, UsageError
 from . import feedback as pages
+from . import gradebook as books
+from . import late
 from .nbgrader_cli import flags, jupyter_home, nbgrader
 from .notebooks import graded_cells
 from .progress import counter
@@ -61,6 +65,8 @@ DEFAULT_SUBMISSION_TIMEOUT = 900.0
 class Submission:
     student: str
     folder: Path  # where the student's notebooks are
+    submitted_at: "late.Timestamp | None" = None  # nbgrader's timestamp, when the layout has one
+    note: str = ""  # e.g. which of several submissions this is
 
 
 @dataclass
@@ -78,14 +84,21 @@ class ClassReport:
 
 
 def find_submissions(submissions_dir: Path, assignment: str) -> tuple[list[Submission], list[str]]:
-    """Student folders in ``submissions_dir``: ``<student>/<notebook>.ipynb`` or
-    ``<student>/<assignment>/<notebook>.ipynb`` (nbgrader's own layout). Returns the submissions and
-    one line for each entry that is not a usable student folder."""
+    """Student folders in ``submissions_dir``, in any of three layouts:
+
+    * ``<student>/<notebook>.ipynb``;
+    * ``<student>/<assignment>/<notebook>.ipynb`` — nbgrader's ``submitted/`` after ``nbgrader collect``;
+    * ``<student>+<assignment>+<timestamp>[+<random>]/<notebook>.ipynb`` — nbgrader's exchange
+      ``inbound/`` folder, where each ``nbgrader submit`` leaves one: the newest per student is graded.
+
+    A ``timestamp.txt`` beside the notebooks says when they were handed in. Returns the
+    submissions and one line for each entry that is not a usable student folder."""
     if not submissions_dir.exists():
         raise UsageError(f"submissions folder {submissions_dir} does not exist")
     if not submissions_dir.is_dir():
         raise UsageError(f"{submissions_dir} is a file; pass the folder that holds one folder per student")
     found, skipped = [], []
+    inbound: dict[str, list[tuple[late.Timestamp, Path]]] = {}
     try:
         entries = sorted(submissions_dir.iterdir())
     except OSError as exc:
@@ -99,6 +112,23 @@ def find_submissions(submissions_dir: Path, assignment: str) -> tuple[list[Submi
         if not entry.is_dir():
             skipped.append(f"{entry.name}: a file at the top level, not a student folder; ignored")
             continue
+        if "+" in entry.name:  # nbgrader's exchange: student+assignment+timestamp[+random]
+            parts = entry.name.split("+")
+            if len(parts) < 3 or not STUDENT_ID.match(parts[0]):
+                skipped.append(f"{entry.name!r}: not an nbgrader exchange submission "
+                               "(<student>+<assignment>+<timestamp>); ignored")
+                continue
+            if parts[1] != assignment:
+                continue  # another assignment's submission
+            when = late.read_timestamp(entry)
+            if when is None:
+                try:
+                    when = late.parse(parts[2])
+                except ValueError:
+                    skipped.append(f"{entry.name!r}: no timestamp.txt and no time in its name; ignored")
+                    continue
+            inbound.setdefault(parts[0], []).append((when, entry))
+            continue
         if not STUDENT_ID.match(entry.name):
             skipped.append(f"{entry.name!r}: not usable as a student id (letters, digits, . _ @ + - only); ignored")
             continue
@@ -106,7 +136,17 @@ def find_submissions(submissions_dir: Path, assignment: str) -> tuple[list[Submi
         if nested.is_symlink():
             skipped.append(f"{entry.name}/{assignment}: a symbolic link, not a folder; ignored")
             continue
-        found.append(Submission(entry.name, nested if nested.is_dir() else entry))
+        folder = nested if nested.is_dir() else entry
+        found.append(Submission(entry.name, folder, late.read_timestamp(folder)))
+    for student, handed in sorted(inbound.items()):
+        if any(s.student == student for s in found):
+            skipped.append(f"{student}: both a student folder and exchange submissions; graded the folder")
+            continue
+        handed.sort(key=lambda t: (t[0], t[1].name))
+        when, folder = handed[-1]
+        note = f"graded the newest of {len(handed)} submissions" if len(handed) > 1 else ""
+        found.append(Submission(student, folder, when, note))
+    found.sort(key=lambda s: s.student)
     if not found:
         raise UsageError(f"no student folders in {submissions_dir}; expected <student_id>/<notebook>.ipynb")
     return found, skipped
@@ -116,7 +156,7 @@ class ClassGrader:
     """nbgrader's course directory and gradebook under OUT, and the workers that fill them."""
 
     def __init__(self, course: Course, assignment: str, out: Path, cell_timeout: float,
-                 submission_timeout: float, limits: Limits | None = None):
+                 submission_timeout: float, limits: Limits | None = None, db_url: str | None = None):
         self.course = course
         self.assignment = assignment
         self.out = out
@@ -124,7 +164,7 @@ class ClassGrader:
         self.cell_timeout = cell_timeout
         self.submission_timeout = submission_timeout
         self.limits = limits or Limits()
-        self.db_url = f"sqlite:///{out / 'gradebook.db'}"
+        self.db_url = db_url or books.default_url(out)
         self.notebooks = course.notebooks(assignment)
         self.env = jupyter_home(self.root / "home")
         self.settings = {
@@ -165,22 +205,42 @@ class ClassGrader:
                         timeout=timeout, log=log)
 
     def prepare(self) -> None:
-        """Record the assignment (cells, points, checksums) in OUT's gradebook, unless this exact
-        source is already there (a marker holds the source's digest). When the course's release
-        is this source's (same exercises and points), nbgrader's own SaveCells records it from the
-        release in this process; otherwise nbgrader's generate_assignment does, in a child process."""
+        """Record the assignment (cells, points, checksums) in the gradebook, unless this exact
+        source is already there (a marker holds the source's digest and the database). When the
+        course's release is this source's (same exercises and points), nbgrader's own SaveCells
+        records it from the release in this process; otherwise nbgrader's generate_assignment does,
+        in a child process. Under the database's lock: two runs never make its tables at once."""
         self.root.mkdir(parents=True, exist_ok=True)
         marker = self.root / ".prepared" / self.assignment
-        if (self.out / "gradebook.db").is_file() and marker.is_file() and marker.read_text() == self.source_digest:
+        stamp = json.dumps([self.source_digest, hashlib.sha256(self.db_url.encode()).hexdigest()])
+        if marker.is_file() and marker.read_text() == stamp and self._recorded_in_gradebook():
             return
-        if not self._save_cells_from_release():
-            run = self.run(["generate_assignment", self.assignment, "--force"],
-                           log=self.out / "logs" / self.assignment / "_generate_assignment.log")
-            if not run.ok:
-                raise UsageError(f"could not prepare {self.assignment} for grading: "
-                                 f"{'; '.join(run.errors()[-2:]) or 'see the log in ' + str(self.out / 'logs')}")
+        with books.locked(self.db_url):
+            books.stamp(self.db_url)
+            if not self._save_cells_from_release():
+                run = self.run(["generate_assignment", self.assignment, "--force"],
+                               log=self.out / "logs" / self.assignment / "_generate_assignment.log")
+                if not run.ok:
+                    raise UsageError(f"could not prepare {self.assignment} for grading: "
+                                     f"{'; '.join(run.errors()[-2:]) or 'see the log in ' + str(self.out / 'logs')}")
         marker.parent.mkdir(exist_ok=True)
-        marker.write_text(self.source_digest)
+        marker.write_text(stamp)
+
+    def _recorded_in_gradebook(self) -> bool:
+        """The gradebook holds this assignment with the source's graded cells (a database emptied
+        or replaced since the marker was written does not)."""
+        from nbgrader.api import MissingEntry
+
+        if self.db_url == books.default_url(self.out) and not (self.out / "gradebook.db").is_file():
+            return False
+        try:
+            with books.opened(self.db_url) as gb:
+                assignment = gb.find_assignment(self.assignment)
+                have = {(nb.name, c.name, float(c.max_score)) for nb in assignment.notebooks for c in nb.grade_cells}
+        except (MissingEntry, Exception):  # noqa: BLE001 - anything amiss: prepare again
+            return False
+        want = {(nb, gid, pts) for nb in self.notebooks for gid, pts in self.cells[nb]}
+        return want <= have
 
     def _save_cells_from_release(self) -> bool:
         """nbgrader's SaveCells on the released notebooks, in this process; False (nothing written)
@@ -195,14 +255,12 @@ class ClassGrader:
             if graded_cells(nb) != self.cells[name]:
                 return False
             releases[name] = nb
-        from nbgrader.api import Gradebook
         from nbgrader.preprocessors import SaveCells
 
-        stamp_gradebook(self.out / "gradebook.db")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with Gradebook(self.db_url) as gb:
-                gb.update_or_create_assignment(self.assignment)
+            with books.opened(self.db_url) as gb:
+                books.retry(gb, lambda: gb.update_or_create_assignment(self.assignment))
             for name, nb in releases.items():
                 SaveCells().preprocess(nb, {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment,
                                                          "notebook": name}})
@@ -293,26 +351,47 @@ class ClassGrader:
 
     @contextlib.contextmanager
     def gradebook(self):
-        """nbgrader's gradebook, open in this process (the only writer), committed on leaving."""
-        from nbgrader.api import Gradebook
-        from sqlalchemy.exc import SAWarning
-
-        with Gradebook(self.db_url) as gb, warnings.catch_warnings():
-            warnings.simplefilter("ignore", SAWarning)  # nbgrader's own autoflush noise
+        """nbgrader's gradebook, open in this process (the only writer of this run)."""
+        with books.opened(self.db_url) as gb:
             yield gb
+
+    def settle(self, result: StudentResult, sub: Submission, rules: "late.Rules") -> dict:
+        """Give ``result`` its submission time, lateness and nbgrader's late penalty (and the note
+        saying which submission was graded); saved when that changed anything. Returns notebook ->
+        penalty, for the gradebook."""
+        scores = {name: 0.0 for name in self.notebooks}
+        for nb in self.notebooks:
+            ids = {exercise_id(self.notebooks, nb, gid) for gid, _ in self.cells[nb]}
+            scores[nb] = sum(c.points for c in result.cells if c.grade_id in ids) if result.status == GRADED else 0.0
+        seconds, penalties = rules.penalty(result.student, scores, sub.submitted_at)
+        before = (result.submitted_at, result.seconds_late, result.late_penalty, result.message)
+        result.submitted_at = late.shown(sub.submitted_at)
+        result.seconds_late = round(seconds, 1)
+        result.late_penalty = sum(p for p in penalties.values() if p)
+        if sub.note and sub.note not in result.message:
+            result.message = "; ".join(m for m in (result.message, sub.note) if m)
+        if (result.submitted_at, result.seconds_late, result.late_penalty, result.message) != before:
+            result.save(self.out)
+        return penalties
+
+    def record(self, gb, result: StudentResult, when: "late.Timestamp | None" = None,
+               penalties: dict | None = None) -> None:
+        """Write one result into the gradebook as one transaction, retried when another run
+        writing the same database conflicted (idempotent: a resumed run writes it again)."""
+        def write():
+            gb.update_or_create_student(result.student)
+            submission = gb.update_or_create_submission(self.assignment, result.student, timestamp=when)
+            points = {c.grade_id: c.points for c in result.cells}
+            for notebook in submission.notebooks:
+                notebook.late_submission_penalty = (penalties or {}).get(notebook.name)
+                for grade in notebook.grades:
+                    key = exercise_id(self.notebooks, notebook.name, grade.name)
+                    grade.auto_score = points.get(key, 0.0) if result.status == GRADED else 0.0
+                    grade.manual_score = None
+                    grade.needs_manual_grade = False
             gb.db.commit()
 
-    def record(self, gb, result: StudentResult) -> None:
-        """Write one result into the gradebook (idempotent: a resumed run writes it again)."""
-        gb.update_or_create_student(result.student)
-        submission = gb.update_or_create_submission(self.assignment, result.student)
-        points = {c.grade_id: c.points for c in result.cells}
-        for notebook in submission.notebooks:
-            for grade in notebook.grades:
-                key = exercise_id(self.notebooks, notebook.name, grade.name)
-                grade.auto_score = points.get(key, 0.0) if result.status == GRADED else 0.0
-                grade.manual_score = None
-                grade.needs_manual_grade = False
+        books.retry(gb, write)
 
     def feedback(self, results: list[StudentResult], fresh: set[str]) -> None:
         """A one-page explanation for the students of this run who could not be graded (graded
@@ -383,30 +462,6 @@ class Worker:
             self.log.close()
 
 
-def stamp_gradebook(path: Path) -> None:
-    """Give a new gradebook nbgrader's alembic stamp (its migrations' head), computed in this
-    process: nbgrader would otherwise run the ``alembic`` command, which is only on PATH inside an
-    activated environment."""
-    import sqlite3
-
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-    import nbgrader
-
-    db = sqlite3.connect(path)
-    try:
-        if db.execute("select name from sqlite_master where name='alembic_version'").fetchone():
-            return
-        config = Config()
-        config.set_main_option("script_location", str(Path(nbgrader.__file__).parent / "alembic"))
-        head = ScriptDirectory.from_config(config).get_current_head()
-        db.execute("create table alembic_version (version_num varchar(32) not null)")
-        db.execute("insert into alembic_version (version_num) values (?)", (head,))
-        db.commit()
-    finally:
-        db.close()
-
-
 def _package_digest() -> str:
     """The checks that produce grades: a change in them invalidates recorded results."""
     h = hashlib.sha256()
@@ -416,18 +471,40 @@ def _package_digest() -> str:
     return h.hexdigest()[:16]
 
 
+class LocalEngine:
+    """Grade jobs in ``workers`` worker processes on this machine (the default: no services)."""
+
+    def __init__(self, grader: ClassGrader, workers: int):
+        self.grader = grader
+        self.pool = ThreadPoolExecutor(max_workers=workers)
+        grader.start_workers(workers)  # their imports overlap what the grader does next
+
+    def results(self, jobs: list[Job]):
+        """Start grading ``jobs`` now; the iterator yields each result as it is committed."""
+        futures = [self.pool.submit(self.grader.grade_one, job) for job in jobs]
+        return (future.result() for future in as_completed(futures))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.grader.stop_workers()
+
+
 def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str | Path, *,
           cell_timeout: float = DEFAULT_CELL_TIMEOUT, submission_timeout: float = DEFAULT_SUBMISSION_TIMEOUT,
           workers: int = 1, limits: Limits | None = None, regrade: bool = False,
-          show_progress: bool = True) -> ClassReport:
+          show_progress: bool = True, db_url: str | None = None, scheduler: str | None = None) -> ClassReport:
     """Autograde every submission of ``assignment`` in ``submissions_dir`` into ``out``.
 
     Students already graded by an earlier (possibly killed) run with the same submission and the
-    same settings keep their result; the rest are graded by ``workers`` processes in parallel.
+    same settings keep their result; the rest are graded by ``workers`` local processes in
+    parallel, or by the Dask cluster whose scheduler is at ``scheduler``. The gradebook is the
+    SQLite file ``out/gradebook.db`` unless ``db_url`` names another database.
     """
     course.require(assignment)
     if workers < 1:
         raise UsageError("--workers must be 1 or more")
+    if scheduler and workers != 1:
+        raise UsageError("--workers and --scheduler: give one (the cluster's workers do the grading)")
     submissions_dir = Path(submissions_dir).expanduser().resolve()
     out = Path(out).expanduser().resolve()
     if out.exists() and not out.is_dir():
@@ -436,18 +513,35 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
         if out == protected or protected in out.parents:
             raise UsageError(f"--out {out} is inside {protected}; choose a folder of its own")
     submissions, skipped = find_submissions(submissions_dir, assignment)
+    rules = late.rules(course, assignment)  # the course's due date and nbgrader's penalty rule
+    if db_url is not None:
+        books.check(db_url)
+    cluster = None
+    if scheduler:
+        from .cluster import DaskEngine
+
+        cluster = DaskEngine(scheduler)
     out.mkdir(parents=True, exist_ok=True)
 
-    grader = ClassGrader(course, assignment, out, cell_timeout, submission_timeout, limits)
-    grader.start_workers(min(workers, len(submissions)))  # their imports overlap what follows here
     try:
-        return _grade_class(grader, submissions, skipped, workers, regrade, show_progress)
+        grader = ClassGrader(course, assignment, out, cell_timeout, submission_timeout, limits, db_url)
+    except BaseException:
+        if cluster:
+            cluster.close()
+        raise
+    if cluster:
+        cluster.grader = grader
+        engine = cluster
+    else:
+        engine = LocalEngine(grader, min(workers, len(submissions)))
+    try:
+        return _grade_class(grader, engine, submissions, skipped, rules, regrade, show_progress)
     finally:
-        grader.stop_workers()
+        engine.close()
 
 
-def _grade_class(grader: ClassGrader, submissions: list[Submission], skipped: list[str], workers: int,
-                 regrade: bool, show_progress: bool) -> ClassReport:
+def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], skipped: list[str],
+                 rules: late.Rules, regrade: bool, show_progress: bool) -> ClassReport:
     out, assignment = grader.out, grader.assignment
     grader.prepare()
     results: dict[str, StudentResult] = {}
@@ -467,17 +561,23 @@ def _grade_class(grader: ClassGrader, submissions: list[Submission], skipped: li
         else:
             todo.append(job)
 
+    subs = {sub.student: sub for sub in submissions}
+
+    def settle_and_record(gb, result: StudentResult) -> None:
+        penalties = grader.settle(result, subs[result.student], rules)
+        grader.record(gb, result, subs[result.student].submitted_at, penalties)
+
     bar = counter(total=len(submissions), initial=len(results), desc=f"grade {assignment}", unit="student",
                   enable=show_progress)
     try:
-        with grader.gradebook() as gb, ThreadPoolExecutor(max_workers=workers) as pool:
-            futures = {pool.submit(grader.grade_one, job): job for job in todo}
+        with grader.gradebook() as gb:
+            graded = engine.results(todo)
+            books.retry(gb, lambda: gb.update_or_create_assignment(assignment, duedate=rules.due))
             for result in results.values():  # the kept and the unreadable, while the workers start
-                grader.record(gb, result)
-            for future in as_completed(futures):
-                result = future.result()
+                settle_and_record(gb, result)
+            for result in graded:
                 results[result.student] = result
-                grader.record(gb, result)  # as they come: the gradebook is done when the last one is
+                settle_and_record(gb, result)  # as they come: the gradebook is done when the last one is
                 bar.set_postfix_str(f"{result.student} {result.score:g}/{result.max_score:g}")
                 bar.update(1)
     finally:

@@ -40,10 +40,19 @@ class StudentResult:
     digest: str = ""  # fingerprint of the submission, sources and settings this result was made from
     seconds: float = 0.0  # time spent running the notebook, kernel starts included
     cell_seconds: float = 0.0  # of which the cells themselves ran
+    submitted_at: str | None = None  # when it was handed in (nbgrader's timestamp.txt), UTC
+    seconds_late: float = 0.0  # past the assignment's due date
+    late_penalty: float = 0.0  # what nbgrader's late-submission rule took off the points below
+
+    @property
+    def points(self) -> float:
+        """The points the exercises earned, before any late penalty."""
+        return sum(c.points for c in self.cells)
 
     @property
     def score(self) -> float:
-        return sum(c.points for c in self.cells)
+        """What counts: the exercises' points less the late penalty."""
+        return max(0.0, self.points - self.late_penalty)
 
     def lost(self) -> list[CellResult]:
         return [c for c in self.cells if c.points < c.max_points]
@@ -51,6 +60,9 @@ class StudentResult:
     def notes(self) -> str:
         """The reasons for every lost point, one short clause each."""
         parts = [self.message] if self.message else []
+        if self.seconds_late > 0:
+            parts.append(f"late by {late_text(self.seconds_late)}"
+                         + (f": -{self.late_penalty:g}" if self.late_penalty else " (no penalty)"))
         if self.status == GRADED:
             parts += [f"{c.grade_id} -{c.max_points - c.points:g}: {first_line(c.reason)}" for c in self.lost()]
         return " | ".join(parts)
@@ -58,7 +70,7 @@ class StudentResult:
     def save(self, out: Path) -> Path:
         path = result_path(out, self.assignment, self.student)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
         tmp.write_text(json.dumps({**asdict(self), "score": self.score}, indent=1))
         os.replace(tmp, path)  # atomic: a killed grader leaves the old record or the new one
         return path
@@ -70,6 +82,15 @@ class StudentResult:
         data["cells"] = [CellResult(**c) for c in data["cells"]]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def late_text(seconds: float) -> str:
+    """``93784`` -> ``1 d 2 h 3 min``."""
+    minutes = int(seconds // 60) or 1
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days} d"] * bool(days) + [f"{hours} h"] * bool(hours) + [f"{mins} min"] * bool(mins)
+    return " ".join(parts)
 
 
 def result_path(out: Path, assignment: str, student: str) -> Path:
@@ -91,7 +112,8 @@ def first_line(text: str | None, limit: int = 160) -> str:
 
 
 def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str, list[str]]) -> Path:
-    """grades.csv: student, assignment, status, score, max_score, one column per exercise, notes.
+    """grades.csv: student, assignment, status, score, max_score, one column per exercise, when it was
+    submitted, how late and the late penalty (already taken off score), notes.
 
     ``columns`` maps each assignment to its exercise ids in notebook order.
     """
@@ -99,14 +121,16 @@ def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str,
     for ids in columns.values():
         exercise_cols += [c for c in ids if c not in exercise_cols]
     path = out / "grades.csv"
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two runs into one folder never share a temporary file
     with tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "assignment", "status", "score", "max_score", *exercise_cols, "notes"])
+        writer.writerow(["student", "assignment", "status", "score", "max_score", *exercise_cols,
+                         "submitted_at", "seconds_late", "late_penalty", "notes"])
         for r in sorted(results, key=lambda r: (r.assignment, r.student)):
             pts = {c.grade_id: c.points for c in r.cells}
             writer.writerow([r.student, r.assignment, r.status, f"{r.score:g}", f"{r.max_score:g}",
-                             *[(f"{pts[c]:g}" if c in pts else "") for c in exercise_cols], r.notes()])
+                             *[(f"{pts[c]:g}" if c in pts else "") for c in exercise_cols],
+                             r.submitted_at or "", f"{r.seconds_late:g}", f"{r.late_penalty:g}", r.notes()])
     os.replace(tmp, path)
     return path
 
@@ -143,6 +167,9 @@ def render_table(results: list[StudentResult], exercises: list[tuple[str, float]
                       for c in lost]
         if r.message:
             lines.append(f"  {r.student}: note: {r.message}")
+        if r.seconds_late > 0:
+            lines.append(f"  {r.student}: late by {late_text(r.seconds_late)}"
+                         + (f" (-{r.late_penalty:g})" if r.late_penalty else " (no penalty)"))
     if len(lines) == before:
         lines.append("  nowhere: every submission has full marks")
     return "\n".join(lines)
