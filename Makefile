@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: setup demo test bench release lectures clean help
+.PHONY: setup demo test bench release lectures lab site clean help
 
 help:
 	@echo "make demo      release, grade a sample class, print students x points (the main job)"
@@ -17,6 +17,8 @@ help:
 	@echo "make bench     print speed figures as ratios against PyTorch"
 	@echo "make release   regenerate assignments/ from solutions/"
 	@echo "make lectures  re-execute lectures/ in place (figures and outputs)"
+	@echo "make lab       JupyterLab for a student, on your own copies of the assignments (work/mine/)"
+	@echo "make site      the lectures and blank assignments as a static HTML book (work/site/_build/html)"
 	@echo "make setup     only create .venv with the pinned dependencies"
 	@echo "make clean     remove .venv and work/"
 
@@ -45,6 +47,12 @@ endif
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py $(BENCH_GROUP)
+
+lab: $(STAMP)
+	$(PY) -m autograder lab
+
+site: $(STAMP)
+	$(PY) tools/build_site.py
 
 release: $(STAMP)
 	$(PY) -m autograder release

@@ -4,6 +4,9 @@
   grade ASSIGNMENT SUBMISSIONS_DIR --out D  autograde a class, write feedback and D/grades.csv
         [--workers N | --scheduler ADDRESS] [--db-url URL]   where it grades, where the gradebook is
   validate NOTEBOOK                         what the grade will say about the visible tests (Validate)
+  formgrader OUT                            nbgrader's formgrader (JupyterLab) on a graded class
+  fetch ASSIGNMENT [DIR]                    your own copy of an assignment to work in (work/mine/)
+  lab                                       JupyterLab on your copies, the student's view (make lab)
   secret [--set VALUE | --new]              where the course secret is (the hidden tests' seeds); set it
   demo                                      release, build a sample class, grade it, print the table
 
@@ -72,6 +75,26 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("notebook", help="path to your .ipynb")
     v.add_argument("--json", action="store_true", help="print the verdicts as JSON")
 
+    f = sub.add_parser("formgrader", help="open nbgrader's formgrader on a class `grade` graded",
+                       description="Start JupyterLab in OUT (the --out folder of `grade`) with nbgrader's "
+                                   "formgrader on that class: its gradebook, graded notebooks, feedback and "
+                                   "the released assignments. Open Nbgrader → Formgrader.")
+    f.add_argument("out", metavar="OUT", help="the --out folder of a grade run")
+    f.add_argument("--port", type=int, metavar="PORT", help="port for JupyterLab (default: its own choice)")
+    f.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+    fe = sub.add_parser("fetch", help="copy an assignment into a folder of your own to work in",
+                        description="Copy assignments/ASSIGNMENT into DIR (default work/mine/ASSIGNMENT, "
+                                    "which git ignores). An existing copy is never overwritten.")
+    fe.add_argument("assignment", help="assignment id, e.g. a1_images_and_convolution")
+    fe.add_argument("dir", nargs="?", metavar="DIR", help="where to put it (default work/mine/ASSIGNMENT)")
+
+    la = sub.add_parser("lab", help="JupyterLab on your copies of the assignments (what make lab runs)",
+                        description="Fetch every assignment not yet in work/mine/ and start JupyterLab there, "
+                                    "with Validate in the toolbar and without nbgrader's instructor panels.")
+    la.add_argument("--port", type=int, metavar="PORT", help="port for JupyterLab (default: its own choice)")
+    la.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
     s = sub.add_parser("secret", help="where the course secret is kept (the hidden tests' seeds); set or renew it",
                        description="The hidden tests draw their inputs from a course secret kept outside the "
                                    "repository (work/course_secret, owner-only; or $AUTOGRADER_SECRET / "
@@ -132,6 +155,19 @@ def main(argv: list[str] | None = None) -> int:
             from .grading.validate import validate
 
             return validate(Path(args.notebook), as_json=args.json)
+        if args.command == "formgrader":
+            from .grading import formgrader
+
+            return formgrader.serve(Path(args.out), args.port, browser=not args.no_browser)
+        if args.command == "fetch":
+            from .workspace import fetch
+
+            print(fetch(course, args.assignment, Path(args.dir) if args.dir else None))
+            return 0
+        if args.command == "lab":
+            from .workspace import lab
+
+            return lab(course, args.port, browser=not args.no_browser)
         if args.command == "secret":
             import secrets as random
 

@@ -594,6 +594,11 @@ def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], ski
         else:
             columns[a] = [c.grade_id for c in next(r for r in everything if r.assignment == a).cells]
     write_grades_csv(out, everything, columns)
+    from . import formgrader
+
+    pages.install_mathjax(out / "feedback")
+    formgrader.prepare(out, grader.course, grader.db_url, assignment,
+                       {s.student: s.folder for s in submissions if results[s.student].status == GRADED})
     return ClassReport(assignment, out, now, grader.exercises, bad, resumed)
 
 

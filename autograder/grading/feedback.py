@@ -112,6 +112,62 @@ def safe_markdown(cell: NotebookNode) -> None:
 
 _EXPORTER = None
 
+# Feedback pages sit at OUT/feedback/<student>/<assignment>/<notebook>.html and load MathJax from
+# OUT/feedback/_mathjax (a packaged copy, jupyter-server-mathjax's MathJax 2.7): the math renders
+# offline. Hand a student their folder with _mathjax beside it, or the math shows as TeX.
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe,local/autograder"
+MATHJAX_URL = f"../../_mathjax/MathJax.js?config={MATHJAX_CONFIG}"
+MATHJAX_PARTS = ("MathJax.js", "LICENSE", "config", "extensions", "jax", "fonts")
+# The packaged copy ships the STIX web fonts only: without this MathJax asks for its TeX fonts.
+MATHJAX_LOCAL = """MathJax.Hub.Config({"HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web",
+                                  webFont: "STIX-Web", imageFont: null}});
+MathJax.Ajax.loadComplete("[MathJax]/config/local/autograder.js");
+"""
+
+
+def mathjax_source() -> Path | None:
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        return None
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    return static if (static / "MathJax.js").is_file() else None
+
+
+def install_mathjax(feedback_dir: Path) -> Path | None:
+    """Copy MathJax into ``feedback_dir/_mathjax`` once (again only when the packaged copy changes)."""
+    import shutil
+
+    source = mathjax_source()
+    if source is None:
+        return None
+    dest = feedback_dir / "_mathjax"
+    stamp = str((source / "MathJax.js").stat().st_size)
+    if (dest / ".version").is_file() and (dest / ".version").read_text() == stamp:
+        return dest
+    shutil.rmtree(dest, ignore_errors=True)
+    copy_mathjax(dest)
+    (dest / ".version").write_text(stamp)
+    return dest
+
+
+def copy_mathjax(dest: Path) -> None:
+    """The packaged MathJax, with the course's local config, into ``dest`` (MathJax.js at its top)."""
+    import shutil
+
+    source = mathjax_source()
+    if source is None:
+        raise FileNotFoundError("jupyter-server-mathjax is not installed (make setup installs it)")
+    dest.mkdir(parents=True, exist_ok=True)
+    for part in MATHJAX_PARTS:
+        src = source / part
+        if src.is_dir():
+            shutil.copytree(src, dest / part, dirs_exist_ok=True)
+        elif src.is_file():
+            shutil.copyfile(src, dest / part)
+    (dest / "config" / "local").mkdir(parents=True, exist_ok=True)
+    (dest / "config" / "local" / "autograder.js").write_text(MATHJAX_LOCAL)
+
 
 def exporter():
     """nbconvert's HTML exporter, sanitizing, made once per process (and warmed: its first page
@@ -123,7 +179,8 @@ def exporter():
         # Not nbconvert's sanitizer: it would escape the instructor's own headings and paragraphs.
         # What came from the student is made inert before it gets here (safe_outputs, safe_markdown,
         # escape), and nbconvert escapes code, text outputs and tracebacks itself.
-        _EXPORTER = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True)
+        _EXPORTER = HTMLExporter(template_name="lab", exclude_input_prompt=True, exclude_output_prompt=True,
+                                 mathjax_url=MATHJAX_URL)
         _EXPORTER.from_notebook_node(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("*warm*"),
                                                                     nbformat.v4.new_code_cell("x = 1")]))
     return _EXPORTER

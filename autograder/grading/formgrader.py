@@ -1,0 +1,126 @@
+"""nbgrader's formgrader on a graded class: ``python -m autograder formgrader OUT``.
+
+``grade … --out OUT`` leaves what formgrader needs beside the grades: ``OUT/nbgrader_config.py``
+(the course directory under ``OUT/nbgrader``, the instructor's ``solutions/`` as its source, the
+gradebook the run wrote, a course id and an exchange under ``OUT/exchange``), each graded
+release of the course in the exchange's ``outbound/`` (so formgrader lists them as released, not
+as drafts) and each graded student's notebooks in ``OUT/nbgrader/submitted/`` (so its submission
+counts agree with the grades). :func:`serve` starts JupyterLab in ``OUT`` with the environment's
+own ``bin/`` first on PATH (nbgrader shells out to ``alembic``), whether or not the environment
+is activated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..course import Course, UsageError
+
+COURSE_ID = "convnets"
+CONFIG = '''"""formgrader on this graded class (written by `python -m autograder grade`; rewritten by each run).
+
+Open it with:  python -m autograder formgrader {out}
+"""
+c = get_config()  # noqa: F821
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.root = {root!r}
+c.CourseDirectory.source_directory = {source!r}
+c.CourseDirectory.release_directory = {release!r}
+c.CourseDirectory.submitted_directory = "submitted"
+c.CourseDirectory.autograded_directory = "autograded"
+c.CourseDirectory.feedback_directory = {feedback!r}
+c.CourseDirectory.db_url = {db_url!r}
+c.Exchange.root = {exchange!r}
+'''
+
+
+def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dict[str, Path]) -> None:
+    """Write OUT's formgrader config, put the course's releases into OUT's exchange, and copy the
+    ``graded`` students' notebooks of ``assignment`` (student -> folder) into ``OUT/nbgrader/submitted``."""
+    root = out / "nbgrader"
+    (out / "nbgrader_config.py").write_text(CONFIG.format(
+        out=out, course_id=COURSE_ID, root=str(root), source=str(course.solutions),
+        release=str(course.assignments), feedback=str(out / "feedback"), db_url=db_url,
+        exchange=str(out / "exchange")))
+    for released in course.assignment_ids():  # what students have: every release, not a draft
+        if not (course.assignments / released).is_dir():
+            continue
+        outbound = out / "exchange" / COURSE_ID / "outbound" / released
+        shutil.rmtree(outbound, ignore_errors=True)
+        outbound.mkdir(parents=True)
+        for path in sorted((course.assignments / released).iterdir()):
+            if path.is_file():
+                shutil.copy2(path, outbound / path.name)
+    for name in ("inbound", "feedback"):
+        (out / "exchange" / COURSE_ID / name).mkdir(exist_ok=True)
+    for student, folder in graded.items():
+        dest = root / "submitted" / student / assignment
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir(parents=True)
+        for name in course.notebooks(assignment):
+            src = folder / f"{name}.ipynb"
+            if src.is_file() and not src.is_symlink():
+                shutil.copyfile(src, dest / src.name)
+        stamp = folder / "timestamp.txt"
+        if stamp.is_file() and not stamp.is_symlink() and stamp.stat().st_size < 200:
+            shutil.copyfile(stamp, dest / "timestamp.txt")
+
+
+def check(out: Path) -> Path:
+    out = out.expanduser().resolve()
+    if not (out / "nbgrader_config.py").is_file():
+        raise UsageError(f"{out} holds no graded class (no nbgrader_config.py); give the --out folder "
+                         "of a `grade` run")
+    return out
+
+
+# formgrader's grading page asks nbconvert's mathjax() macro for MathJax without a URL, which means
+# a CDN. This macro, first on nbconvert's template path, defaults to the packaged copy the server
+# itself serves (jupyter-server-mathjax), so the page's math renders offline.
+MATHJAX_MACRO = """{%- macro mathjax(url="/static/jupyter_server_mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe") -%}
+    <script type="text/x-mathjax-config">
+    MathJax.Hub.Config({
+        tex2jax: {inlineMath: [['$','$'], ["\\\\(","\\\\)"]], displayMath: [['$$','$$'], ["\\\\[","\\\\]"]],
+                  processEscapes: true, processEnvironments: true},
+        "HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web", webFont: "STIX-Web", imageFont: null},
+        displayAlign: 'center', messageStyle: 'none'
+    });
+    </script>
+    <script src="{{url}}"> </script>
+{%- endmacro %}
+"""
+
+
+def serve(out: Path, port: int | None = None, browser: bool = True) -> int:
+    """JupyterLab on OUT with formgrader (Nbgrader menu → Formgrader); returns its exit status."""
+    out = check(out)
+    from ..workspace import lab_command, with_bin
+
+    data = out / "nbgrader" / "home" / "formgrader-data"
+    macro = data / "nbconvert" / "templates" / "base" / "mathjax.html.j2"
+    macro.parent.mkdir(parents=True, exist_ok=True)
+    macro.write_text(MATHJAX_MACRO)
+    env = with_bin(os.environ)
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (str(data), os.environ.get("JUPYTER_PATH", "")) if p)
+    print(f"formgrader on {out}: open JupyterLab's Nbgrader menu → Formgrader (Ctrl-C stops it)", flush=True)
+    return subprocess.call(lab_command(out, port, browser), cwd=out, env=env)
+
+
+def counts(out: Path) -> dict:
+    """What formgrader will show, read the way it reads it (for the CLI's summary and the tests)."""
+    from nbgrader.apps import NbGraderAPI
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(out)).load_config()
+    here = os.getcwd()
+    os.chdir(out)
+    try:
+        api = NbGraderAPI(config=config)
+        return json.loads(json.dumps([{"name": a["name"], "status": a["status"], "num_submissions": a["num_submissions"]}
+                                      for a in api.get_assignments()]))
+    finally:
+        os.chdir(here)

@@ -1,0 +1,334 @@
+"""The course where its users are: JupyterLab and formgrader in a real browser (Playwright, Chromium).
+
+* **Student**: ``python -m autograder lab`` on a course of its own (a temporary folder whose
+  ``solutions/`` and ``assignments/`` are the checkout's): a1 fetched into ``work/mine``, opened,
+  a cell run, Validate pressed on the blank copy, the solution and a broken copy, and the dialog's
+  text checked; nbgrader's instructor panels are not there; no tracked file changed.
+* **Instructor**: a small graded class opened with ``python -m autograder formgrader OUT``: the
+  assignment is released (not a draft), its submission count and each student's score are the
+  grade's.
+
+Chromium is Debian's (``/usr/bin/chromium``; Playwright's own download is not reachable);
+``.ci/run`` installs it. A failing test leaves a screenshot in ``work/browser-failures/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from .classes import SECRET, Assignment
+from .support import ROOT
+
+pytestmark = pytest.mark.slow
+
+A1 = "a1_images_and_convolution"
+TOKEN = "browser-test-token"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FAILURES = ROOT / "work" / "browser-failures"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip("no Chromium at /usr/bin/chromium (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chrome = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield chrome
+        chrome.close()
+
+
+@contextlib.contextmanager
+def page_for(browser, request):
+    """A fresh page; on failure its screenshot goes to work/browser-failures/<test>.png."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    try:
+        yield page
+    except BaseException:
+        FAILURES.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(FAILURES / f"{request.node.name}.png"), full_page=True)
+        raise
+    finally:
+        context.close()
+
+
+class Server:
+    """A JupyterLab started by one of the course's commands, on a free port, with a known token."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str]):
+        self.port = free_port()
+        self.log = cwd / f"server-{self.port}.log"
+        env = {**env, "JUPYTER_TOKEN": TOKEN, "AUTOGRADER_SECRET": SECRET}
+        self.proc = subprocess.Popen([*args, "--no-browser", "--port", str(self.port)], cwd=cwd, env=env,
+                                     stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        self.base = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.base}/api/status?token={TOKEN}", timeout=2)
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.3)
+        self.stop()
+        pytest.fail(f"JupyterLab did not start: {self.log.read_text()[-2000:]}")
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path}{'&' if '?' in path else '?'}token={TOKEN}"
+
+    def stop(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, 15)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=20)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, 9)
+
+
+def course_copy(folder: Path) -> Path:
+    """A course of its own: the checkout's solutions/ and assignments/, its own work/."""
+    for name in ("solutions", "assignments"):
+        (folder / name).symlink_to(ROOT / name)
+    shutil.copy(ROOT / "nbgrader_config.py", folder / "nbgrader_config.py")
+    return folder
+
+
+def tracked_state() -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--", "assignments", "solutions", "lectures"],
+                          cwd=ROOT, capture_output=True, text=True).stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# The student
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory):
+    course = course_copy(tmp_path_factory.mktemp("student-course"))
+    before = tracked_state()
+    env = {**os.environ, "HOME": str(course)}  # the student's own home: no user-level Jupyter settings
+    server = Server([sys.executable, "-m", "autograder", "--course", str(course), "lab"], course, env)
+    mine = course / "work" / "mine"
+    a = Assignment(A1)
+    wrong = a.cat.WRONG_ANSWERS[0]
+    for name, nb in {"solved": a.nb(), "broken": a.nb(dict([a.wrong(wrong.label, wrong.exercise)]))}.items():
+        (mine / name).mkdir()
+        nbformat.write(nb, mine / name / a.nb_file)
+    yield server, mine, before
+    server.stop()
+
+
+def open_notebook(page, server: Server, path: str) -> None:
+    page.goto(server.url(f"lab/tree/{path}?reset"))  # a fresh workspace: this notebook, alone
+    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=90_000)
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], "
+                           ".jp-Toolbar-kernelStatus, .jp-KernelStatus", timeout=90_000)
+
+
+def press_validate(page) -> str:
+    page.get_by_role("button", name="Validate").first.click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.wait_for(timeout=300_000)
+    page.wait_for_function("() => !document.querySelector('.jp-Dialog')?.innerText.includes('Validating')",
+                           timeout=300_000)
+    text = dialog.inner_text()
+    page.keyboard.press("Escape")
+    dialog.wait_for(state="detached", timeout=10_000)
+    return text
+
+
+def test_fetch_put_a1_in_the_students_own_folder(student):
+    _, mine, _ = student
+    assert (mine / A1 / f"{A1}.ipynb").read_bytes() == (ROOT / "assignments" / A1 / f"{A1}.ipynb").read_bytes()
+
+
+def test_student_runs_a_cell_and_validates(student, browser, request):
+    server, mine, before = student
+    with page_for(browser, request) as page:
+        open_notebook(page, server, f"{A1}/{A1}.ipynb")
+        first_code = page.locator(".jp-CodeCell").first
+        first_code.click()
+        page.keyboard.press("Shift+Enter")
+        page.wait_for_function(
+            "() => /\\[\\d+\\]/.test(document.querySelector('.jp-CodeCell .jp-InputPrompt')?.innerText || '')",
+            timeout=120_000)
+
+        blank = press_validate(page)
+        assert "Success" not in blank and "not implemented yet" in blank, blank
+        assert "Traceback" not in blank and "autograder/" not in blank
+
+        open_notebook(page, server, f"solved/{A1}.ipynb")
+        assert "Success! Your notebook passes all the tests" in press_validate(page)
+
+        open_notebook(page, server, f"broken/{A1}.ipynb")
+        a = Assignment(A1)
+        broken = press_validate(page)
+        wrong = a.cat.WRONG_ANSWERS[0]
+        assert "Success" not in broken and wrong.exercise in broken, broken
+    assert tracked_state() == before  # working, saving and validating touched no tracked file
+
+
+def test_student_sees_no_instructor_panels(student, browser, request):
+    server, _, _ = student
+    with page_for(browser, request) as page:
+        page.goto(server.url("lab"))
+        page.wait_for_selector("#jp-menu-panel, .lm-MenuBar", timeout=90_000)
+        menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+        assert "File" in menus and "Nbgrader" not in menus, menus
+        page.keyboard.press("Control+Shift+c")  # the command palette
+        page.keyboard.type("Assignment List")
+        assert page.locator(".lm-CommandPalette-item", has_text="Assignment List").count() == 0
+    log = server.log.read_text()
+    assert "Unwritable directory" not in log and "exchange directory does not exist" not in log
+
+
+# ---------------------------------------------------------------------------------------------
+# The instructor
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    a = Assignment(A1)
+    subs, out = tmp_path_factory.mktemp("fg-subs"), tmp_path_factory.mktemp("fg-out")
+    wrong = a.cat.WRONG_ANSWERS[0]
+    for student, nb in {"ada": a.nb(), "bo": a.release, "cleo": a.nb(dict([a.wrong(wrong.label, wrong.exercise)]))}.items():
+        (subs / student).mkdir()
+        nbformat.write(nb, subs / student / a.nb_file)
+    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out), "--quiet",
+                           "--workers", "2"], cwd=ROOT, env={**os.environ, "AUTOGRADER_SECRET": SECRET},
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    from autograder.grading.results import StudentResult
+
+    scores = {p.stem: StudentResult.load(p).score for p in (out / "results" / A1).glob("*.json")}
+    server = Server([sys.executable, "-m", "autograder", "formgrader", str(out)], out, dict(os.environ))
+    yield server, out, scores, a.max
+    server.stop()
+
+
+def test_formgrader_counts_agree_with_the_grade(graded_class):
+    from autograder.grading import formgrader
+
+    _, out, scores, _ = graded_class
+    rows = {r["name"]: r for r in formgrader.counts(out)}
+    assert rows[A1]["status"] == "released" and rows[A1]["num_submissions"] == len(scores)
+
+
+def test_formgrader_in_the_browser(graded_class, browser, request):
+    server, _, scores, full = graded_class
+    with page_for(browser, request) as page:
+        page.goto(server.url("formgrader/manage_assignments"))
+        row = page.locator("tr", has_text=A1).first
+        row.wait_for(timeout=90_000)
+        text = row.inner_text()
+        assert "released" in text.lower() and str(len(scores)) in text, text
+        page.goto(server.url(f"formgrader/gradebook/{A1}/{A1}"))  # the notebook's submissions, anonymised
+        page.locator("tr", has_text="Submission #").first.wait_for(timeout=60_000)
+        overall = []
+        for row in page.locator("tr", has_text="Submission #").all():
+            cells = [c.strip() for c in row.locator("td").all_inner_texts()]
+            overall.append(cells[next(i for i, c in enumerate(cells) if c.startswith("Submission #")) + 1])
+        overall.sort()
+        assert overall == sorted(f"{score:g} / {full:g}" for score in scores.values()), overall
+        page.goto(server.url("formgrader/manage_students"))  # by student, with the total
+        page.locator("tr", has_text="cleo").first.wait_for(timeout=60_000)
+        for student, score in scores.items():
+            cells = [c.strip() for c in page.locator("tr", has_text=student).first.locator("td").all_inner_texts()]
+            assert cells[cells.index(student) + 2] == f"{score:g} / {full:g}", cells  # id, email, overall
+    assert "FileNotFoundError" not in server.log.read_text()
+
+
+def test_formgrader_grading_page_math_renders_offline(graded_class, browser, request):
+    from nbgrader.api import Gradebook
+
+    server, out, _, _ = graded_class
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        notebook_id = gb.find_submission_notebook(A1, A1, "ada").id
+    blocked: list = []
+    with page_for(browser, request) as page:
+        page.route("http*://**", lambda route: route.continue_() if route.request.url.startswith(server.base)
+                   else (blocked.append(route.request.url), route.abort()))
+        page.goto(server.url(f"formgrader/submissions/{notebook_id}/"))
+        page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 3",
+                               timeout=90_000)
+    assert not [u for u in blocked if "mathjax" in u.lower()], blocked
+
+
+def test_feedback_math_renders_offline(graded_class, browser, request):
+    """The feedback page, opened from disk with the network cut: its math is typeset by the
+    packaged MathJax beside it, not left as TeX."""
+    _, out, _, _ = graded_class
+    page_file = out / "feedback" / "ada" / A1 / f"{A1}.html"
+    with page_for(browser, request) as page:
+        blocked = []
+        page.route("http*://**", lambda route: (blocked.append(route.request.url), route.abort()))
+        page.goto(page_file.as_uri())
+        page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 3",
+                               timeout=60_000)
+        assert not [u for u in blocked if "mathjax" in u.lower()], blocked
+
+
+# ---------------------------------------------------------------------------------------------
+# The self-learner: the lectures as a site
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """``make site``, into a folder of the test's own."""
+    out = tmp_path_factory.mktemp("site")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build_site.py"), str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return out / "_build" / "html"
+
+
+def offline_page(page, blocked: list):
+    page.route("http*://**", lambda route: (blocked.append(route.request.url), route.abort()))
+
+
+def test_site_follows_the_arc(site, browser, request):
+    lectures = sorted(p.stem for p in (ROOT / "lectures").glob("[0-9][0-9]_*.ipynb"))
+    with page_for(browser, request) as page:
+        offline_page(page, [])
+        page.goto((site / "intro.html").as_uri())
+        nav = [a.get_attribute("href") for a in page.locator("nav.bd-links a").all()]
+        lecture_links = [h for h in nav if h and "lectures/" in h]
+        assert [Path(h).stem for h in lecture_links] == lectures, nav
+        assert any("assignments/" in (h or "") for h in nav), nav
+
+
+def test_site_lecture_math_figures_and_links_work_offline(site, browser, request):
+    blocked: list = []
+    with page_for(browser, request) as page:
+        offline_page(page, blocked)
+        page.goto((site / "lectures" / "02_convolution.html").as_uri())
+        page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 5",
+                               timeout=60_000)
+        images = page.evaluate("[...document.querySelectorAll('article img')].map(i => [i.src, i.naturalWidth])")
+        assert images and all(width > 0 for _, width in images), images
+        links = page.evaluate("[...document.querySelectorAll('article a')].map(a => a.href)"
+                              ".filter(h => h.startsWith('file:') && h.includes('/lectures/'))")
+        for link in links:
+            assert Path(urllib.request.url2pathname(link.split("#")[0][len("file://"):])).is_file(), link
+    assert not [u for u in blocked if "mathjax" in u.lower()], blocked
