@@ -287,9 +287,10 @@ def assert_equal(got: Any, expected: Any, *, name: str, hint: str | None = None)
 
 
 def rel_error(x: Any, y: Any) -> float:
-    """max |x - y| / max(|x| + |y|) over all elements, guarded against division by zero.
+    """The largest elementwise ``|x - y| / (|x| + |y|)``, each denominator at least 1e-8.
 
-    About 1e-7 or less is agreement in float64; near 1 means unrelated results.
+    Lecture 04's rule for gradients in float64: 1e-7 or less is agreement, 1e-2 or more a wrong
+    result; near 1 means unrelated values.
     """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
