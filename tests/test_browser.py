@@ -244,6 +244,7 @@ def test_formgrader_counts_agree_with_the_grade(graded_class):
     _, out, scores, _ = graded_class
     rows = {r["name"]: r for r in formgrader.counts(out)}
     assert rows[A1]["status"] == "released" and rows[A1]["num_submissions"] == len(scores)
+    assert (out / "nbgrader_config.py").stat().st_mode & 0o077 == 0  # it holds the database URL
 
 
 def test_formgrader_in_the_browser(graded_class, browser, request):

@@ -2,9 +2,9 @@
 
 ``grade … --out OUT`` leaves what formgrader needs beside the grades: ``OUT/nbgrader_config.py``
 (the course directory under ``OUT/nbgrader``, the instructor's ``solutions/`` as its source, the
-gradebook the run wrote, a course id and an exchange under ``OUT/exchange``), each graded
-release of the course in the exchange's ``outbound/`` (so formgrader lists them as released, not
-as drafts) and each graded student's notebooks in ``OUT/nbgrader/submitted/`` (so its submission
+gradebook the run wrote, a course id and an exchange under ``OUT/exchange``; readable by the
+instructor only, since a database URL may hold a password), every release of the course in the
+exchange's ``outbound/`` (so formgrader lists them as released, not as drafts) and each graded student's notebooks in ``OUT/nbgrader/submitted/`` (so its submission
 counts agree with the grades). :func:`serve` starts JupyterLab in ``OUT`` with the environment's
 own ``bin/`` first on PATH (nbgrader shells out to ``alembic``), whether or not the environment
 is activated.
@@ -42,7 +42,10 @@ def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dic
     """Write OUT's formgrader config, put the course's releases into OUT's exchange, and copy the
     ``graded`` students' notebooks of ``assignment`` (student -> folder) into ``OUT/nbgrader/submitted``."""
     root = out / "nbgrader"
-    (out / "nbgrader_config.py").write_text(CONFIG.format(
+    config = out / "nbgrader_config.py"
+    config.touch(mode=0o600)
+    config.chmod(0o600)  # the database URL may hold a password
+    config.write_text(CONFIG.format(
         out=out, course_id=COURSE_ID, root=str(root), source=str(course.solutions),
         release=str(course.assignments), feedback=str(out / "feedback"), db_url=db_url,
         exchange=str(out / "exchange")))
