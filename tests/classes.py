@@ -30,7 +30,6 @@ from autograder.grading.notebooks import graded_cells, nbgrader_meta, solution_s
 
 from .support import COURSE, ROOT, release_nb, source_nb
 
-SECRET = os.environ.get("AUTOGRADER_SECRET", "a-course-secret-for-the-tests-only")  # set by conftest.py
 CELL_TIMEOUT = {"a1_images_and_convolution": 8, "a2_conv_layer": 8, "a3_pooling_and_cnn": 40,
                 "a4_lenet": 70, "a5_resnet": 60}
 

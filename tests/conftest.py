@@ -10,4 +10,4 @@ from hypothesis import settings
 settings.register_profile("course", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "course"))
 os.environ.setdefault("MPLBACKEND", "Agg")
-os.environ["AUTOGRADER_SECRET"] = "a-course-secret-for-the-tests-only"  # tests/classes.py SECRET
+os.environ["AUTOGRADER_SECRET"] = "a-course-secret-for-the-tests-only"  # tests/support.py SECRET

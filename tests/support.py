@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
 import traceback
+import urllib.request
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -17,6 +24,53 @@ from autograder.grading.notebooks import nbgrader_meta, solution_sources
 
 ROOT = Path(__file__).resolve().parent.parent
 COURSE = Course(ROOT)
+SECRET = os.environ.get("AUTOGRADER_SECRET", "a-course-secret-for-the-tests-only")  # set by conftest.py
+
+
+def autograder_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "autograder", *args]
+
+
+def autograder_env() -> dict[str, str]:
+    return {**os.environ, "AUTOGRADER_SECRET": SECRET}
+
+
+def autograder(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    """``python -m autograder ARGS`` from the checkout, with the tests' course secret."""
+    return subprocess.run(autograder_command(*args), cwd=ROOT, env=autograder_env(), capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def course_copy(folder: Path, extra_config: str = "") -> Path:
+    """A course of its own in ``folder``: the checkout's solutions/ and assignments/ (linked), its
+    nbgrader_config.py with ``extra_config`` appended, and a work/ of its own."""
+    for name in ("solutions", "assignments"):
+        (folder / name).symlink_to(ROOT / name)
+    shutil.copy(ROOT / "nbgrader_config.py", folder / "nbgrader_config.py")
+    if extra_config:
+        with (folder / "nbgrader_config.py").open("a") as fh:
+            fh.write(extra_config)
+    return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_jupyter(base: str, token: str, proc: subprocess.Popen, seconds: float) -> bool:
+    """True once the Jupyter server at ``base`` answers; False if ``proc`` died or time ran out."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+            return True
+        except OSError:
+            if proc.poll() is not None:
+                return False
+            time.sleep(0.3)
+    return False
 
 
 @lru_cache(maxsize=None)

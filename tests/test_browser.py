@@ -17,18 +17,16 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from .classes import SECRET, Assignment
-from .support import ROOT
+from .classes import Assignment
+from .support import ROOT, SECRET, autograder, course_copy, free_port, wait_for_jupyter
 
 pytestmark = pytest.mark.slow
 
@@ -36,12 +34,6 @@ A1 = "a1_images_and_convolution"
 TOKEN = "browser-test-token"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FAILURES = ROOT / "work" / "browser-failures"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -82,17 +74,9 @@ class Server:
         self.proc = subprocess.Popen([*args, "--no-browser", "--port", str(self.port)], cwd=cwd, env=env,
                                      stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         self.base = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{self.base}/api/status?token={TOKEN}", timeout=2)
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    break
-                time.sleep(0.3)
-        self.stop()
-        pytest.fail(f"JupyterLab did not start: {self.log.read_text()[-2000:]}")
+        if not wait_for_jupyter(self.base, TOKEN, self.proc, 90):
+            self.stop()
+            pytest.fail(f"JupyterLab did not start: {self.log.read_text()[-2000:]}")
 
     def url(self, path: str) -> str:
         return f"{self.base}/{path}{'&' if '?' in path else '?'}token={TOKEN}"
@@ -104,14 +88,6 @@ class Server:
             self.proc.wait(timeout=20)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, 9)
-
-
-def course_copy(folder: Path) -> Path:
-    """A course of its own: the checkout's solutions/ and assignments/, its own work/."""
-    for name in ("solutions", "assignments"):
-        (folder / name).symlink_to(ROOT / name)
-    shutil.copy(ROOT / "nbgrader_config.py", folder / "nbgrader_config.py")
-    return folder
 
 
 def tracked_state() -> str:
@@ -226,9 +202,7 @@ def graded_class(tmp_path_factory):
     for student, nb in {"ada": a.nb(), "bo": a.release, "cleo": a.nb(dict([a.wrong(wrong.label, wrong.exercise)]))}.items():
         (subs / student).mkdir()
         nbformat.write(nb, subs / student / a.nb_file)
-    proc = subprocess.run([sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out), "--quiet",
-                           "--workers", "2"], cwd=ROOT, env={**os.environ, "AUTOGRADER_SECRET": SECRET},
-                          capture_output=True, text=True, timeout=900)
+    proc = autograder("grade", A1, str(subs), "--out", str(out), "--quiet", "--workers", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     from autograder.grading.results import StudentResult
 

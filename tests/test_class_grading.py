@@ -21,7 +21,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -37,8 +36,8 @@ from autograder.grading.results import StudentResult
 from autograder.grading.sandbox import BUBBLEWRAP, isolation
 
 from . import classes
-from .classes import CELL_TIMEOUT, SECRET, Case
-from .support import COURSE, ROOT, graded_version, run_cells, source_nb
+from .classes import CELL_TIMEOUT, Case
+from .support import COURSE, ROOT, SECRET, autograder, graded_version, run_cells, source_nb
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")]
@@ -47,9 +46,7 @@ A1 = "a1_images_and_convolution"
 
 
 def cli(*args: str, timeout: float = 3600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "AUTOGRADER_SECRET": SECRET}
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+    return autograder(*args, timeout=timeout)
 
 
 def digests(folder: Path) -> dict[str, str]:

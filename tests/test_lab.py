@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import nbformat
@@ -21,18 +19,12 @@ import pytest
 
 from autograder.grading.notebooks import solution_sources, student_version
 
-from .support import ROOT, release_nb, source_nb
+from .support import ROOT, free_port, release_nb, source_nb, wait_for_jupyter
 
 pytestmark = pytest.mark.slow
 
 A1 = "a1_images_and_convolution"
 TOKEN = "validate-test-token"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -46,14 +38,7 @@ def server(tmp_path_factory):
                              f"--IdentityProvider.token={TOKEN}", "--ServerApp.port_retries=0", "--allow-root"],
                             cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{base}/api/status?token={TOKEN}", timeout=2)
-            break
-        except OSError:
-            time.sleep(0.3)
-    else:
+    if not wait_for_jupyter(base, TOKEN, proc, 60):
         proc.kill()
         pytest.fail(f"jupyter server did not start: {proc.stderr.read()[-2000:]}")
     yield root, base

@@ -20,8 +20,8 @@ import pytest
 
 from autograder.grading.results import StudentResult
 
-from .classes import SECRET, Assignment
-from .support import ROOT
+from .classes import Assignment
+from .support import ROOT, autograder, autograder_command, autograder_env
 from .test_class_grading import digests
 
 A1 = "a1_images_and_convolution"
@@ -33,9 +33,8 @@ CELL_TIMEOUT = 8
 
 
 def grade_cli(subs, out, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out),
-                           "--cell-timeout", str(CELL_TIMEOUT), "--quiet", *extra], cwd=ROOT, capture_output=True,
-                          text=True, timeout=1800, env={**os.environ, "AUTOGRADER_SECRET": SECRET})
+    return autograder("grade", A1, str(subs), "--out", str(out), "--cell-timeout", str(CELL_TIMEOUT), "--quiet",
+                      *extra, timeout=1800)
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")]
@@ -50,10 +49,10 @@ def test_killed_batch_resumes_without_losing_or_duplicating_a_grade(tmp_path):
         (subs / f"s{i}").mkdir(parents=True)
         (subs / f"s{i}" / NB).write_text(nbformat.writes(nb(answers)))
     before = digests(subs)
-    cmd = [sys.executable, "-m", "autograder", "grade", A1, str(subs), "--out", str(out), "--quiet",
-           "--cell-timeout", str(CELL_TIMEOUT)]  # the same settings as the second run, or nothing is kept
+    cmd = autograder_command("grade", A1, str(subs), "--out", str(out), "--quiet",
+                             "--cell-timeout", str(CELL_TIMEOUT))  # the same settings as the second run, or nothing is kept
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env={**os.environ, "AUTOGRADER_SECRET": SECRET})
+                            start_new_session=True, env=autograder_env())
     results_dir = out / "results" / A1
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and len(list(results_dir.glob("*.json"))) < 2:

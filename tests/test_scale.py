@@ -29,26 +29,14 @@ import pytest
 
 from autograder.grading.results import StudentResult
 
-from .classes import SECRET, Assignment
+from .classes import Assignment
 from .services import PostgresServer, postgres_available
-from .support import ROOT
+from .support import ROOT, autograder, autograder_command, autograder_env, course_copy
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")]
 
 A1, A2 = "a1_images_and_convolution", "a2_conv_layer"
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "autograder", *args]
-
-
-def env() -> dict[str, str]:
-    return {**os.environ, "AUTOGRADER_SECRET": SECRET}
-
-
-def cli(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run(command(*args), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=timeout)
 
 
 def write_class(assignment: str, folder: Path, extra: int = 0) -> dict[str, float]:
@@ -98,7 +86,7 @@ def embedded(classes_, tmp_path_factory) -> Path:
     """The reference: both classes graded the embedded way (SQLite file, two local workers)."""
     out = tmp_path_factory.mktemp("embedded")
     for assignment, (folder, _) in classes_.items():
-        proc = cli("grade", assignment, str(folder), "--out", str(out), "--workers", "2", "--quiet")
+        proc = autograder("grade", assignment, str(folder), "--out", str(out), "--workers", "2", "--quiet")
         assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -128,9 +116,9 @@ def on_postgres(classes_, postgres, tmp_path_factory):
     """a1 and a2 graded at once, by two grade commands, into one new PostgreSQL database."""
     url = postgres.create_database("course")
     outs = {a: tmp_path_factory.mktemp(f"pg-{a}") for a in classes_}
-    procs = {a: subprocess.Popen(command("grade", a, str(folder), "--out", str(outs[a]), "--db-url", url,
+    procs = {a: subprocess.Popen(autograder_command("grade", a, str(folder), "--out", str(outs[a]), "--db-url", url,
                                          "--workers", "1", "--quiet"),
-                                 cwd=ROOT, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 cwd=ROOT, env=autograder_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for a, (folder, _) in classes_.items()}
     for a, proc in procs.items():
         _, err = proc.communicate(timeout=900)
@@ -179,7 +167,7 @@ def test_rerun_into_postgres_keeps_every_grade(classes_, on_postgres):
     url, outs = on_postgres
     before = gradebook_scores(url, A1)
     folder, _ = classes_[A1]
-    proc = cli("grade", A1, str(folder), "--out", str(outs[A1]), "--db-url", url, "--quiet")
+    proc = autograder("grade", A1, str(folder), "--out", str(outs[A1]), "--db-url", url, "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("kept from an earlier run") == len(before)
     assert gradebook_scores(url, A1) == before
@@ -192,7 +180,7 @@ def test_bad_db_url_is_one_line_and_writes_nothing(classes_, tmp_path, postgres)
                        (f"sqlite:///{tmp_path}/missing/gb.db", "does not exist"),
                        (postgres.url("no_such_database"), "cannot connect")]:
         out = tmp_path / "out"
-        proc = cli("grade", A1, str(folder), "--out", str(out), "--db-url", url)
+        proc = autograder("grade", A1, str(folder), "--out", str(out), "--db-url", url)
         assert proc.returncode == 2 and words in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1 and not out.exists()
 
@@ -213,7 +201,7 @@ def cluster():
 def test_dask_run_agrees_with_local_workers(classes_, embedded, cluster, tmp_path):
     address, _ = cluster
     folder, _ = classes_[A1]
-    proc = cli("grade", A1, str(folder), "--out", str(tmp_path), "--scheduler", address, "--quiet")
+    proc = autograder("grade", A1, str(folder), "--out", str(tmp_path), "--scheduler", address, "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert verdicts(tmp_path, A1) == verdicts(embedded, A1)
     assert gradebook_scores(f"sqlite:///{tmp_path / 'gradebook.db'}", A1) == \
@@ -228,8 +216,8 @@ def test_a_dask_worker_killed_mid_run_loses_and_doubles_nothing(classes_, embedd
     address, client = cluster
     folder, _ = classes_[A1]
     pids = client.run(os.getpid)
-    proc = subprocess.Popen(command("grade", A1, str(folder), "--out", str(tmp_path), "--scheduler", address,
-                                    "--quiet"), cwd=ROOT, env=env(), stdout=subprocess.PIPE,
+    proc = subprocess.Popen(autograder_command("grade", A1, str(folder), "--out", str(tmp_path), "--scheduler", address,
+                                    "--quiet"), cwd=ROOT, env=autograder_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
     while not list((tmp_path / "results" / A1).glob("*.json")) and time.monotonic() < deadline:
@@ -249,7 +237,7 @@ def test_a_dask_worker_killed_mid_run_loses_and_doubles_nothing(classes_, embedd
 
 def test_unreachable_scheduler_is_one_line(classes_, tmp_path):
     folder, _ = classes_[A1]
-    proc = cli("grade", A1, str(folder), "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9")
+    proc = autograder("grade", A1, str(folder), "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9")
     assert proc.returncode == 2 and "no Dask scheduler answered" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
 
@@ -261,14 +249,9 @@ def test_unreachable_scheduler_is_one_line(classes_, tmp_path):
 @pytest.fixture(scope="module")
 def late_course(tmp_path_factory) -> Path:
     """The course with a due date for a1 and nbgrader's "zero" rule, as an instructor would set it."""
-    root = tmp_path_factory.mktemp("late-course")
-    for name in ("solutions", "assignments"):
-        (root / name).symlink_to(ROOT / name)
-    config = (ROOT / "nbgrader_config.py").read_text()
-    config += ('\nc.Autograder.due_dates = {"a1_images_and_convolution": "2026-11-30 17:00:00 UTC"}\n'
-               'c.LateSubmissionPlugin.penalty_method = "zero"\n')
-    (root / "nbgrader_config.py").write_text(config)
-    return root
+    return course_copy(tmp_path_factory.mktemp("late-course"),
+                       '\nc.Autograder.due_dates = {"a1_images_and_convolution": "2026-11-30 17:00:00 UTC"}\n'
+                       'c.LateSubmissionPlugin.penalty_method = "zero"\n')
 
 
 def submit(inbound: Path, student: str, nb, when: str) -> None:
@@ -291,7 +274,7 @@ def test_exchange_newest_submission_graded_and_late_flagged(late_course, tmp_pat
     submit(inbound, "cy", a.nb(), "2026-12-01 17:00:00.000000 UTC")      # a day late
     (inbound / "dee+a2_conv_layer+2026-11-29 09:00:00.000000 UTC+x").mkdir()  # another assignment
     out = tmp_path / "out"
-    proc = cli("--course", str(late_course), "grade", A1, str(inbound), "--out", str(out), "--quiet")
+    proc = autograder("--course", str(late_course), "grade", A1, str(inbound), "--out", str(out), "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = results(out, A1)
     assert sorted(got) == ["ana", "ben", "cy"]
@@ -333,7 +316,7 @@ def test_bad_due_date_is_one_line(late_course, tmp_path, classes_):
     try:
         config.write_text(text.replace("2026-11-30 17:00:00 UTC", "next friday-ish"))
         folder, _ = classes_[A1]
-        proc = cli("--course", str(late_course), "grade", A1, str(folder), "--out", str(tmp_path / "o"))
+        proc = autograder("--course", str(late_course), "grade", A1, str(folder), "--out", str(tmp_path / "o"))
         assert proc.returncode == 2 and "due date of a1_images_and_convolution" in proc.stderr, proc.stderr
         assert not (tmp_path / "o").exists()
     finally:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 
 from autograder.workspace import STUDENT_HIDDEN, STUDENT_SERVER_OFF, student_config
 
-from .support import ROOT
+from .support import ROOT, autograder
 
 A1 = "a1_images_and_convolution"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "autograder", *args], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ}, timeout=120)
+    return autograder(*args, timeout=120)
 
 
 def test_fetch_copies_the_release_and_never_overwrites(tmp_path):
