@@ -11,7 +11,6 @@ same with no network. Built with jupyter-book 1 (Sphinx), which needs nothing fr
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -25,16 +24,6 @@ from autograder.course import find_course  # noqa: E402
 from autograder.grading.feedback import MATHJAX_CONFIG, copy_mathjax  # noqa: E402
 
 MATHJAX = f"mathjax/MathJax.js?config={MATHJAX_CONFIG}"
-
-
-def title_of(nb_path: Path) -> str:
-    nb = json.loads(nb_path.read_text())
-    for cell in nb["cells"]:
-        if cell["cell_type"] == "markdown":
-            for line in "".join(cell["source"]).splitlines():
-                if line.startswith("# "):
-                    return line[2:].strip()
-    return nb_path.stem.replace("_", " ")
 
 
 def stage(src: Path) -> dict[str, list[str]]:

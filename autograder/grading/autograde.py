@@ -229,15 +229,13 @@ class ClassGrader:
     def _recorded_in_gradebook(self) -> bool:
         """The gradebook holds this assignment with the source's graded cells (a database emptied
         or replaced since the marker was written does not)."""
-        from nbgrader.api import MissingEntry
-
         if self.db_url == books.default_url(self.out) and not (self.out / "gradebook.db").is_file():
             return False
         try:
             with books.opened(self.db_url) as gb:
                 assignment = gb.find_assignment(self.assignment)
                 have = {(nb.name, c.name, float(c.max_score)) for nb in assignment.notebooks for c in nb.grade_cells}
-        except (MissingEntry, Exception):  # noqa: BLE001 - anything amiss: prepare again
+        except Exception:  # noqa: BLE001 - not there (MissingEntry), or anything else amiss: prepare again
             return False
         want = {(nb, gid, pts) for nb in self.notebooks for gid, pts in self.cells[nb]}
         return want <= have
@@ -311,7 +309,7 @@ class ClassGrader:
         try:
             worker.run(job_path, self.submission_timeout + 120)
         finally:
-            if worker.alive() and worker.ready:
+            if worker.reusable:
                 self.idle.put(worker)
             else:  # dead, or stopped mid-job: its replacement starts when the next job needs it
                 worker.stop()
@@ -321,8 +319,7 @@ class ClassGrader:
             result = StudentResult.load(result_file)
             if result.digest == job.digest:
                 return result
-        why = "did not finish in time" if worker.timed_out else f"stopped with status {worker.returncode()}"
-        result = zero_result(job, ERROR, f"grading {why} (log: {log})")
+        result = zero_result(job, ERROR, f"grading {worker.failure} (log: {log})")
         result.save(self.out)
         return result
 
@@ -334,9 +331,7 @@ class ClassGrader:
             self.idle.put(self.start_worker())
 
     def start_worker(self) -> "Worker":
-        threads = str(self.threads)
-        env = {**os.environ, **self.env, "AUTOGRADER_SECRET": self.secret.decode(), "OMP_NUM_THREADS": threads,
-               "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        env = Worker.environment(self.env, self.secret.decode(), self.threads)
         with self.lock:
             log = self.out / "logs" / self.assignment / f"_worker_{len(self.all_workers)}.log"
             worker = Worker(self.out, env, log, self.assignment)
@@ -359,7 +354,7 @@ class ClassGrader:
         """Give ``result`` its submission time, lateness and nbgrader's late penalty (and the note
         saying which submission was graded); saved when that changed anything. Returns notebook ->
         penalty, for the gradebook."""
-        scores = {name: 0.0 for name in self.notebooks}
+        scores = {}
         for nb in self.notebooks:
             ids = {exercise_id(self.notebooks, nb, gid) for gid, _ in self.cells[nb]}
             scores[nb] = sum(c.points for c in result.cells if c.grade_id in ids) if result.status == GRADED else 0.0
@@ -420,8 +415,26 @@ class Worker:
         self.timed_out = False
         self.ready = True  # between jobs: not in the middle of one
 
+    @staticmethod
+    def environment(jupyter_env: dict[str, str], secret: str, threads: int) -> dict[str, str]:
+        """A worker's environment: private Jupyter folders, the course secret, and ``threads``
+        threads for its own PyTorch and BLAS."""
+        n = str(threads)
+        return {**os.environ, **jupyter_env, "AUTOGRADER_SECRET": secret, "OMP_NUM_THREADS": n,
+                "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+
     def alive(self) -> bool:
         return self.proc.poll() is None
+
+    @property
+    def reusable(self) -> bool:
+        """Alive and between jobs: it can take the next one."""
+        return self.alive() and self.ready
+
+    @property
+    def failure(self) -> str:
+        """Why its last job gave no answer, as the end of "grading ..."."""
+        return "did not finish in time" if self.timed_out else f"stopped with status {self.returncode()}"
 
     def returncode(self) -> int | None:
         return self.proc.poll()

@@ -83,7 +83,7 @@ class DaskEngine:
                 path = Path(job.folder) / f"{name}.ipynb"
                 files[name] = path.read_bytes() if path.is_file() and not path.is_symlink() else None
             payload = {"job": asdict(job), "files": files, "sources": sources, "secret": g.secret.decode(),
-                       "package": self.package, "threads": None}
+                       "package": self.package}
             key = f"grade-{job.assignment}-{job.student}-{uuid.uuid4().hex[:8]}"
             futures[self.client.submit(grade_task, payload, key=key, pure=False)] = job
         return self._collect(futures)
@@ -232,9 +232,7 @@ def grade_task(payload: dict) -> dict:
 
     def make() -> Worker:
         base = _BASE[0]
-        threads = str(payload.get("threads") or _threads())
-        env = {**os.environ, **jupyter_home(base / "home"), "AUTOGRADER_SECRET": payload["secret"],
-               "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads, "OPENBLAS_NUM_THREADS": threads}
+        env = Worker.environment(jupyter_home(base / "home"), payload["secret"], _threads())
         return Worker(base, env, base / "logs" / f"_worker_{uuid.uuid4().hex[:8]}.log", job.assignment)
 
     with _POOL_LOCK:
@@ -263,13 +261,11 @@ def grade_task(payload: dict) -> dict:
         try:
             worker.run(job_path, job.budget + 120)
         finally:
-            if worker.alive() and worker.ready:
+            if worker.reusable:
                 idle.put(worker)
             else:
                 worker.stop()
-        why = None
-        if not worker.ready:
-            why = "did not finish in time" if worker.timed_out else f"stopped with status {worker.returncode()}"
+        why = None if worker.ready else worker.failure
         files = {}
         for path in out.rglob("*"):
             if path.is_file() and not path.is_symlink():

@@ -12,7 +12,6 @@ is activated.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -123,7 +122,7 @@ def counts(out: Path) -> dict:
     os.chdir(out)
     try:
         api = NbGraderAPI(config=config)
-        return json.loads(json.dumps([{"name": a["name"], "status": a["status"], "num_submissions": a["num_submissions"]}
-                                      for a in api.get_assignments()]))
+        return [{"name": a["name"], "status": a["status"], "num_submissions": a["num_submissions"]}
+                for a in api.get_assignments()]
     finally:
         os.chdir(here)
