@@ -158,6 +158,12 @@ def set_mode(model: Any, train: bool) -> None:
     model.train(train)
 
 
+def submodule(model: Any, name: str) -> Any:
+    """``model``'s submodule called ``name`` ("layer2.0.conv1"), to hand to a function that looks
+    inside the model at one layer (a Grad-CAM)."""
+    return model.get_submodule(name)
+
+
 # ---------------------------------------------------------------------------------------------
 # Objects the judge asks the kernel to make: its own models, loaders, optimizers, losses
 # ---------------------------------------------------------------------------------------------
@@ -238,4 +244,4 @@ def recipe(name: str, *args: Any, **kwargs: Any) -> Any:
 
 OPERATIONS = {fn.__name__: fn for fn in (
     new, method, get, has, set_item, get_item, module_info, load, state_dict, forward, trace, gradients,
-    inspect, set_mode, make_model, make_loader, make_optimizer, make_loss, record, stop, recipe)}
+    inspect, set_mode, submodule, make_model, make_loader, make_optimizer, make_loss, record, stop, recipe)}

@@ -72,6 +72,7 @@ PROFILES: dict[str, Profile] = {
         },
     ),
     "a5_resnet": Profile(numpy_only=False, kernel_modules=("datasets", "checks", "tolerances", "recipes")),
+    "a6_visualisation": Profile(numpy_only=False, kernel_modules=("datasets", "checks", "tolerances", "specnet")),
 }
 
 # Top-level names on the Python path a NumPy-only kernel does not get (distributions too).

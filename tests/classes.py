@@ -31,7 +31,8 @@ from autograder.grading.notebooks import graded_cells, nbgrader_meta, solution_s
 from .support import COURSE, ROOT, release_nb, source_nb
 
 CELL_TIMEOUT = {"a1_images_and_convolution": 8, "a2_conv_layer": 8, "a3_pooling_and_cnn": 40,
-                "a4_lenet": 70, "a5_resnet": 60}
+                "a4_lenet": 70, "a5_resnet": 60,
+                "a6_visualisation": 40}
 
 
 @dataclass
@@ -443,8 +444,23 @@ def a5_cases(a: Assignment) -> list[Case]:
     ]
 
 
+def a6_cases(a: Assignment) -> list[Case]:
+    P = a.points
+    torch_patch = a.add_cell(a.nb({"fgsm_code": a.wrong("sign of the step (down the loss)")[1]}),
+                             "import torch\ntorch.equal = lambda *a, **k: True\ntorch.allclose = lambda *a, **k: True\n"
+                             "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)",
+                             after="fgsm_code")
+    suite_user = ("from autograder.suites.a6_visualisation import reference_saliency\n\n\n"
+                  "def saliency_map(model, x, y):\n    return reference_saliency(model, x, y)\n")
+    return [
+        Case("patch_torch", a.file(torch_patch), a.max - P["fgsm"], {"fgsm": ""}),
+        Case("reference_suite_user", a.file(a.nb({"saliency_map_code": suite_user})), a.max - P["saliency_map"],
+             {"saliency_map": "autograder.suites is not available"}),
+    ]
+
+
 PER_ASSIGNMENT = {"a1_images_and_convolution": a1_cases, "a2_conv_layer": a2_cases, "a3_pooling_and_cnn": a3_cases,
-                  "a4_lenet": a4_cases, "a5_resnet": a5_cases}
+                  "a4_lenet": a4_cases, "a5_resnet": a5_cases, "a6_visualisation": a6_cases}
 
 
 def cases_for(assignment: str) -> list[Case]:

@@ -1,0 +1,81 @@
+"""Realistic wrong answers for a6_visualisation."""
+
+from . import WrongAnswer as W
+
+DEPENDS: dict[str, tuple[str, ...]] = {}  # no exercise calls another's function
+
+_S = ("saliency_map",)
+_O = ("occlusion_map",)
+_G = ("grad_cam",)
+_V = ("class_visualisation",)
+_F = ("fgsm",)
+
+_PICK = "scores.gather(1, y.view(-1, 1)).sum()"
+_OCCLUDE = "occluded[:, :, i * stride:i * stride + patch, j * stride:j * stride + patch] = fill"
+_CAM = "return F.relu((alpha * A).sum(dim=1)).detach()"
+
+WRONG_ANSWERS = [
+    # 1. saliency
+    W("saliency_map", "absolute value forgotten",
+      (("x.grad.abs().amax(dim=1)", "x.grad.amax(dim=1)"),), _S),
+    W("saliency_map", "mean over the channels instead of the maximum",
+      (("x.grad.abs().amax(dim=1)", "x.grad.abs().mean(dim=1)"),), _S),
+    W("saliency_map", "gradient of the loss instead of the class score",
+      ((f"{_PICK}.backward()", "F.cross_entropy(scores, y).backward()"),), _S),
+    W("saliency_map", "gradient of the predicted class, not y's",
+      ((f"{_PICK}.backward()", "scores.gather(1, scores.argmax(1, keepdim=True)).sum().backward()"),), _S),
+    W("saliency_map", "gradient of every class's score summed",
+      ((f"{_PICK}.backward()", "scores.sum().backward()"),), _S),
+    W("saliency_map", "model left in training mode", (("    model.eval()\n", ""),), _S),
+    # 2. occlusion
+    W("occlusion_map", "one position short (range(0, H - patch, stride))",
+      (("(H - patch) // stride + 1, (W - patch) // stride + 1",
+        "len(range(0, H - patch, stride)), len(range(0, W - patch, stride))"),), _O),
+    W("occlusion_map", "patch placed at (i, j) instead of (i * stride, j * stride)",
+      ((_OCCLUDE, "occluded[:, :, i:i + patch, j:j + patch] = fill"),), _O),
+    W("occlusion_map", "occludes x itself instead of a copy",
+      (("occluded = x.clone()", "occluded = x"),), _O),
+    W("occlusion_map", "only the first channel occluded",
+      ((_OCCLUDE, "occluded[:, 0, i * stride:i * stride + patch, j * stride:j * stride + patch] = fill"),), _O),
+    W("occlusion_map", "raw scores instead of softmax probabilities",
+      (("base = F.softmax(model(x), dim=1).gather", "base = model(x).gather"),
+       ("p = F.softmax(model(occluded), dim=1).gather", "p = model(occluded).gather")), _O),
+    W("occlusion_map", "occluded minus original (sign flipped)", (("= base - p", "= p - base"),), _O),
+    W("occlusion_map", "fill ignored (always 0)", ((_OCCLUDE, _OCCLUDE.replace("= fill", "= 0")),), _O),
+    # 3. Grad-CAM
+    W("grad_cam", "ReLU gradient gate forgotten (no ReLU on the weighted sum)",
+      ((_CAM, "return (alpha * A).sum(dim=1).detach()"),), _G),
+    W("grad_cam", "weights summed over the map instead of averaged",
+      (("grad.mean(dim=(2, 3), keepdim=True)", "grad.sum(dim=(2, 3), keepdim=True)"),), _G),
+    W("grad_cam", "weights averaged over the channels instead of the map",
+      (("grad.mean(dim=(2, 3), keepdim=True)", "grad.mean(dim=1, keepdim=True)"),), _G),
+    W("grad_cam", "gradient of the loss instead of the class score",
+      ((f"torch.autograd.grad({_PICK}, A)", "torch.autograd.grad(F.cross_entropy(scores, y), A)"),), _G),
+    W("grad_cam", "the layer's input instead of its output",
+      (('seen.setdefault("A", output)', 'seen.setdefault("A", inputs[0])'),), _G),
+    W("grad_cam", "upsampled to the input's size",
+      ((_CAM, "cam = F.relu((alpha * A).sum(dim=1))\n    return F.interpolate(cam[:, None], size=x.shape[2:], "
+              "mode=\"bilinear\")[:, 0].detach()"),), _G),
+    W("grad_cam", "hook never removed", (("        handle.remove()\n", "        pass\n"),), _G),
+    W("grad_cam", "model left in training mode", (("    model.eval()\n", ""),), _G),
+    # 4. class visualisation
+    W("class_visualisation", "gradient descent instead of ascent", (("x += lr * grad", "x -= lr * grad"),), _V),
+    W("class_visualisation", "pixels never clamped to [0, 1]", (("            x.clamp_(0, 1)\n", ""),), _V),
+    W("class_visualisation", "the score of class 0 whatever y is", (("[0, y]", "[0, 0]"),), _V),
+    W("class_visualisation", "L2 penalty with the wrong sign",
+      (("- l2 * (x * x).sum()", "+ l2 * (x * x).sum()"),), _V),
+    W("class_visualisation", "L2 penalty left out", ((" - l2 * (x * x).sum()", ""),), _V),
+    W("class_visualisation", "x rebound by x = x + lr * grad (no longer a leaf that requires grad)",
+      (("x += lr * grad", "x = x + lr * grad"),), _V),
+    # 5. FGSM
+    W("fgsm", "sign of the step (down the loss)",
+      (("x + eps * x.grad.sign()", "x - eps * x.grad.sign()"),), _F),
+    W("fgsm", "no clamp to [0, 1]", ((".clamp(0, 1).detach()", ".detach()"),), _F),
+    W("fgsm", "the gradient instead of its sign", (("x.grad.sign()", "x.grad"),), _F),
+    W("fgsm", "gradient of the class score instead of the loss",
+      (("F.cross_entropy(model(x), y).backward()", "model(x).gather(1, y.view(-1, 1)).sum().backward()"),), _F),
+    W("fgsm", "model left in training mode", (("    model.eval()\n", ""),), _F),
+]
+
+# The wrong answer the demo's "buggy" student hands in.
+DEMO_BUG = "fgsm: sign of the step (down the loss)"

@@ -1,0 +1,688 @@
+"""Checks for assignment a6_visualisation: what a trained ConvNet looks at — saliency maps,
+occlusion sensitivity, Grad-CAM, class visualisation by gradient ascent, and adversarial examples
+(FGSM), in PyTorch.
+
+Every function takes a model the grader makes where the student's code runs (a small ConvNet
+described as data, :mod:`autograder.specnet`: conv, BatchNorm, ReLU, pooling, conv, ReLU, pooling,
+dropout, linear). It is handed over **in training mode**, as a model fresh from its training loop
+is: dropout active, BatchNorm on batch statistics, so a function that forgets ``model.eval()``
+gives different — and random — answers.
+
+Two kinds of check:
+
+* **against references** — the same network, rebuilt here from the same description and weights,
+  in float64 on the reference device (:func:`autograder.reference.device`: the GPU when present).
+  Saliency, occlusion, Grad-CAM and FGSM must match it, on networks with random weights of many
+  shapes (1 or 3 channels, non-square images, 3–10 classes) and on the trained digit network;
+* **by properties a lookup cannot fake**, on the trained network and held-out digits: occluding the
+  patch the saliency map marks as most important lowers the class score more than an average
+  patch does (12 digits together: true of the reference in all of 300 draws tried); the class
+  visualisation is classified as its class with high probability and its L2 penalty shrinks it; FGSM at ``EPS_FLIP`` turns at least ``FLIP_SHARE`` of correctly classified
+  digits into mistakes.
+
+When values differ, the message says which known slip the answer matches, if it matches one (the
+absolute value forgotten, the loss's gradient instead of the score's, a mean over the channels...).
+Without ``seed`` a check runs its visible cases; with ``seed`` it runs ``n`` random configurations
+drawn from that seed (the hidden tests). PyTorch runs on one CPU thread inside the checks.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import models, specnet, student
+from .. import reference as ref
+from ..checks import CheckFailure, assert_close, call_as, describe
+from ..secret import seeds_for
+from ..seed import rng
+from . import dims, single_threaded
+
+hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
+
+F64 = torch.float64
+RTOL, ATOL = 1e-3, 1e-4  # float32 answers against float64 references (ATOL relative to the largest entry)
+TRAIN = dict(epochs=3, batch_size=64, lr=3e-3, seed=0)  # the grader's digit network (about 96 % held out)
+EPS_FLIP = 0.25  # FGSM's property: the step size ...
+FLIP_SHARE = 0.5  # ... and the share of correctly classified held-out digits it must turn into mistakes
+VIS_PROBABILITY = 0.8  # class visualisation: the probability the network must give the class
+LAYERS = ("conv1", "bn1", "relu1", "pool1", "conv2", "relu2", "pool2")  # layers a Grad-CAM may look at
+
+
+# ---------------------------------------------------------------------------------------------
+# The networks: described as data, built here and in the student's kernel
+# ---------------------------------------------------------------------------------------------
+
+def visnet(in_channels: int = 1, size: tuple[int, int] = (28, 28), num_classes: int = 10,
+           widths: tuple[int, int] = (8, 16), p: float = 0.25) -> dict:
+    """The spec of the small ConvNet every check uses; ``size`` must be a multiple of 4."""
+    a, b = widths
+    h, w = size
+    L = specnet.layer
+    return {"seq": [
+        ["conv1", L("Conv2d", in_channels, a, 3, padding=1)], ["bn1", L("BatchNorm2d", a)], ["relu1", L("ReLU")],
+        ["pool1", L("MaxPool2d", 2)], ["conv2", L("Conv2d", a, b, 3, padding=1)], ["relu2", L("ReLU")],
+        ["pool2", L("MaxPool2d", 2)], ["flatten", L("Flatten")], ["dropout", L("Dropout", p)],
+        ["fc", L("Linear", b * (h // 4) * (w // 4), num_classes)]]}
+
+
+def _weights(spec: dict, seed: int) -> dict[str, torch.Tensor]:
+    """Random weights for ``spec`` (He-scaled, BatchNorm with non-trivial statistics), as float32."""
+    net = specnet.build(spec)
+    state = models.reference_weights(net, seed)
+    return {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
+
+
+@lru_cache(maxsize=1)
+def digits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """The embedded digits, float32 (N, 1, 28, 28) in [0, 1]: "train", "val", "holdout"."""
+    from .. import datasets
+
+    return {name: (torch.tensor(X), torch.tensor(y)) for name, (X, y) in datasets.mnist_splits(np.float32).items()}
+
+
+@lru_cache(maxsize=1)
+def trained() -> tuple[dict, dict[str, torch.Tensor]]:
+    """(spec, float32 weights) of the grader's digit network: ``visnet()`` trained with Adam on the
+    3,500 training digits, ``TRAIN["epochs"]`` epochs, seeded — the same network on every machine
+    and in every run (about three seconds on one core)."""
+    spec = visnet()
+    X, y = digits()["train"]
+    with torch.random.fork_rng(devices=[]), _one_thread():
+        torch.manual_seed(TRAIN["seed"])
+        net = specnet.build(spec)
+        opt = torch.optim.Adam(net.parameters(), lr=TRAIN["lr"])
+        order = torch.Generator().manual_seed(TRAIN["seed"])
+        net.train()
+        for _ in range(TRAIN["epochs"]):
+            for idx in torch.randperm(len(X), generator=order).split(TRAIN["batch_size"]):
+                opt.zero_grad()
+                F.cross_entropy(net(X[idx]), y[idx]).backward()
+                opt.step()
+    return spec, {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+
+def trained_model() -> nn.Module:
+    """The grader's trained digit network, in eval mode (for the notebook's figures)."""
+    spec, weights = trained()
+    net = specnet.build(spec)
+    net.load_state_dict(weights)
+    return net.eval()
+
+
+def held_out(n: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 750 held-out digits (or the first ``n``), never trained on."""
+    X, y = digits()["holdout"]
+    return (X, y) if n is None else (X[:n], y[:n])
+
+
+def examples(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` held-out digits, classes in turn (0, 1, ..., 9, 0, 1, ...): the held-out digits
+    themselves are sorted by class."""
+    X, y = held_out()
+    return X[example_indices(n)], y[example_indices(n)]
+
+
+def example_indices(n: int) -> list[int]:
+    _, y = held_out()
+    by_class = [np.flatnonzero(y.numpy() == c) for c in range(10)]
+    return [int(by_class[k % 10][k // 10]) for k in range(n)]
+
+
+def _one_thread():
+    from . import one_torch_thread
+
+    return one_torch_thread()
+
+
+# ---------------------------------------------------------------------------------------------
+# References: float64, eval mode, on the reference device
+# ---------------------------------------------------------------------------------------------
+
+def reference_net(spec: dict, weights: dict[str, torch.Tensor]) -> nn.Module:
+    net = specnet.build(spec)
+    net.load_state_dict(weights)
+    return net.to(device=ref.device(), dtype=F64).eval()
+
+
+def _dev(x: torch.Tensor) -> torch.Tensor:
+    return x.to(device=ref.device(), dtype=F64)
+
+
+def _picked(scores: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return scores.gather(1, y.to(scores.device).view(-1, 1)).sum()
+
+
+def reference_saliency(net: nn.Module, x: torch.Tensor, y: torch.Tensor, *, absolute: bool = True,
+                       reduce: str = "max", target: str = "score") -> torch.Tensor:
+    """max over channels of |d s_y / d x| (Simonyan et al. 2013); the keywords give the slips."""
+    x = _dev(x).requires_grad_(True)
+    scores = net(x)
+    if target == "score":
+        out = _picked(scores, y)
+    elif target == "loss":
+        out = F.cross_entropy(scores, y.to(scores.device))  # the mean, as F.cross_entropy gives it
+    elif target == "all":
+        out = scores.sum()
+    elif target == "probability":
+        out = _picked(F.softmax(scores, 1), y)
+    else:
+        raise ValueError(target)
+    (grad,) = torch.autograd.grad(out, x)
+    grad = grad.abs() if absolute else grad
+    return (grad.amax(1) if reduce == "max" else grad.mean(1) if reduce == "mean" else grad.sum(1)).cpu()
+
+
+def _class_values(net: nn.Module, x: torch.Tensor, y: torch.Tensor, probability: bool = True,
+                  chunk: int = 512) -> torch.Tensor:
+    """Each example's softmax probability of its class y (or its raw score), without gradients."""
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(x), chunk):
+            scores = net(_dev(x[s:s + chunk]))
+            values = F.softmax(scores, 1) if probability else scores
+            out.append(values.gather(1, y[s:s + chunk].to(values.device).view(-1, 1))[:, 0].cpu())
+    return torch.cat(out)
+
+
+def occlusion_positions(size: tuple[int, int], patch: int, stride: int) -> tuple[int, int]:
+    return (size[0] - patch) // stride + 1, (size[1] - patch) // stride + 1
+
+
+def reference_occlusion(net: nn.Module, x: torch.Tensor, y: torch.Tensor, patch: int, stride: int,
+                        fill: float = 0.0, *, scores: bool = False) -> torch.Tensor:
+    """[n, i, j] = p_y(x) - p_y(x with the patch at (i*stride, j*stride) set to ``fill``) (Zeiler and
+    Fergus 2013); with ``scores``, the drop of the raw class score (a slip)."""
+    N, C, H, W = x.shape
+    ho, wo = occlusion_positions((H, W), patch, stride)
+    copies = x.to(F64).repeat_interleave(ho * wo, dim=0).view(N, ho, wo, C, H, W)
+    for i in range(ho):
+        for j in range(wo):
+            copies[:, i, j, :, i * stride:i * stride + patch, j * stride:j * stride + patch] = fill
+    copies = copies.view(-1, C, H, W)
+    labels = y.repeat_interleave(ho * wo)
+    base, occ = _class_values(net, x, y, not scores), _class_values(net, copies, labels, not scores)
+    return base.view(N, 1, 1) - occ.view(N, ho, wo)
+
+
+def reference_grad_cam(net: nn.Module, layer: str, x: torch.Tensor, y: torch.Tensor, *, relu: bool = True,
+                       weights: str = "mean", target: str = "score") -> torch.Tensor:
+    """ReLU(sum_k alpha_k A_k), alpha_k = mean over the map of d s_y / d A_k (Selvaraju et al. 2017),
+    at the layer's resolution; the keywords give the slips."""
+    seen: dict[str, torch.Tensor] = {}
+    handle = net.get_submodule(layer).register_forward_hook(lambda _m, _i, out: seen.setdefault("A", out))
+    try:
+        scores = net(_dev(x))
+    finally:
+        handle.remove()
+    A = seen["A"]
+    out = _picked(scores, y) if target == "score" else F.cross_entropy(scores, y.to(scores.device))
+    (grad,) = torch.autograd.grad(out, A)
+    if weights == "mean":
+        alpha = grad.mean((2, 3), keepdim=True)
+    elif weights == "sum":
+        alpha = grad.sum((2, 3), keepdim=True)
+    else:  # "pixel": the gradient itself, element by element
+        alpha = grad
+    cam = (alpha * A).sum(1)
+    return (F.relu(cam) if relu else cam).detach().cpu()
+
+
+def reference_fgsm(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(clamp(x + eps * sign(d loss / d x), 0, 1), the gradient) (Goodfellow et al. 2014)."""
+    xd = _dev(x).requires_grad_(True)
+    loss = F.cross_entropy(net(xd), y.to(xd.device), reduction="sum")
+    (grad,) = torch.autograd.grad(loss, xd)
+    return (xd + eps * grad.sign()).clamp(0, 1).detach().cpu(), grad.cpu()
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases
+# ---------------------------------------------------------------------------------------------
+
+class Case:
+    """A network (spec and weights), a batch and its labels, and how messages name them."""
+
+    def __init__(self, spec: dict, weights: dict, x: torch.Tensor, y: torch.Tensor, what: str):
+        self.spec, self.weights, self.x, self.y, self.what = spec, weights, x, y, what
+
+    def net(self) -> nn.Module:
+        return reference_net(self.spec, self.weights)
+
+    def model_for(self, fn: Any) -> Any:
+        """The network, made where ``fn`` runs, in training mode (as it comes out of training)."""
+        return student.make(student.side_of(fn), "make_model", self.spec, self.weights, "float32", True)
+
+    def label(self, name: str, *extra: str) -> str:
+        ys = self.y.tolist()
+        shown = str(ys) if len(ys) <= 6 else str(ys[:6])[:-1] + ", ...]"
+        return f"{name}(model: {self.what}, x {dims(self.x.shape)}, y {shown}" + "".join(f", {e}" for e in extra) + ")"
+
+
+def _random_case(g: np.random.Generator, n_max: int = 3) -> Case:
+    C = int(g.choice([1, 3]))
+    H, W = (int(v) * 4 for v in g.integers(2, 6, size=2))
+    K = int(g.integers(3, 11))
+    widths = (int(g.choice([4, 6, 8])), int(g.choice([4, 8, 12])))
+    spec = visnet(C, (H, W), K, widths)
+    N = int(g.integers(1, n_max + 1))
+    x = torch.from_numpy(g.random((N, C, H, W)).astype(np.float32))
+    y = torch.from_numpy(g.integers(0, K, size=N).astype(np.int64))
+    return Case(spec, _weights(spec, int(g.integers(2**31))), x, y, f"{C}×{H}×{W} → {K} classes, random weights")
+
+
+def _digit_case(idx: list[int]) -> Case:
+    spec, weights = trained()
+    X, y = held_out()
+    return Case(spec, weights, X[idx].clone(), y[idx].clone(), "the trained digit network")
+
+
+def _cases(visible: list[Case], seed: int | None, n: int) -> list[Case]:
+    if seed is None:
+        return visible
+    g = rng(seed)
+    cases = [_random_case(g) for _ in range(n)]
+    picks = g.choice(len(held_out()[0]), size=4, replace=False)
+    return cases + [_digit_case(sorted(int(i) for i in picks))]
+
+
+def _visible() -> list[Case]:
+    g = rng(606)
+    spec = visnet(3, (12, 16), 5, (6, 8))
+    x = torch.from_numpy(g.random((2, 3, 12, 16)).astype(np.float32))
+    return [Case(spec, _weights(spec, 6060), x, torch.tensor([1, 4]), "3×12×16 → 5 classes, random weights"),
+            _digit_case([example_indices(10)[c] for c in (3, 5, 8)])]
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing an answer
+# ---------------------------------------------------------------------------------------------
+
+def _run(fn: Callable, *args: Any, label: str, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return call_as(label, fn, *args, **kwargs)
+
+
+def _array(value: Any, label: str, what: str) -> np.ndarray:
+    if value is None:
+        raise CheckFailure(f"{label}: expected {what}, got None. Did the function forget to `return`?")
+    if student.is_handle(value):
+        raise CheckFailure(f"{label}: expected {what}, got {describe(value)}.")
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().to(F64).numpy()
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except Exception:
+        raise CheckFailure(f"{label}: expected {what}, got {describe(value)}.") from None
+    return arr
+
+
+def _matches(got: np.ndarray, expected: torch.Tensor) -> bool:
+    e = expected.numpy()
+    return got.shape == e.shape and bool(np.all(np.abs(got - e) <= ATOL * max(1.0, np.abs(e).max()) + RTOL * np.abs(e)))
+
+
+def _slip(got: np.ndarray, slips: list[tuple[str, Callable[[], torch.Tensor]]]) -> str | None:
+    for words, variant in slips:
+        try:
+            if _matches(got, variant()):
+                return words
+        except Exception:  # noqa: BLE001 - a variant that does not apply to this case
+            continue
+    return None
+
+
+def _training_left(model: Any) -> bool:
+    try:
+        return bool(student.op("get", model, "training"))
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def _compare(got: Any, expected: torch.Tensor, label: str, what: str, hint: str,
+             slips: list[tuple[str, Callable[[], torch.Tensor]]], model: Any) -> np.ndarray:
+    arr = _array(got, label, f"{what} of shape {dims(expected.shape)}")
+    if arr.shape == expected.shape and _matches(arr, expected):
+        return arr
+    slip = _slip(arr, slips) if arr.shape == tuple(expected.shape) else None
+    if slip:
+        hint = f"your answer is what {slip} gives. {hint}"
+    elif _training_left(model):
+        hint = ("the model came in training mode and is still in it: dropout drops random units and "
+                f"BatchNorm uses the batch's statistics. Call model.eval() first. {hint}")
+    scale = float(expected.abs().max()) if expected.numel() else 1.0
+    assert_close(arr, expected.numpy(), name=label, rtol=RTOL, atol=ATOL * max(1.0, scale), hint=hint)
+    return arr
+
+
+def _unchanged(x: torch.Tensor, before: torch.Tensor, label: str) -> None:
+    if not torch.equal(x, before):
+        raise CheckFailure(f"{label} modified its input x in place.\n  Hint: work on a copy "
+                           "(x.clone()) or on a new tensor; the caller still needs x.")
+
+
+def _labels_tensor(case: Case) -> torch.Tensor:
+    return case.y.clone()
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Saliency
+# ---------------------------------------------------------------------------------------------
+
+SALIENCY_HINT = ("backpropagate the score of each example's own class — scores.gather(1, y.view(-1, 1)).sum() "
+                 "— to an input that requires grad, take the absolute value of x.grad and the maximum over "
+                 "the channel axis (dim=1).")
+
+
+def _check_saliency_case(saliency_map: Callable, case: Case) -> np.ndarray:
+    label = case.label("saliency_map")
+    net = case.net()
+    expected = reference_saliency(net, case.x, case.y)
+    model = case.model_for(saliency_map)
+    x, before = case.x.clone(), case.x.clone()
+    got = _run(saliency_map, model, x, _labels_tensor(case), label=label)
+    slips = [("the gradient without its absolute value", lambda: reference_saliency(net, case.x, case.y, absolute=False)),
+             ("the mean over the channels instead of the maximum",
+              lambda: reference_saliency(net, case.x, case.y, reduce="mean")),
+             ("the sum over the channels instead of the maximum",
+              lambda: reference_saliency(net, case.x, case.y, reduce="sum")),
+             ("the gradient of the loss instead of the class score",
+              lambda: reference_saliency(net, case.x, case.y, target="loss")),
+             ("the gradient of the sum of all the scores (every class, not y's)",
+              lambda: reference_saliency(net, case.x, case.y, target="all")),
+             ("the gradient of the softmax probability instead of the raw score",
+              lambda: reference_saliency(net, case.x, case.y, target="probability"))]
+    arr = _compare(got, expected, label, "a saliency map", SALIENCY_HINT, slips, model)
+    _unchanged(x, before, label)
+    return arr
+
+
+def _check_saliency_property(saliency_map: Callable, seed: int, patch: int = 6, stride: int = 2, n: int = 12) -> None:
+    """Occluding the most salient patch must lower the class score more than an average patch does."""
+    g = rng(seed)
+    idx = sorted(int(i) for i in g.choice(len(held_out()[0]), size=n, replace=False))
+    case = _digit_case(idx)
+    label = case.label("saliency_map")
+    got = _array(_run(saliency_map, case.model_for(saliency_map), case.x.clone(), _labels_tensor(case), label=label),
+                 label, "a saliency map")
+    sal = torch.from_numpy(got).view(n, 1, 28, 28)
+    mass = F.avg_pool2d(sal, patch, stride)[:, 0]  # saliency inside each patch position
+    drops = reference_occlusion(case.net(), case.x, case.y, patch, stride, scores=True)  # the raw score:
+    # the probability of a confident network hardly moves, wherever the patch goes
+    top = mass.flatten(1).argmax(1)
+    salient = drops.flatten(1).gather(1, top.view(-1, 1)).mean().item()
+    average = drops.mean().item()
+    if not salient > average:
+        raise CheckFailure(
+            f"{label}: occluding the {patch}×{patch} patch your map marks as most salient lowers the class "
+            f"score by {salient:.3f} on average, no more than an average patch does ({average:.3f}).\n"
+            f"  Hint: the map must say where the score is sensitive; {SALIENCY_HINT}")
+
+
+@single_threaded
+def check_saliency_map(saliency_map: Callable, seed: int | None = None, n: int = 4) -> None:
+    """saliency_map(model, x, y) -> (N, H, W): max over channels of |d s_y / d x|, the model in eval mode."""
+    for case in _cases(_visible(), seed, n):
+        _check_saliency_case(saliency_map, case)
+    if seed is not None:
+        _check_saliency_property(saliency_map, seed + 1)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Occlusion
+# ---------------------------------------------------------------------------------------------
+
+OCCLUSION_HINT = ("for each position (i, j) of the patch — top-left corner (i*stride, j*stride), "
+                  "i in range((H - patch) // stride + 1) — set that square of a *copy* of x to `fill` in "
+                  "every channel, and record p_y(x) - p_y(occluded), p_y the softmax probability of y.")
+
+
+def _occlusion_params(g: np.random.Generator | None, H: int, W: int) -> tuple[int, int, float]:
+    if g is None:
+        return 4, 2, 0.0
+    patch = int(g.integers(2, min(H, W) // 2 + 1))
+    return patch, int(g.integers(1, patch + 1)), float(g.choice([0.0, 0.5]))
+
+
+def _check_occlusion_case(occlusion_map: Callable, case: Case, patch: int, stride: int, fill: float) -> None:
+    label = case.label("occlusion_map", f"patch={patch}", f"stride={stride}", f"fill={fill}")
+    net = case.net()
+    expected = reference_occlusion(net, case.x, case.y, patch, stride, fill)
+    model = case.model_for(occlusion_map)
+    x, before = case.x.clone(), case.x.clone()
+    extra = {} if fill == 0.0 else {"fill": fill}  # fill=0.0 is the function's default: rely on it
+    got = _run(occlusion_map, model, x, _labels_tensor(case), patch, stride, label=label, **extra)
+    H, W = case.x.shape[2:]
+    slips = [("the raw class score instead of its softmax probability",
+              lambda: reference_occlusion(net, case.x, case.y, patch, stride, fill, scores=True)),
+             ("occluded minus original (the sign flipped)",
+              lambda: -reference_occlusion(net, case.x, case.y, patch, stride, fill)),
+             ("a fill of 0 whatever `fill` says", lambda: reference_occlusion(net, case.x, case.y, patch, stride, 0.0)),
+             ("a stride of 1 whatever `stride` says", lambda: reference_occlusion(net, case.x, case.y, patch, 1, fill)),
+             ("rows and columns swapped",
+              lambda: reference_occlusion(net, case.x, case.y, patch, stride, fill).transpose(1, 2))]
+    arr = _array(got, label, "an occlusion map")
+    ho, wo = occlusion_positions((H, W), patch, stride)
+    if arr.shape != tuple(expected.shape):
+        extra = ""
+        if arr.ndim == 3 and arr.shape[0] == expected.shape[0]:
+            if arr.shape[1:] == (ho - 1, wo - 1):
+                extra = (f" One position short in each direction: the last patch starts at row {(ho - 1) * stride}, "
+                         f"and {(ho - 1) * stride} + {patch} = {(ho - 1) * stride + patch} <= {H}, so it fits: "
+                         "range((H - patch) // stride + 1), not range(0, H - patch, stride).")
+            elif arr.shape[1:] == (wo, ho) and ho != wo:
+                extra = " Rows and columns are swapped: axis 1 runs over the rows (H), axis 2 over the columns (W)."
+        raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (N, (H - patch) // stride + 1, "
+                           f"(W - patch) // stride + 1), got {dims(arr.shape)}.{extra}\n  Hint: {OCCLUSION_HINT}")
+    _unchanged(x, before, label)
+    _compare(arr, expected, label, "an occlusion map", OCCLUSION_HINT, slips, model)
+
+
+@single_threaded
+def check_occlusion_map(occlusion_map: Callable, seed: int | None = None, n: int = 4) -> None:
+    """occlusion_map(model, x, y, patch, stride, fill=0.0) -> (N, H_out, W_out) drops in p_y."""
+    g = None if seed is None else rng(seed + 7)
+    for k, case in enumerate(_cases(_visible(), seed, n)):
+        H, W = case.x.shape[2:]
+        patch, stride, fill = _occlusion_params(g, H, W) if g is not None else ((4, 2, 0.0) if k == 0 else (7, 3, 0.5))
+        _check_occlusion_case(occlusion_map, case, patch, stride, fill)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Grad-CAM
+# ---------------------------------------------------------------------------------------------
+
+GRAD_CAM_HINT = ("capture the layer's output A (N, K, h, w) with a forward hook, take the gradient of the "
+                 "picked class scores with respect to it (torch.autograd.grad, or A.retain_grad()), "
+                 "alpha = its mean over (h, w) per channel, and return relu((alpha * A).sum(dim=1)) at "
+                 "the layer's own resolution.")
+
+
+def _check_grad_cam_case(grad_cam: Callable, case: Case, layer: str) -> None:
+    label = case.label("grad_cam", f"layer=model.{layer}")
+    net = case.net()
+    expected = reference_grad_cam(net, layer, case.x, case.y)
+    model = case.model_for(grad_cam)
+    module = student.make(student.side_of(grad_cam), "submodule", model, layer)
+    x, before = case.x.clone(), case.x.clone()
+    got = _run(grad_cam, model, module, x, _labels_tensor(case), label=label)
+    slips = [("the weighted sum without the ReLU", lambda: reference_grad_cam(net, layer, case.x, case.y, relu=False)),
+             ("weights summed over the map instead of averaged",
+              lambda: reference_grad_cam(net, layer, case.x, case.y, weights="sum")),
+             ("the gradient itself as the weight (element by element) instead of its channel mean",
+              lambda: reference_grad_cam(net, layer, case.x, case.y, weights="pixel")),
+             ("the gradient of the loss instead of the class score",
+              lambda: reference_grad_cam(net, layer, case.x, case.y, target="loss"))]
+    arr = _array(got, label, "a class activation map")
+    if arr.shape != tuple(expected.shape):
+        extra = ""
+        if arr.ndim == 3 and arr.shape[1:] == tuple(case.x.shape[2:]) and arr.shape[1:] != tuple(expected.shape[1:]):
+            extra = " That is the input's size: return the map at the layer's resolution, without upsampling."
+        elif arr.ndim == 3 and arr.shape[0] == expected.shape[0]:
+            extra = (" Is A the layer's *output*? A forward hook gets (module, inputs, output); a pre-hook "
+                     "sees the input.")
+        raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (N and the layer output's h, w), "
+                           f"got {dims(arr.shape)}.{extra}\n  Hint: {GRAD_CAM_HINT}")
+    _unchanged(x, before, label)
+    _compare(arr, expected, label, "a class activation map", GRAD_CAM_HINT, slips, model)
+    hooks = student.op("inspect", model)["hooks"]
+    if hooks:
+        raise CheckFailure(f"{label} left {hooks} hook(s) on the model.\n  Hint: register_forward_hook returns a "
+                           "handle; call handle.remove() when done (in a `finally:` block).")
+
+
+@single_threaded
+def check_grad_cam(grad_cam: Callable, seed: int | None = None, n: int = 4) -> None:
+    """grad_cam(model, layer, x, y) -> (N, h, w) = relu(sum_k alpha_k A_k) at the layer's resolution."""
+    if seed is None:
+        cases = _visible()
+        pairs = [(cases[0], "relu2"), (cases[0], "conv1"), (cases[1], "relu2")]
+    else:
+        g = rng(seed + 3)
+        pairs = [(case, str(g.choice(LAYERS))) for case in _cases([], seed, n)]
+    for case, layer in pairs:
+        _check_grad_cam_case(grad_cam, case, layer)
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Class visualisation
+# ---------------------------------------------------------------------------------------------
+
+def _vis_label(y: int, **kwargs: Any) -> str:
+    return "class_visualisation(model: the trained digit network, " + ", ".join(
+        [f"y={y}"] + [f"{k}={v!r}" for k, v in kwargs.items()]) + ")"
+
+
+def _visualise(class_visualisation: Callable, y: int, **kwargs: Any) -> np.ndarray:
+    spec, weights = trained()
+    label = _vis_label(y, **kwargs)
+    model = student.make(student.side_of(class_visualisation), "make_model", spec, weights, "float32", True)
+    got = _run(class_visualisation, model, y, label=label, **kwargs)
+    arr = _array(got, label, "an image of shape (1, 28, 28)")
+    if arr.shape != (1, 28, 28):
+        raise CheckFailure(f"{label}: expected one image of shape (1, 28, 28) (C, H, W), got {dims(arr.shape)}.\n"
+                           "  Hint: optimise a batch of one, x of shape (1, *shape), and return x[0].")
+    if not np.isfinite(arr).all() or arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
+        raise CheckFailure(f"{label}: pixel values must stay in [0, 1] (the digits' range); got values from "
+                           f"{np.nanmin(arr):.3g} to {np.nanmax(arr):.3g}.\n  Hint: clamp x to [0, 1] after "
+                           "every step (x.clamp_(0, 1) under torch.no_grad()).")
+    return arr
+
+
+def _probabilities(image: np.ndarray) -> torch.Tensor:
+    spec, weights = trained()
+    with torch.no_grad():
+        return F.softmax(reference_net(spec, weights)(_dev(torch.from_numpy(image)[None])), 1)[0].cpu()
+
+
+@single_threaded
+def check_class_visualisation(class_visualisation: Callable, seed: int | None = None, n: int = 2) -> None:
+    """class_visualisation(model, y, ...) -> (1, 28, 28) in [0, 1] that the trained network gives
+    class y with probability >= VIS_PROBABILITY; a larger l2 gives a smaller image."""
+    classes = [3, 0] if seed is None else [int(c) for c in rng(seed).choice(10, size=n, replace=False)]
+    for y in classes:
+        kwargs = {"seed": 0 if seed is None else int(rng(seed + y).integers(1000))}
+        image = _visualise(class_visualisation, y, **kwargs)
+        p = _probabilities(image)
+        top = int(p.argmax())
+        if top != y or p[y] < VIS_PROBABILITY:
+            if p[top] > 0.5:
+                how = (f"the network is sure it sees a {top}: is the score you climb scores[0, y], the one "
+                       "of the class asked for?")
+            elif p[y] < 0.05:
+                how = "the step's sign: x = x + lr * grad climbs the score, x - lr * grad descends it."
+            else:
+                how = "more steps or a larger learning rate (your defaults are what the check uses)."
+            raise CheckFailure(
+                f"{_vis_label(y, **kwargs)}: the trained network gives your image class {y} with probability "
+                f"{p[y]:.3f} (its top class is {top}, probability {p[top]:.3f}); expected class {y} with at "
+                f"least {VIS_PROBABILITY}.\n  Hint: ascend s_y - l2 * ||x||^2 and clamp to [0, 1]; check {how}")
+    y = classes[0]
+    free = _visualise(class_visualisation, y, l2=0.0, seed=1)
+    tight = _visualise(class_visualisation, y, l2=0.1, seed=1)
+    n_free, n_tight = float(np.linalg.norm(free)), float(np.linalg.norm(tight))
+    if not n_tight < 0.9 * n_free:
+        raise CheckFailure(
+            f"{_vis_label(y, l2=0.1, seed=1)}: the image's L2 norm is {n_tight:.2f}, with l2=0.0 it is "
+            f"{n_free:.2f}; the penalty l2 * ||x||^2 must shrink the image.\n  Hint: the objective is "
+            "s_y - l2 * (x * x).sum(): its gradient pulls every pixel towards 0, harder for larger l2.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. FGSM
+# ---------------------------------------------------------------------------------------------
+
+FGSM_HINT = ("x_adv = clamp(x + eps * sign(d loss / d x), 0, 1), the loss being F.cross_entropy(model(x), y) "
+             "with the model in eval mode; return it detached.")
+
+
+def _check_fgsm_case(fgsm: Callable, case: Case, eps: float) -> None:
+    label = case.label("fgsm", f"eps={eps}")
+    net = case.net()
+    expected, grad = reference_fgsm(net, case.x, case.y, eps)
+    model = case.model_for(fgsm)
+    x, before = case.x.clone(), case.x.clone()
+    got = _run(fgsm, model, x, _labels_tensor(case), eps, label=label)
+    arr = _array(got, label, f"an adversarial batch of shape {dims(expected.shape)}")
+    if arr.shape != tuple(expected.shape):
+        raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (the shape of x), got {dims(arr.shape)}.\n"
+                           f"  Hint: {FGSM_HINT}")
+    _unchanged(x, before, label)
+    e = expected.numpy()
+    off = np.abs(arr - e) > 1e-5
+    # a sign may differ where the gradient is zero to rounding: there either answer is right
+    tiny = (grad.abs() <= 1e-4 * max(float(grad.abs().max()), 1e-30)).numpy()
+    if (off & ~tiny).any():
+        x0 = case.x.to(F64).numpy()
+        xd = x0 + eps * grad.sign().numpy()
+        slips = [("a step *down* the loss (x - eps * sign), which makes the model surer",
+                  lambda: torch.from_numpy(np.clip(x0 - eps * grad.sign().numpy(), 0, 1))),
+                 ("x + eps * sign without the clamp to [0, 1]", lambda: torch.from_numpy(xd)),
+                 ("the gradient itself instead of its sign",
+                  lambda: torch.from_numpy(np.clip(x0 + eps * grad.numpy(), 0, 1)))]
+        slip = _slip(arr, slips)
+        hint = FGSM_HINT
+        if slip:
+            hint = f"your answer is what {slip} gives. {hint}"
+        elif _training_left(model):
+            hint = ("the model came in training mode and is still in it (dropout, BatchNorm's batch "
+                    f"statistics): call model.eval() first. {hint}")
+        assert_close(np.where(tiny, e, arr), e, name=label, rtol=0, atol=1e-5, hint=hint)
+
+
+def _check_fgsm_property(fgsm: Callable, seed: int, n: int = 120) -> None:
+    g = rng(seed)
+    idx = sorted(int(i) for i in g.choice(len(held_out()[0]), size=n, replace=False))
+    case = _digit_case(idx)
+    label = case.label("fgsm", f"eps={EPS_FLIP}")
+    net = case.net()
+    with torch.no_grad():
+        right = net(_dev(case.x)).argmax(1).cpu() == case.y
+    got = _array(_run(fgsm, case.model_for(fgsm), case.x.clone(), _labels_tensor(case), EPS_FLIP, label=label),
+                 label, "an adversarial batch")
+    if got.shape != tuple(case.x.shape):
+        raise CheckFailure(f"{label}: expected shape {dims(case.x.shape)}, got {dims(got.shape)}.")
+    with torch.no_grad():
+        still = net(_dev(torch.from_numpy(got))).argmax(1).cpu() == case.y
+    flipped = float((right & ~still).sum()) / max(int(right.sum()), 1)
+    if flipped < FLIP_SHARE:
+        raise CheckFailure(f"{label}: your adversarial digits fool the network on {flipped:.0%} of the "
+                           f"{int(right.sum())} it classified correctly; a step of eps={EPS_FLIP} along the "
+                           f"loss gradient's sign fools it on at least {FLIP_SHARE:.0%}.\n  Hint: {FGSM_HINT}")
+
+
+@single_threaded
+def check_fgsm(fgsm: Callable, seed: int | None = None, n: int = 4) -> None:
+    """fgsm(model, x, y, eps) -> clamp(x + eps * sign(d CE / d x), 0, 1); it must fool the trained network."""
+    g = None if seed is None else rng(seed + 5)
+    for case in _cases(_visible(), seed, n):
+        eps = 0.1 if g is None else float(g.choice([0.02, 0.05, 0.1, 0.3]))
+        _check_fgsm_case(fgsm, case, eps)
+    _check_fgsm_property(fgsm, 0 if seed is None else seed + 1, n=60 if seed is None else 120)
