@@ -11,7 +11,7 @@ from .support import COURSE
 LECTURES = sorted(COURSE.lectures.glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["01_images_as_tensors.ipynb", "02_convolution.ipynb", "03_conv_layer.ipynb",
             "04_conv_backprop.ipynb", "05_pooling.ipynb", "06_lenet.ipynb", "07_classic_architectures.ipynb",
-            "08_resnet.ipynb"]
+            "08_resnet.ipynb", "09_what_a_convnet_sees.ipynb"]
 
 
 def test_the_arc_so_far_is_there():
