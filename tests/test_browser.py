@@ -7,6 +7,9 @@
 * **Instructor**: a small graded class opened with ``python -m autograder formgrader OUT``: the
   assignment is released (not a draft), its submission count and each student's score are the
   grade's.
+* **Self-learner**: the lectures built as a site (navigation, math, figures, links, offline), and
+  lecture 02 opened in a plain JupyterLab, where the kernel playground redraws its picture when
+  another preset is picked in its menu.
 
 Chromium is Debian's (``/usr/bin/chromium``; Playwright's own download is not reachable);
 ``.ci/run`` installs it. A failing test leaves a screenshot in ``work/browser-failures/``.
