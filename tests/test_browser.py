@@ -7,6 +7,9 @@
 * **Instructor**: a small graded class opened with ``python -m autograder formgrader OUT``: the
   assignment is released (not a draft), its submission count and each student's score are the
   grade's.
+* **Self-learner**: the lectures built as a site (navigation, math, figures, links, offline), and
+  lecture 02 opened in a plain JupyterLab, where the kernel playground redraws its picture when
+  another preset is picked in its menu.
 
 Chromium is Debian's (``/usr/bin/chromium``; Playwright's own download is not reachable);
 ``.ci/run`` installs it. A failing test leaves a screenshot in ``work/browser-failures/``.
@@ -318,3 +321,70 @@ def test_site_lecture_math_figures_and_links_work_offline(site, browser, request
         for link in links:
             assert Path(urllib.request.url2pathname(link.split("#")[0][len("file://"):])).is_file(), link
     assert not [u for u in blocked if "mathjax" in u.lower()], blocked
+
+
+# ---------------------------------------------------------------------------------------------
+# The self-learner: a lecture's widget in JupyterLab
+# ---------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def lectures_lab(tmp_path_factory):
+    """Plain JupyterLab on a copy of the lectures, as a self-learner opens them."""
+    home = tmp_path_factory.mktemp("lectures-lab")
+    shutil.copytree(ROOT / "lectures", home / "lectures")
+    env = {**os.environ, "HOME": str(home)}  # no user-level Jupyter settings
+    server = Server([sys.executable, "-m", "jupyter", "lab", f"--ServerApp.root_dir={home}", "--allow-root"], home, env)
+    yield server
+    server.stop()
+
+
+def run_cell_with(page, text: str) -> None:
+    """Run the code cell whose source contains ``text`` (Shift+Enter) and wait until it has finished."""
+    cell = page.locator(".jp-CodeCell", has_text=text).first
+    cell.scroll_into_view_if_needed()
+    cell.locator(".jp-InputArea-editor").click()
+    page.keyboard.press("Shift+Enter")
+    prompt = cell.locator(".jp-InputPrompt").element_handle()
+    page.wait_for_function("el => /\\[\\d+\\]/.test(el.innerText)", arg=prompt, timeout=90_000)
+
+
+PICTURE_BYTES = """async () => {
+    const img = document.querySelector('img.widget-image');
+    if (!img || !img.src) return '';
+    const bytes = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+    let hash = 0;
+    for (const b of bytes) hash = (hash * 31 + b) >>> 0;
+    return bytes.length + ':' + hash;
+}"""
+
+
+def picture_changes(page, before: str) -> str:
+    """Wait until the playground's picture holds other PNG bytes than ``before``; return its digest."""
+    for _ in range(600):
+        now = page.evaluate(PICTURE_BYTES)
+        if now and now != before:
+            return now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the picture did not change from {before!r}")
+
+
+def test_kernel_playground_redraws_when_the_preset_changes(lectures_lab, browser, request):
+    """Lecture 02's playground in a real JupyterLab: its widget appears with a picture, and picking
+    another preset in the menu fills the weight grid and redraws the picture."""
+    with page_for(browser, request) as page:
+        open_notebook(page, lectures_lab, "lectures/02_convolution.ipynb")
+        run_first_code_cell(page)                         # imports and the photo
+        run_cell_with(page, "def kernel_figure(")
+        run_cell_with(page, "import ipywidgets as widgets")
+        select = page.locator(".widget-dropdown select")
+        select.wait_for(timeout=60_000)
+        weights = page.locator(".widget-text input")
+        assert weights.count() == 9 and weights.nth(1).input_value() == "-1"   # sharpen: 0 -1 0 ...
+        seen = [picture_changes(page, "")]
+        for name, first_row in [("Sobel x", ["-1", "0", "1"]), ("box blur", ["0.1111"] * 3)]:
+            select.select_option(label=name)
+            seen.append(picture_changes(page, seen[-1]))
+            assert [weights.nth(k).input_value() for k in range(3)] == first_row, name
+        assert len(set(seen)) == 3, seen
+        assert page.locator("img.widget-image").count() == 1
+        assert page.locator("[data-mime-type='application/vnd.jupyter.stderr']").count() == 0
