@@ -1051,9 +1051,10 @@ def _augment_call(augment: Callable, x: torch.Tensor, generator: Any, label: str
     """augment(x, generator) where it lives; the result checked for type, shape, dtype, range, and x
     left as it was."""
     before = x.clone()
-    out = _run(augment, x, generator, label=label, timeout=AUGMENT_TIMEOUT,
-               hint="x is a float tensor (N, 1, H, W) with pixels in [0, 1]; draw every random number from "
-                    "generator (torch.rand(..., generator=generator)).")
+    with forbid(datasets, "perturb_digits", "augment", "write the transformations yourself."):
+        out = _run(augment, x, generator, label=label, timeout=AUGMENT_TIMEOUT,
+                   hint="x is a float tensor (N, 1, H, W) with pixels in [0, 1]; draw every random number from "
+                        "generator (torch.rand(..., generator=generator)).")
     if not torch.equal(x, before):
         raise CheckFailure(f"{label} modified its input x in place.\n  Hint: build a new tensor (out = ...), "
                            "the caller's batch must stay as it was (it is reused every epoch).")
