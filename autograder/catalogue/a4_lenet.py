@@ -161,9 +161,9 @@ WRONG_ANSWERS = [
     # 6b. augment
     W("augment", "returns the input unchanged",
       (("return out.clamp(0, 1)", "return x.clamp(0, 1)"),), ("augment",)),
-    W("augment", "noise of shape (N, H, W): broadcasting makes (N, N, H, W)",
-      (("torch.randn(out.shape, generator=generator, dtype=dtype)",
-        "torch.randn(N, x.shape[2], x.shape[3], generator=generator, dtype=dtype)"),), ("augment",)),
+    W("augment", "the output grid 32×32 (LeNet's original input size)",
+      (("F.affine_grid(theta, list(x.shape), align_corners=False)",
+        "F.affine_grid(theta, [N, 1, 32, 32], align_corners=False)"),), ("augment",)),
     W("augment", "shuffles the batch (outputs no longer match their labels)",
       (("    return out.clamp(0, 1)\n", "    out = out[torch.randperm(N, generator=generator)]  # more variety\n"
         "    return out.clamp(0, 1)\n"),), ("augment",)),
