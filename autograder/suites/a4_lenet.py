@@ -554,6 +554,18 @@ def _bn_autograd(a: dict[str, torch.Tensor], eps: float, stats=None) -> tuple[to
     return dx.cpu(), dw.cpu(), db.cpu()
 
 
+def _bn_dx_formula(x: torch.Tensor, dout: torch.Tensor, w: torch.Tensor, eps: float, var: torch.Tensor) -> torch.Tensor:
+    """dx by the chain rule through the mean and the variance, with ``var`` (keepdim) put in for the
+    biased variance: what a student who got the statistics wrong but the calculus right computes."""
+    dims, m = (0, 2, 3), x.numel() // x.shape[1]
+    mean = x.mean(dims, keepdim=True)
+    std = torch.sqrt(var + eps)
+    dx_hat = dout * w.reshape(1, -1, 1, 1)
+    dvar = (dx_hat * (x - mean)).sum(dims, keepdim=True) * -0.5 * (var + eps) ** -1.5
+    dmean = -(dx_hat / std).sum(dims, keepdim=True) + dvar * (-2.0 * (x - mean)).sum(dims, keepdim=True) / m
+    return dx_hat / std + dvar * 2.0 * (x - mean) / m + dmean / m
+
+
 def _bn_backward_variants(a: dict[str, torch.Tensor], eps: float) -> dict[str, list[tuple[str, torch.Tensor]]]:
     """What known mistakes give for each of dx, dweight, dbias, with what to say when they match."""
     x, dout, w = a["x"], a["dout"], a["weight"]
@@ -587,6 +599,9 @@ def _bn_backward_variants(a: dict[str, torch.Tensor], eps: float) -> dict[str, l
          "batch, axes (0, 2, 3).", _bn_autograd(a, eps, per_image)[0]),
         ("it matches BatchNorm with the unbiased variance (divide by m - 1): the forward normalises with "
          "the biased one (divide by m = N*H*W), and so the backward.", _bn_autograd(a, eps, unbiased)[0]),
+        ("it matches the right formula with the unbiased variance (divide by m - 1) in it: the forward "
+         "normalises with the biased one (divide by m = N*H*W), and so the backward.",
+         _bn_dx_formula(x, dout, w, eps, x.var(dims, keepdim=True, correction=1))),
     ]
     dweight = [
         ("it matches the sum of dout * x: the weight multiplies x_hat = (x - mean) / sqrt(var + eps), so "
@@ -1026,7 +1041,8 @@ def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> N
 # ---------------------------------------------------------------------------------------------
 
 AUGMENT_TIMEOUT = 20.0  # seconds one call of augment may take in a grading kernel (batches of <= 64 digits)
-OWN_MATCH = 0.8  # fraction of augmented digits that must still look most like their own input
+OWN_MATCH = 0.7  # fraction of augmented digits that must still look most like their own input (a shift,
+# rotation, distortion and noise of the strength digits tolerate keeps about 90 % so; a shuffle 10 %)
 
 
 def _one_per_class(split: str, g: np.random.Generator) -> torch.Tensor:
@@ -1036,15 +1052,29 @@ def _one_per_class(split: str, g: np.random.Generator) -> torch.Tensor:
     return torch.from_numpy(X[picks].copy())
 
 
-def _blurred(x: torch.Tensor) -> torch.Tensor:
-    """Digits blurred (Gaussian, sigma 2), flattened and normalised: small shifts and rotations keep
-    their correlation with the original high; another digit's stays low."""
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """Digits blurred (Gaussian, sigma 2), in float64: small rotations and distortions barely change them."""
     r = torch.arange(-4, 5, dtype=F64)
     k = torch.exp(-r ** 2 / 8)
-    k = (k[:, None] * k[None, :] / k.sum() ** 2)[None, None]
-    b = F.conv2d(x.to(F64), k, padding=4).flatten(1)
+    return F.conv2d(x.to(F64), (k[:, None] * k[None, :] / k.sum() ** 2)[None, None], padding=4)
+
+
+def _unit(b: torch.Tensor) -> torch.Tensor:
+    b = b.flatten(1)
     b = b - b.mean(1, keepdim=True)
     return b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def _likeness(out: torch.Tensor, x: torch.Tensor, shift: int = 4) -> torch.Tensor:
+    """(N, N): correlation of each blurred output digit with each blurred input digit, the best over
+    shifts of the input by up to ``shift`` pixels (a shifted digit is still the same digit)."""
+    H, W = x.shape[-2:]
+    outs, padded = _unit(_blur(out)), F.pad(_blur(x), (shift,) * 4)
+    best = torch.full((len(out), len(x)), -1.0, dtype=F64)
+    for dy in range(2 * shift + 1):
+        for dx in range(2 * shift + 1):
+            best = torch.maximum(best, outs @ _unit(padded[..., dy:dy + H, dx:dx + W]).T)
+    return best
 
 
 def _augment_call(augment: Callable, x: torch.Tensor, generator: Any, label: str) -> torch.Tensor:
@@ -1110,6 +1140,12 @@ def check_augment(augment: Callable, seed: int | None = None, n: int = 3) -> Non
         s = seeds.pop()
         gen = student.make(side, "make_generator", s)
         first = _augment_call(augment, x, gen, label)
+        changed = (first - x).abs().flatten(1).amax(1) > 1e-3
+        if N >= 5 and (float((first - x).abs().mean()) < 1e-3 or int(changed.sum()) < N // 2):
+            raise CheckFailure(f"{label}: {int(changed.sum())} of the {N} digits changed (mean change "
+                               f"{float((first - x).abs().mean()):.2g}): that is (almost) the identity.\n  Hint: "
+                               "return the transformed batch: shift (or rotate, scale) each digit by a random amount, "
+                               "vary its ink, add noise.")
         again = _augment_call(augment, x, student.make(side, "make_generator", s), label)
         if not torch.equal(first, again):
             raise CheckFailure(f"{label}: two generators seeded alike gave different outputs: the randomness must "
@@ -1117,16 +1153,10 @@ def check_augment(augment: Callable, seed: int | None = None, n: int = 3) -> Non
                                "torch.randn, torch.randint; torch's global generator, NumPy's and Python's random "
                                "module make a run impossible to repeat.")
         second = _augment_call(augment, x, gen, f"{label}, called again with the same generator")
-        if torch.equal(first, second):
+        if N >= 5 and torch.equal(first, second):
             raise CheckFailure(f"{label}: a second call with the same generator gave the same output as the first: "
                                "every epoch would see the same variants.\n  Hint: draw from the generator you are "
                                "given and never re-seed it (generator.manual_seed) inside augment.")
-        changed = (first - x).abs().flatten(1).amax(1) > 1e-3
-        if N >= 5 and (float((first - x).abs().mean()) < 1e-3 or int(changed.sum()) < N // 2):
-            raise CheckFailure(f"{label}: {int(changed.sum())} of the {N} digits changed (mean change "
-                               f"{float((first - x).abs().mean()):.2g}): that is (almost) the identity.\n  Hint: "
-                               "return the transformed batch: shift (or rotate, scale) each digit by a random amount, "
-                               "vary its ink, add noise.")
         if N > 1:  # each digit on its own: replace one input digit, the others' outputs stay as they were
             k = int(g.integers(N))
             swapped = x.clone()
@@ -1142,12 +1172,13 @@ def check_augment(augment: Callable, seed: int | None = None, n: int = 3) -> Non
                                    "blending with other digits, no statistics over the batch.")
         if what.startswith("10 digits"):  # distinct classes: each output still looks most like its own input
             for variant in (first, second):
-                best = (_blurred(variant) @ _blurred(x).T).argmax(1)
+                best = _likeness(variant, x).argmax(1)
                 own += int((best == torch.arange(N)).sum())
                 total += N
     if total and own < OWN_MATCH * total:
         raise CheckFailure(f"augment(x of 10 digits of distinct classes, generator): only {own} of {total} "
-                           f"augmented digits look most like their own input digit (blurred, by correlation); "
+                           f"augmented digits look most like their own input digit (blurred, by correlation, allowing "
+                           f"shifts of up to 4 pixels); "
                            f"at least {OWN_MATCH:.0%} must.\n  Hint: augmentation must keep the label right: small "
                            "shifts (a few pixels), rotations (up to about 15°), scalings and noise; not so much "
                            "that a 3 stops looking like a 3, and output i must be input i.")
