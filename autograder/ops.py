@@ -189,6 +189,14 @@ def make_loader(X: Any, y: Any, batch_size: int, shuffle: bool = False, seed: in
     return DataLoader(TensorDataset(X, y), batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
+def make_generator(seed: int) -> Any:
+    """A CPU ``torch.Generator`` seeded with ``seed``: the source of randomness a check hands to a
+    student's function that must draw from it (a4's ``augment``)."""
+    import torch
+
+    return torch.Generator().manual_seed(int(seed))
+
+
 OPTIMIZERS = ("SGD", "Adam")
 LOSSES = ("CrossEntropyLoss",)
 
@@ -244,4 +252,5 @@ def recipe(name: str, *args: Any, **kwargs: Any) -> Any:
 
 OPERATIONS = {fn.__name__: fn for fn in (
     new, method, get, has, set_item, get_item, module_info, load, state_dict, forward, trace, gradients,
-    inspect, set_mode, submodule, make_model, make_loader, make_optimizer, make_loss, record, stop, recipe)}
+    inspect, set_mode, submodule, make_model, make_loader, make_generator, make_optimizer, make_loss, record, stop,
+    recipe)}

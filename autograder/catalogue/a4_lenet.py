@@ -2,17 +2,19 @@
 
 from . import WrongAnswer as W
 
-# train_lenet builds the student's LeNet5 and trains it with the student's train_epoch.
+# train_lenet builds the student's LeNet5 and trains it with the student's train_epoch on batches made
+# by the student's augment.
 DEPENDS = {
     "lenet5": ("lenet_training",),
     "train_epoch": ("lenet_training",),
+    "augment": ("lenet_training",),
 }
 
 _POOL1 = "x = F.max_pool2d(F.relu(self.conv1(x)), 2)"
 _POOL2 = "x = F.max_pool2d(F.relu(self.conv2(x)), 2)"
 _TRAIN_LOOP = """    for epoch in range(6):
-        # a fresh variant of every digit each epoch: shifted, dimmed, noisy, like the test digits
-        X_epoch = torch.as_tensor(datasets.perturb_digits(X_train.numpy(), epoch), dtype=torch.float32)
+        # a fresh random variant of every digit each epoch
+        X_epoch = augment(X_train, generator)
         loader = DataLoader(TensorDataset(X_epoch, y_train), batch_size=128, shuffle=True)
         train_epoch(model, loader, optimizer, loss_fn)
 """
@@ -100,6 +102,32 @@ WRONG_ANSWERS = [
     W("batchnorm2d", "running mean updated in place",
       (("new_mean = (1 - momentum) * running_mean + momentum * mean",
         "new_mean = running_mean.mul_(1 - momentum).add_(momentum * mean)"),), ("batchnorm2d_forward",)),
+    # 3b. BatchNorm's backward pass
+    W("batchnorm2d_backward", "direct path only (mean and variance treated as constants)",
+      (("dx = dx_hat / std + dvar * 2.0 * (x - mean) / m + dmean / m", "dx = dx_hat / std"),),
+      ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "the path through the mean forgotten",
+      (("dx = dx_hat / std + dvar * 2.0 * (x - mean) / m + dmean / m", "dx = dx_hat / std + dvar * 2.0 * (x - mean) / m"),),
+      ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "the variance path's factor 2 missing",
+      (("dvar * 2.0 * (x - mean) / m + dmean", "dvar * (x - mean) / m + dmean"),), ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "the variance path's 1/m missing",
+      (("dvar * 2.0 * (x - mean) / m + dmean", "dvar * 2.0 * (x - mean) + dmean"),), ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "the mean path's 1/m missing",
+      (("+ dmean / m\n", "+ dmean\n"),), ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "statistics per sample (over H, W) instead of per channel",
+      (("dims = (0, 2, 3)  # the statistics", "dims = (2, 3)  # the statistics"),
+       ("m = x.numel() // C", "m = x.shape[2] * x.shape[3]")), ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "unbiased variance (the forward's is biased)",
+      (("var = x.var(dim=dims, correction=0, keepdim=True)", "var = x.var(dim=dims, keepdim=True)"),),
+      ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "dweight from x instead of x_hat",
+      (("dweight = (dout * x_hat).sum", "dweight = (dout * x).sum"),), ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "dbias summed over the wrong axes (per sample)",
+      (("dbias = dout.sum(dim=(0, 2, 3))", "dbias = dout.sum(dim=(1, 2, 3))"),), ("batchnorm2d_backward",)),
+    W("batchnorm2d_backward", "eps left out of the backward",
+      (("std = torch.sqrt(var + eps)", "std = torch.sqrt(var)"),
+       ("* (var + eps) ** -1.5", "* var ** -1.5")), ("batchnorm2d_backward",)),
     # 4. VGG accounting
     W("vgg_accounting", "conv biases forgotten", (("(3 * 3 * c + 1) * v", "3 * 3 * c * v"),), ("vgg_accounting",)),
     W("vgg_accounting", "FC input fixed at 512*7*7", (("n_in = c * h * h", "n_in = 512 * 7 * 7"),), ("vgg_accounting",)),
@@ -130,6 +158,30 @@ WRONG_ANSWERS = [
        ("count += len(y)", "count += 1")), ("evaluate",)),
     W("evaluate", "returns the number correct", (("return correct / count", "return correct"),), ("evaluate",)),
     W("evaluate", "argmax over the batch axis", (("argmax(dim=1)", "argmax(dim=0)"),), ("evaluate",)),
+    # 6b. augment
+    W("augment", "returns the input unchanged",
+      (("return out.clamp(0, 1)", "return x.clamp(0, 1)"),), ("augment",)),
+    W("augment", "the output grid 32×32 (LeNet's original input size)",
+      (("F.affine_grid(theta, list(x.shape), align_corners=False)",
+        "F.affine_grid(theta, [N, 1, 32, 32], align_corners=False)"),), ("augment",)),
+    W("augment", "shuffles the batch (outputs no longer match their labels)",
+      (("    return out.clamp(0, 1)\n", "    out = out[torch.randperm(N, generator=generator)]  # more variety\n"
+        "    return out.clamp(0, 1)\n"),), ("augment",)),
+    W("augment", "noise from the global generator (torch.randn_like)",
+      (("torch.randn(out.shape, generator=generator, dtype=dtype)", "torch.randn_like(out)"),), ("augment",)),
+    W("augment", "re-seeds the generator on every call",
+      (("    N, dtype = x.shape[0], x.dtype\n", "    generator.manual_seed(0)  # reproducible\n    N, dtype = x.shape[0], x.dtype\n"),),
+      ("augment",)),
+    W("augment", "not clamped to [0, 1] after the noise", (("return out.clamp(0, 1)", "return out"),), ("augment",)),
+    W("augment", "writes the result into x in place",
+      (("return out.clamp(0, 1)", "return x.copy_(out.clamp(0, 1))"),), ("augment",)),
+    W("augment", "blends each digit with its neighbour in the batch (mixup without the labels)",
+      (("    return out.clamp(0, 1)\n", "    out = 0.8 * out + 0.2 * out.roll(1, dims=0)\n    return out.clamp(0, 1)\n"),),
+      ("augment",)),
+    W("augment", "float64 ink factors from NumPy (the result is float64)",
+      (("(0.7 + 0.3 * torch.rand(N, 1, 1, 1, generator=generator, dtype=dtype))",
+        "torch.from_numpy(np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))"
+        ".uniform(0.7, 1.0, (N, 1, 1, 1)))"),), ("augment",)),
     # 7. training LeNet-5
     W("lenet_training", "images shuffled apart from their labels",
       (("TensorDataset(X_epoch, y_train)", "TensorDataset(X_epoch[torch.randperm(len(X_epoch))], y_train)"),),

@@ -1,5 +1,6 @@
-"""Checks for assignment a4_lenet: LeNet-5 in PyTorch, shapes by forward hooks, BatchNorm by hand,
-VGG's parameter and memory accounting, a training epoch, evaluation, and LeNet-5 trained on real digits.
+"""Checks for assignment a4_lenet: LeNet-5 in PyTorch, shapes by forward hooks, BatchNorm by hand
+(forward, and backward against autograd), VGG's parameter and memory accounting, a training epoch,
+evaluation, data augmentation checked by its properties, and LeNet-5 trained on real digits.
 
 The references are :mod:`autograder.models`. Numerical checks run in float64: the student's module
 loads :func:`~autograder.models.reference_weights` and must reproduce the reference model's outputs
@@ -512,6 +513,176 @@ def check_batchnorm2d(batchnorm2d_forward: Callable, seed: int | None = None, n:
 
 
 # ---------------------------------------------------------------------------------------------
+# 3b. BatchNorm's backward pass by hand
+# ---------------------------------------------------------------------------------------------
+
+VISIBLE_BN_BACKWARD = [  # (shape, eps, scale of x, scale of dout)
+    ((4, 3, 5, 5), 1e-5, 1.0, 1.0),
+    ((1, 2, 3, 4), 1e-5, 2.0, 1.0),    # one image: the statistics over its pixels
+    ((6, 2, 1, 1), 1e-3, 1.0, 0.5),    # 1×1 maps: the statistics over the batch
+    ((3, 1, 5, 3), 0.1, 0.1, 3.0),     # small variance, large eps: eps matters in the backward too
+    ((2, 4, 7, 5), 1e-5, 10.0, 0.01),
+]
+
+
+def _bn_backward_inputs(g: np.random.Generator, shape: tuple, scale: float, dscale: float) -> dict[str, torch.Tensor]:
+    C = shape[1]
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64))  # noqa: E731
+    return dict(dout=t(dscale * (g.standard_normal(shape) + g.standard_normal((1, C, 1, 1)))),
+                x=t(scale * g.standard_normal(shape) + g.standard_normal((1, C, 1, 1))),
+                weight=t(0.5 + g.random(C) * np.where(g.random(C) < 0.3, -1.0, 1.0)))
+
+
+def _bn_autograd(a: dict[str, torch.Tensor], eps: float, stats=None) -> tuple[torch.Tensor, ...]:
+    """(dx, dweight, dbias) by autograd through BatchNorm in training mode, on the reference device.
+    ``stats`` replays a known mistake: a function (x, eps) -> (mean, var) broadcasting against x,
+    whose output out = weight * (x - mean) / sqrt(var + eps) + bias is differentiated instead."""
+    dev = ref.device()
+    x, w = (a[k].to(dev).clone().requires_grad_(True) for k in ("x", "weight"))
+    b = torch.zeros_like(w, requires_grad=True)
+    dout = a["dout"].to(dev)
+    with torch.enable_grad():
+        if stats is None:
+            C = x.shape[1]
+            out, _, _ = models.batch_norm2d(x, w, b, torch.zeros(C, dtype=F64, device=dev),
+                                            torch.ones(C, dtype=F64, device=dev), training=True, eps=eps)
+        else:
+            mean, var = stats(x, eps)
+            s = (1, -1, 1, 1)
+            out = w.reshape(s) * (x - mean) / torch.sqrt(var + eps) + b.reshape(s)
+        dx, dw, db = torch.autograd.grad(out, (x, w, b), dout)
+    return dx.cpu(), dw.cpu(), db.cpu()
+
+
+def _bn_dx_formula(x: torch.Tensor, dout: torch.Tensor, w: torch.Tensor, eps: float, var: torch.Tensor) -> torch.Tensor:
+    """dx by the chain rule through the mean and the variance, with ``var`` (keepdim) put in for the
+    biased variance: what a student who got the statistics wrong but the calculus right computes."""
+    dims, m = (0, 2, 3), x.numel() // x.shape[1]
+    mean = x.mean(dims, keepdim=True)
+    std = torch.sqrt(var + eps)
+    dx_hat = dout * w.reshape(1, -1, 1, 1)
+    dvar = (dx_hat * (x - mean)).sum(dims, keepdim=True) * -0.5 * (var + eps) ** -1.5
+    dmean = -(dx_hat / std).sum(dims, keepdim=True) + dvar * (-2.0 * (x - mean)).sum(dims, keepdim=True) / m
+    return dx_hat / std + dvar * 2.0 * (x - mean) / m + dmean / m
+
+
+def _bn_backward_variants(a: dict[str, torch.Tensor], eps: float) -> dict[str, list[tuple[str, torch.Tensor]]]:
+    """What known mistakes give for each of dx, dweight, dbias, with what to say when they match."""
+    x, dout, w = a["x"], a["dout"], a["weight"]
+    dims, s = (0, 2, 3), (1, -1, 1, 1)
+    m = x.numel() // x.shape[1]
+    mean, var = x.mean(dims, keepdim=True), x.var(dims, keepdim=True, correction=0)
+    std = torch.sqrt(var + eps)
+    x_hat = (x - mean) / std
+    dx_hat = dout * w.reshape(s)
+    mean_dxh, mean_dxh_xh = dx_hat.mean(dims, keepdim=True), (dx_hat * x_hat).mean(dims, keepdim=True)
+    per_image = lambda x, eps: (x.mean((2, 3), keepdim=True), x.var((2, 3), keepdim=True, correction=0))  # noqa: E731
+    biased = lambda x, eps: (x.mean(dims, keepdim=True), x.var(dims, keepdim=True, correction=0))  # noqa: E731
+    unbiased = lambda x, eps: (x.mean(dims, keepdim=True), x.var(dims, keepdim=True, correction=1))  # noqa: E731
+    dx = [
+        ("it matches the direct path only, dx = weight * dout / sqrt(var + eps): x also reaches the output "
+         "through the mean and the variance, which gives the two terms subtracting the means of "
+         "dx_hat and of dx_hat * x_hat over (N, H, W).", dx_hat / std),
+        ("it matches dx without the path through the mean: subtract the mean over (N, H, W) of "
+         "dx_hat = weight * dout too.", (dx_hat - x_hat * mean_dxh_xh) / std),
+        ("it matches dx without the path through the variance: subtract x_hat times the mean over "
+         "(N, H, W) of dx_hat * x_hat too.", (dx_hat - mean_dxh) / std),
+        ("it matches the path through the variance without its factor 2: d var / d x = 2 (x - mean) / m.",
+         (dx_hat - mean_dxh - 0.5 * x_hat * mean_dxh_xh) / std),
+        ("it matches the path through the variance without its 1/m (m = N*H*W): var is a mean, so "
+         "d var / d x = 2 (x - mean) / m.", (dx_hat - mean_dxh - m * x_hat * mean_dxh_xh) / std),
+        ("it matches the path through the mean without its 1/m (m = N*H*W): the mean is a sum divided "
+         "by m, so each x gets 1/m of d mean.", (dx_hat - m * mean_dxh - x_hat * mean_dxh_xh) / std),
+        ("it matches sqrt(var) without eps: the forward pass divides by sqrt(var + eps), and so does its "
+         "backward.", _bn_autograd(a, 0.0, biased)[0] if float(var.min()) > 0 else None),
+        ("it matches statistics over each image's H×W (per sample) instead of per channel over the whole "
+         "batch, axes (0, 2, 3).", _bn_autograd(a, eps, per_image)[0]),
+        ("it matches BatchNorm with the unbiased variance (divide by m - 1): the forward normalises with "
+         "the biased one (divide by m = N*H*W), and so the backward.", _bn_autograd(a, eps, unbiased)[0]),
+        ("it matches the right formula with the unbiased variance (divide by m - 1) in it: the forward "
+         "normalises with the biased one (divide by m = N*H*W), and so the backward.",
+         _bn_dx_formula(x, dout, w, eps, x.var(dims, keepdim=True, correction=1))),
+    ]
+    dweight = [
+        ("it matches the sum of dout * x: the weight multiplies x_hat = (x - mean) / sqrt(var + eps), so "
+         "dweight = sum over (N, H, W) of dout * x_hat.", (dout * x).sum(dims)),
+        ("it matches the sum of dout alone: dweight = sum over (N, H, W) of dout * x_hat.", dout.sum(dims)),
+        ("it matches x_hat made with the unbiased variance: normalise with the biased one (divide by m).",
+         (dout * (x - mean) / torch.sqrt(x.var(dims, keepdim=True, correction=1) + eps)).sum(dims)),
+        ("it matches x_hat made with statistics over each image's H×W: the statistics are per channel "
+         "over axes (0, 2, 3).", _bn_autograd(a, eps, per_image)[1]),
+        ("it matches the mean instead of the sum over (N, H, W).", (dout * x_hat).mean(dims)),
+    ]
+    dbias = [
+        ("it matches the mean of dout instead of its sum over (N, H, W): every position adds "
+         "bias once.", dout.mean(dims)),
+    ]
+    return {"dx": dx, "dweight": dweight, "dbias": dbias}
+
+
+BN_BACKWARD_HINT = ("with m = N*H*W values per channel, x_hat = (x - mean) / sqrt(var + eps) (biased var) and "
+                    "dx_hat = weight * dout: dbias = dout.sum over (0, 2, 3); dweight = (dout * x_hat).sum over "
+                    "(0, 2, 3); dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps), "
+                    "the means over (0, 2, 3) per channel.")
+BN_BACKWARD_SHAPES = {
+    "dx": "dx has x's shape (N, C, H, W).",
+    "dweight": "dweight, like weight, has one value per channel: (C,), a sum over axes (0, 2, 3).",
+    "dbias": "dbias, like bias, has one value per channel: (C,), dout summed over axes (0, 2, 3) — "
+             "the batch and the positions, not the channels.",
+}
+
+
+@single_threaded
+def check_batchnorm2d_backward(batchnorm2d_backward: Callable, seed: int | None = None, n: int = 10) -> None:
+    """batchnorm2d_backward(dout, x, weight, eps) -> (dx, dweight, dbias): the gradients of BatchNorm in
+    training mode (batch statistics, biased variance), written without autograd, compared with
+    torch.autograd through models.batch_norm2d in float64."""
+    g = rng(404 if seed is None else seed)
+    cases = list(VISIBLE_BN_BACKWARD)
+    if seed is not None:
+        cases.append(((1, int(g.integers(1, 4)), int(g.integers(2, 6)), int(g.integers(2, 6))), 1e-5, 1.0, 1.0))
+        for _ in range(n - 1):
+            while True:
+                shape = (int(g.integers(1, 7)), int(g.integers(1, 6)), int(g.integers(1, 8)), int(g.integers(1, 8)))
+                if shape[0] * shape[2] * shape[3] > 1:
+                    break
+            cases.append((shape, float(g.choice([1e-5, 1e-3, 0.1])), float(g.choice([0.01, 0.1, 1.0, 10.0])),
+                          float(g.choice([0.01, 1.0, 100.0]))))
+    rtol, atol = _tol()
+    advice = "write the gradients out by hand: the point of the exercise is the chain rule through the statistics."
+    for shape, eps, scale, dscale in cases:
+        a = _bn_backward_inputs(g, shape, scale, dscale)
+        before = {k: v.clone() for k, v in a.items()}
+        label = f"batchnorm2d_backward(dout {_dims(shape)}, x {_dims(shape)}, weight ({shape[1]},), eps={eps:g})"
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(forbid(torch.autograd, "grad", "batchnorm2d_backward", advice))
+            stack.enter_context(forbid(torch.autograd, "backward", "batchnorm2d_backward", advice))
+            stack.enter_context(forbid(torch.Tensor, "backward", "batchnorm2d_backward", advice))
+            given = {} if eps == 1e-5 else dict(eps=eps)  # the default
+            result = _run(batchnorm2d_backward, a["dout"], a["x"], a["weight"], **given, label=label,
+                          hint="the mean and variance over axes (0, 2, 3) are per channel; keepdim=True (or "
+                               "reshape to (1, C, 1, 1)) broadcasts them against x (N, C, H, W).")
+        grads = assert_tuple(result, 3, name=label, what="(dx, dweight, dbias)", hint="return dx, dweight, dbias.")
+        for k, v in before.items():
+            if not torch.equal(a[k], v):
+                raise CheckFailure(f"{label} modified its input {k} in place.\n  Hint: compute new tensors; "
+                                   "the caller still owns dout, x and weight.")
+        expected = _bn_autograd(before, eps)
+        variants = _bn_backward_variants(before, eps)
+        for what, value, exp in zip(("dx", "dweight", "dbias"), grads, expected):
+            want = tuple(exp.shape)
+            got = _np(value, label, f"{what} of shape {_dims(want)}")
+            if got.shape != want:
+                raise CheckFailure(f"{label}: {what} has shape {_dims(got.shape)}, expected {_dims(want)}.\n"
+                                   f"  Hint: {BN_BACKWARD_SHAPES[what]}")
+            found = _diagnose(got, [(t, v) for t, v in variants[what] if v is not None], exp.numpy())
+            if found:
+                raise CheckFailure(f"{label}: {what} differs from autograd's; {found}")
+            assert_close(got, exp.numpy(), rtol=rtol, atol=atol, name=f"{label}: {what} (autograd's, float64)",
+                         hint=BN_BACKWARD_HINT)
+
+
+# ---------------------------------------------------------------------------------------------
 # 4. VGG accounting
 # ---------------------------------------------------------------------------------------------
 
@@ -866,7 +1037,155 @@ def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> N
 
 
 # ---------------------------------------------------------------------------------------------
-# 7. LeNet-5 trained on real digits
+# 7. Augmentation
+# ---------------------------------------------------------------------------------------------
+
+AUGMENT_TIMEOUT = 20.0  # seconds one call of augment may take in a grading kernel (batches of <= 64 digits)
+OWN_MATCH = 0.7  # fraction of augmented digits that must still look most like their own input (a shift,
+# rotation, distortion and noise of the strength digits tolerate keeps about 90 % so; a shuffle 10 %)
+
+
+def _one_per_class(split: str, g: np.random.Generator) -> torch.Tensor:
+    """Ten digits of ``split``, one of each class, in a random order, as float32 (10, 1, 28, 28)."""
+    X, y = digits()[split]
+    picks = [int(g.choice(np.flatnonzero(y == c))) for c in g.permutation(10)]
+    return torch.from_numpy(X[picks].copy())
+
+
+def _blur(x: torch.Tensor) -> torch.Tensor:
+    """Digits blurred (Gaussian, sigma 2), in float64: small rotations and distortions barely change them."""
+    r = torch.arange(-4, 5, dtype=F64)
+    k = torch.exp(-r ** 2 / 8)
+    return F.conv2d(x.to(F64), (k[:, None] * k[None, :] / k.sum() ** 2)[None, None], padding=4)
+
+
+def _unit(b: torch.Tensor) -> torch.Tensor:
+    b = b.flatten(1)
+    b = b - b.mean(1, keepdim=True)
+    return b / b.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def _likeness(out: torch.Tensor, x: torch.Tensor, shift: int = 4) -> torch.Tensor:
+    """(N, N): correlation of each blurred output digit with each blurred input digit, the best over
+    shifts of the input by up to ``shift`` pixels (a shifted digit is still the same digit)."""
+    H, W = x.shape[-2:]
+    outs, padded = _unit(_blur(out)), F.pad(_blur(x), (shift,) * 4)
+    best = torch.full((len(out), len(x)), -1.0, dtype=F64)
+    for dy in range(2 * shift + 1):
+        for dx in range(2 * shift + 1):
+            best = torch.maximum(best, outs @ _unit(padded[..., dy:dy + H, dx:dx + W]).T)
+    return best
+
+
+def _augment_call(augment: Callable, x: torch.Tensor, generator: Any, label: str) -> torch.Tensor:
+    """augment(x, generator) where it lives; the result checked for type, shape, dtype, range, and x
+    left as it was."""
+    before = x.clone()
+    with forbid(datasets, "perturb_digits", "augment", "write the transformations yourself."):
+        out = _run(augment, x, generator, label=label, timeout=AUGMENT_TIMEOUT,
+                   hint="x is a float tensor (N, 1, H, W) with pixels in [0, 1]; draw every random number from "
+                        "generator (torch.rand(..., generator=generator)).")
+    if not torch.equal(x, before):
+        raise CheckFailure(f"{label} modified its input x in place.\n  Hint: build a new tensor (out = ...), "
+                           "the caller's batch must stay as it was (it is reused every epoch).")
+    if out is None:
+        raise CheckFailure(f"{label}: expected the augmented batch, got None. Did the function forget to `return`?")
+    if not isinstance(out, torch.Tensor):
+        raise CheckFailure(f"{label}: expected a tensor {_dims(x.shape)}, got {_show(out)}.")
+    if tuple(out.shape) != tuple(x.shape):
+        raise CheckFailure(f"{label} returned shape {_dims(out.shape)}, expected {_dims(x.shape)}, the shape of x.\n"
+                           "  Hint: augmentation changes pixels, not shapes: crop what padding added, and give "
+                           "per-digit random values the shape (N, 1, 1, 1) and per-pixel ones x's shape, so that "
+                           "they broadcast digit by digit.")
+    if out.dtype != x.dtype:
+        raise CheckFailure(f"{label} returned {str(out.dtype).replace('torch.', '')}, expected "
+                           f"{str(x.dtype).replace('torch.', '')}, x's dtype.\n  Hint: make random tensors with "
+                           "dtype=x.dtype (NumPy arrays turned into tensors are float64).")
+    if not torch.isfinite(out).all():
+        raise CheckFailure(f"{label} returned NaN or infinite values.")
+    low, high = float(out.min()), float(out.max())
+    if low < 0 or high > 1:
+        raise CheckFailure(f"{label} returned values in [{low:.3g}, {high:.3g}]; pixels must stay in [0, 1].\n"
+                           "  Hint: noise pushes pixels below 0 and above 1: clamp the result to [0, 1].")
+    return out
+
+
+def _augment_batches(seed: int | None, n: int) -> list[tuple[str, torch.Tensor]]:
+    """(what, batch): ten training digits of distinct classes, one digit alone, an odd batch; with a
+    seed, ``n`` more batches of ten distinct digits from the validation digits, and a float64 batch."""
+    g = rng(408 if seed is None else seed)
+    X = digits()["train"][0]
+    out = [("10 digits", _one_per_class("train", g)),
+           ("1 digit", torch.from_numpy(X[[int(g.integers(len(X)))]].copy())),
+           ("7 digits", torch.from_numpy(X[g.choice(len(X), 7, replace=False)].copy()))]
+    if seed is not None:
+        out += [("10 digits", _one_per_class("val", g)) for _ in range(n)]
+        out.append(("5 digits in float64", torch.from_numpy(X[g.choice(len(X), 5, replace=False)].astype(np.float64))))
+    return out
+
+
+@single_threaded
+def check_augment(augment: Callable, seed: int | None = None, n: int = 3) -> None:
+    """augment(x, generator) -> a random variant of the batch x (N, 1, H, W) in [0, 1]: the same shape
+    and dtype, values in [0, 1], x unchanged; the same output for equally seeded generators and a new one
+    on the next call; not the identity; each digit transformed on its own (changing one input digit
+    changes only its output) and still most like its own input."""
+    g = rng(409 if seed is None else seed)
+    side = student.side_of(augment)
+    seeds = [int(s) for s in g.integers(0, 2**31, size=64)]
+    own, total = 0, 0
+    for what, x in _augment_batches(seed, n):
+        N = len(x)
+        label = f"augment(x {_dims(x.shape)} {str(x.dtype).replace('torch.', '')} ({what}), generator)"
+        s = seeds.pop()
+        gen = student.make(side, "make_generator", s)
+        first = _augment_call(augment, x, gen, label)
+        changed = (first - x).abs().flatten(1).amax(1) > 1e-3
+        if N >= 5 and (float((first - x).abs().mean()) < 1e-3 or int(changed.sum()) < N // 2):
+            raise CheckFailure(f"{label}: {int(changed.sum())} of the {N} digits changed (mean change "
+                               f"{float((first - x).abs().mean()):.2g}): that is (almost) the identity.\n  Hint: "
+                               "return the transformed batch: shift (or rotate, scale) each digit by a random amount, "
+                               "vary its ink, add noise.")
+        again = _augment_call(augment, x, student.make(side, "make_generator", s), label)
+        if not torch.equal(first, again):
+            raise CheckFailure(f"{label}: two generators seeded alike gave different outputs: the randomness must "
+                               "come from generator alone.\n  Hint: pass generator=generator to every torch.rand, "
+                               "torch.randn, torch.randint; torch's global generator, NumPy's and Python's random "
+                               "module make a run impossible to repeat.")
+        second = _augment_call(augment, x, gen, f"{label}, called again with the same generator")
+        if N >= 5 and torch.equal(first, second):
+            raise CheckFailure(f"{label}: a second call with the same generator gave the same output as the first: "
+                               "every epoch would see the same variants.\n  Hint: draw from the generator you are "
+                               "given and never re-seed it (generator.manual_seed) inside augment.")
+        if N > 1:  # each digit on its own: replace one input digit, the others' outputs stay as they were
+            k = int(g.integers(N))
+            swapped = x.clone()
+            swapped[k] = x[(k + 1) % N]
+            out = _augment_call(augment, swapped, student.make(side, "make_generator", s), label)
+            others = torch.arange(N) != k
+            moved = torch.nonzero(((out - first).abs().flatten(1).amax(1) > 1e-5) & others).flatten()
+            if len(moved):
+                raise CheckFailure(f"{label}: changing digit {k} of the input alone (same generator seed) changed "
+                                   f"the output at position {int(moved[0])} too: the digits of a batch are mixed.\n"
+                                   "  Hint: transform each digit on its own and keep the batch's order (output i is "
+                                   "input i, transformed: its label must still be the right one); no shuffling, no "
+                                   "blending with other digits, no statistics over the batch.")
+        if what.startswith("10 digits"):  # distinct classes: each output still looks most like its own input
+            for variant in (first, second):
+                best = _likeness(variant, x).argmax(1)
+                own += int((best == torch.arange(N)).sum())
+                total += N
+    if total and own < OWN_MATCH * total:
+        raise CheckFailure(f"augment(x of 10 digits of distinct classes, generator): only {own} of {total} "
+                           f"augmented digits look most like their own input digit (blurred, by correlation, allowing "
+                           f"shifts of up to 4 pixels); "
+                           f"at least {OWN_MATCH:.0%} must.\n  Hint: augmentation must keep the label right: small "
+                           "shifts (a few pixels), rotations (up to about 15°), scalings and noise; not so much "
+                           "that a 3 stops looking like a 3, and output i must be input i.")
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. LeNet-5 trained on real digits
 # ---------------------------------------------------------------------------------------------
 
 def digits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -1010,6 +1329,6 @@ def check_lenet_training(train_lenet: Callable, seed: int | None = None) -> None
     if acc < THRESHOLD:
         raise CheckFailure(
             f"{label}: accuracy {acc:.3f} on {where}, below the required {THRESHOLD:.2f}.\n  Hint: the test "
-            "digits are shifted by up to a pixel, dimmed and noisy; train on such variants of your training "
-            "digits (datasets.perturb_digits with a new seed each epoch), for a few epochs, with Adam "
-            "(lr about 1e-3 to 3e-3); check train_epoch and LeNet5 first if the loss does not fall.")
+            "digits are shifted by up to a pixel, dimmed and noisy, unlike the training digits: train on random "
+            "variants of them (your augment, fresh each epoch) and check that the loss falls; if it does not, "
+            "look at train_epoch, LeNet5 and the learning rate first.")
