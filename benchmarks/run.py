@@ -16,7 +16,7 @@ Figures (float32 unless said otherwise; every pair timed in the same run on the 
   max_pool_loops_over_fast               the a3 solution (a loop over output positions) ÷ the vectorised one
   a1_correlate2d_loops_over_torch        the a1 solution's loop correlation ÷ torch F.conv2d
                                          (64×64 image, 3×3 kernel, float64)
-  lenet_holdout_accuracy                 the a4 solution's train_lenet (the recipe the grader runs) on
+  lenet_holdout_accuracy                 the a4 solution's train_lenet (the solution's own recipe) on
                                          the 3,500 training digits of MNIST-5k, accuracy on the 750
                                          held-out digits
   lenet_perturbed_accuracy               the same model on the held-out digits perturbed as the grader does
