@@ -35,7 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import models, student
+from .. import models, specnet, student
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, describe, not_implemented
 from ..secret import seeds_for
@@ -289,33 +289,37 @@ def _weight_seed(g: np.random.Generator) -> int:
 # 1.-2. Residual blocks
 # ---------------------------------------------------------------------------------------------
 
-VISIBLE_BASIC = [  # (inplanes, planes, stride, x shape)
-    (8, 8, 1, (2, 8, 6, 6)),     # identity shortcut
-    (8, 16, 2, (2, 8, 9, 7)),    # projection: more channels and stride 2, odd sizes
-    (12, 6, 1, (3, 12, 5, 5)),   # projection for the channels alone
-    (6, 6, 2, (2, 6, 7, 8)),     # projection for the stride alone
+VISIBLE_BASIC = [  # (inplanes, planes, stride, x shape, given a downsample)
+    (8, 8, 1, (2, 8, 6, 6), False),     # identity shortcut
+    (8, 16, 2, (2, 8, 9, 7), True),     # projection: more channels and stride 2, odd sizes
+    (12, 6, 1, (3, 12, 5, 5), True),    # projection for the channels alone
+    (6, 6, 2, (2, 6, 7, 8), True),      # projection for the stride alone
+    (8, 8, 1, (2, 8, 5, 6), True),      # a downsample the shapes do not need: used all the same
 ]
 VISIBLE_BOTTLENECK = [
-    (16, 4, 1, (2, 16, 6, 6)),   # identity: inplanes == planes * 4
-    (8, 4, 2, (2, 8, 9, 7)),     # projection, stride 2, odd sizes
-    (16, 8, 1, (2, 16, 5, 6)),   # projection for the channels
-    (16, 4, 2, (3, 16, 7, 7)),   # projection for the stride
+    (16, 4, 1, (2, 16, 6, 6), False),   # identity: inplanes == planes * 4
+    (8, 4, 2, (2, 8, 9, 7), True),      # projection, stride 2, odd sizes
+    (16, 8, 1, (2, 16, 5, 6), True),    # projection for the channels
+    (16, 4, 2, (3, 16, 7, 7), True),    # projection for the stride
+    (16, 4, 1, (2, 16, 5, 5), True),    # a downsample the shapes do not need
 ]
+UNPROJECTED = {"BasicBlock": (8, 16, 2), "Bottleneck": (8, 4, 2)}  # built without a downsample: none inside
 
 _BLOCK_HINTS = {
     "BasicBlock": ("conv1 3×3 (stride here, padding 1), bn1, relu, conv2 3×3 (stride 1, padding 1), bn2; "
-                   "convolutions without bias; downsample = Sequential(1×1 conv with the stride, "
-                   "BatchNorm2d) when stride != 1 or inplanes != planes * expansion, else None."),
+                   "convolutions without bias; self.downsample = the downsample argument (a module the "
+                   "caller built, or None for the identity shortcut): the block never builds one itself."),
     "Bottleneck": ("conv1 1×1 (planes), bn1, conv2 3×3 (planes, the stride here, padding 1), bn2, conv3 "
-                   "1×1 (planes * 4), bn3, relu; convolutions without bias; downsample = Sequential(1×1 "
-                   "conv to planes * 4 with the stride, BatchNorm2d) when stride != 1 or inplanes != "
-                   "planes * 4, else None."),
+                   "1×1 (planes * 4), bn3, relu; convolutions without bias; self.downsample = the downsample "
+                   "argument (the caller's module, or None for the identity shortcut)."),
 }
 _FORWARD_HINTS = {
     "BasicBlock": ("out = relu(bn1(conv1(x))); out = bn2(conv2(out)); out = out + shortcut(x); then "
-                   "ReLU after the addition. The shortcut is x itself, or downsample(x) when it exists."),
+                   "ReLU after the addition. The shortcut is x itself, or self.downsample(x) whenever a "
+                   "downsample was given (applied to the block's input x)."),
     "Bottleneck": ("out = relu(bn1(conv1(x))); out = relu(bn2(conv2(out))); out = bn3(conv3(out)) (no ReLU "
-                   "yet); then relu(out + shortcut(x)). The stride sits on the 3×3 conv2 (ResNet v1.5)."),
+                   "yet); then relu(out + shortcut(x)), the shortcut being x or self.downsample(x). The stride "
+                   "sits on the 3×3 conv2 (ResNet v1.5)."),
 }
 
 
@@ -330,8 +334,13 @@ def _block_cases(visible: list, seed: int | None, n: int, expansion: int) -> lis
         stride = 1 if identity else int(g.choice([1, 2]))
         inplanes = planes * expansion if identity else int(g.integers(1, 17))
         shape = (int(g.integers(2, 4)), inplanes, int(g.integers(1, 12)), int(g.integers(1, 12)))
-        cases.append((inplanes, planes, stride, shape))
+        given = models.needs_projection(inplanes, planes * expansion, stride) or g.random() < 0.3
+        cases.append((inplanes, planes, stride, shape, bool(given)))
     return cases
+
+
+def _projection_label(inplanes: int, outplanes: int, stride: int) -> str:
+    return f"Sequential(Conv2d({inplanes}, {outplanes}, 1, stride={stride}, bias=False), BatchNorm2d({outplanes}))"
 
 
 def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int, cases: list,
@@ -341,27 +350,45 @@ def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int
         raise CheckFailure(f"{name}.expansion is {describe(value)}, expected "
                            f"{expansion}.\n  Hint: keep the class attribute `expansion = {expansion}` "
                            "(output channels = planes * expansion; ResNet reads it).")
-    for inplanes, planes, stride, shape in cases:
-        label = signature(name, inplanes, planes, stride=stride)
-        model, info = build(Block, label, inplanes, planes, **({} if stride == 1 else {"stride": stride}))
-        reference = reference_cls(inplanes, planes, stride)
+    side = student.side_of(Block)
+    for inplanes, planes, stride, shape, given in cases:
+        out = planes * expansion
+        args: tuple = (inplanes, planes) if stride == 1 else (inplanes, planes, stride)
+        if given:  # the downsample is built where the student's code runs, as _make_layer would
+            downsample = student.make(side, "make_model", specnet.projection(inplanes, out, stride), None)
+            args = (inplanes, planes, stride, downsample)
+            label = f"{name}({inplanes}, {planes}, {stride}, downsample={_projection_label(inplanes, out, stride)})"
+        else:
+            label = signature(name, *args[:2], **({} if stride == 1 else {"stride": stride}))
+        model, info = build(Block, label, *args)
+        reference = reference_cls(inplanes, planes, stride,
+                                  models.projection(inplanes, out, stride) if given else None)
         weights = models.reference_weights(reference, _weight_seed(g))
         compare_structure(info, reference, label, _BLOCK_HINTS[name])
         require_modules(info, {"relu": "nn.ReLU(inplace=True)"}, label)
         if not _reaching(f"{label}.downsample", lambda: student.op("has", model, "downsample")):
-            raise CheckFailure(f"{label} has no attribute self.downsample.\n  Hint: set it to None when "
-                               "the shortcut is the identity (torchvision's convention).")
+            raise CheckFailure(f"{label} has no attribute self.downsample.\n  Hint: self.downsample = downsample "
+                               "(None when the shortcut is the identity: torchvision's convention).")
         shortcut = _reaching(f"{label}.downsample", lambda: student.op("get", model, "downsample"))
         if reference.downsample is None and shortcut is not None:
-            raise CheckFailure(f"{label}: self.downsample should be None (input and output shapes match, "
-                               f"so the shortcut is the identity), got {student.type_of(shortcut)}.")
+            raise CheckFailure(f"{label}: self.downsample should be None (no downsample was given, so the "
+                               f"shortcut is the identity), got {student.type_of(shortcut)}.")
         model = load_reference(model, weights, label)
         x = _input(g, shape)
         compare_in_both_modes(model, reference, x, label, _FORWARD_HINTS[name])
+    inplanes, planes, stride = UNPROJECTED[name]
+    label = signature(name, inplanes, planes, stride=stride)
+    _, info = build(Block, label, inplanes, planes, stride)
+    own = sorted(k for k in info["state"] if k.startswith("downsample"))
+    if own:
+        raise CheckFailure(f"{label}, given no downsample, built its own shortcut ({_listed(own)}).\n  Hint: in "
+                           "torchvision the caller (ResNet._make_layer) builds the projection and passes it as "
+                           "downsample; the block only stores it (self.downsample = downsample) and uses it.")
 
 
 def check_basic_block(BasicBlock: Callable, seed: int | None = None, n: int = 6) -> None:
-    """BasicBlock(inplanes, planes, stride): torchvision's names and shapes, and its outputs in eval
+    """BasicBlock(inplanes, planes, stride=1, downsample=None): torchvision's names and shapes, the
+    downsample it is given (built in the student's kernel) as its shortcut, and its outputs in eval
     and train mode once it holds the reference's weights."""
     g = rng(501 if seed is None else seed)
     with one_thread():
@@ -370,7 +397,8 @@ def check_basic_block(BasicBlock: Callable, seed: int | None = None, n: int = 6)
 
 
 def check_bottleneck(Bottleneck: Callable, seed: int | None = None, n: int = 6) -> None:
-    """Bottleneck(inplanes, planes, stride): as BasicBlock, with expansion 4 and the stride on conv2."""
+    """Bottleneck(inplanes, planes, stride=1, downsample=None): as BasicBlock, with expansion 4 and the
+    stride on conv2."""
     g = rng(502 if seed is None else seed)
     with one_thread():
         _check_block(Bottleneck, "Bottleneck", models.Bottleneck, 4,
@@ -383,8 +411,10 @@ def check_bottleneck(Bottleneck: Callable, seed: int | None = None, n: int = 6) 
 
 _RESNET_HINT = ("conv1 7×7 stride 2 padding 3 (no bias), bn1, relu, maxpool 3×3 stride 2 padding 1, "
                 "layer1..layer4 from _make_layer with 64, 128, 256, 512 planes (the first block of "
-                "layers 2-4 has stride 2; self.inplanes becomes planes * block.expansion after each "
-                "stage's first block), avgpool (adaptive, 1×1), fc from 512 * block.expansion features.")
+                "layers 2-4 has stride 2 and, whenever stride != 1 or self.inplanes != planes * "
+                "block.expansion, a downsample = Sequential(1×1 conv with the stride, BatchNorm2d) that "
+                "_make_layer builds; self.inplanes becomes planes * block.expansion after each stage's "
+                "first block), avgpool (adaptive, 1×1), fc from 512 * block.expansion features.")
 _RESNET_FORWARD_HINT = ("conv1 → bn1 → relu → maxpool → layer1 → layer2 → layer3 → layer4 → avgpool → "
                         "flatten from dimension 1 → fc.")
 _LAYERS = {"resnet18": ("BasicBlock", [2, 2, 2, 2]), "resnet34": ("BasicBlock", [3, 4, 6, 3]),
@@ -487,13 +517,16 @@ def stage_params(model: nn.Module) -> dict[str, int]:
 _CIFAR_HINT = ("conv1 3×3 stride 1 padding 1 (no bias) from in_channels to widths[0], bn1, relu; layer1, "
                "layer2, layer3: nn.Sequential of `blocks` BasicBlocks with widths[0], widths[1], widths[2] "
                "planes, the first block of layer2 and layer3 with stride 2 (each stage starts from the "
-               "previous stage's width); avgpool (adaptive, 1×1); fc from widths[-1] features.")
+               "previous stage's width, and its first block gets a downsample = Sequential(1×1 conv with "
+               "the stride, BatchNorm2d) where the width or the stride changes); avgpool (adaptive, 1×1); "
+               "fc from widths[-1] features.")
 _CIFAR_FORWARD_HINT = "conv1 → bn1 → relu → layer1 → layer2 → layer3 → avgpool → flatten from dimension 1 → fc."
 
 VISIBLE_CIFAR = [  # (constructor kwargs, x shape)
     (dict(), (2, 3, 32, 32)),        # ResNet-20 of He et al., with projection shortcuts
     (dict(NET), (4, 1, 28, 28)),     # the network exercise 5 trains
     (dict(blocks=2, widths=(4, 6, 10), num_classes=3, in_channels=2), (2, 2, 11, 9)),
+    (dict(blocks=1, widths=(6, 6, 6), num_classes=4, in_channels=1), (2, 1, 9, 8)),  # projections for the stride alone
 ]
 
 
