@@ -6,6 +6,7 @@ from . import WrongAnswer as W
 DEPENDS = {
     "basic_block": ("resnet", "cifar_resnet"),
     "bottleneck": ("resnet",),
+    "dense_block": ("densenet",),  # DenseNet builds the student's DenseBlock and Transition
 }
 
 _B = ("BasicBlock",)
@@ -13,6 +14,10 @@ _BN = ("Bottleneck",)
 _R = ("ResNet", "resnet18", "resnet34", "resnet50")
 _C = ("CifarResNet",)
 _SE = ("SqueezeExcitation",)
+_DL = ("DenseLayer", "DenseBlock")
+_DB = ("DenseBlock",)
+_T = ("Transition",)
+_D = ("DenseNet", "densenet121")
 
 _BASIC_CONV1 = "nn.Conv2d(inplanes, planes, kernel_size=3, stride=stride, padding=1, bias=False)"
 _BASIC_CONV2 = "nn.Conv2d(planes, planes, kernel_size=3, stride=1, padding=1, bias=False)"
@@ -114,6 +119,81 @@ WRONG_ANSWERS = [
         "nn.Conv2d(squeeze_channels, squeeze_channels, kernel_size=1)"),), _SE),
     W("se_block", "scale flattened to (N, C), which broadcasts against the wrong axes",
       (("return x * scale", "return x * scale.flatten(1)"),), _SE),
+    # 6. DenseLayer, DenseBlock, Transition
+    W("dense_block", "conv1 outputs growth_rate channels instead of bn_size * growth_rate",
+      (("nn.Conv2d(num_input_features, bn_size * growth_rate, kernel_size=1",
+        "nn.Conv2d(num_input_features, growth_rate, kernel_size=1"),
+       ("self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)", "self.norm2 = nn.BatchNorm2d(growth_rate)"),
+       ("nn.Conv2d(bn_size * growth_rate, growth_rate, kernel_size=3", "nn.Conv2d(growth_rate, growth_rate, kernel_size=3")),
+      _DL),
+    W("dense_block", "ReLU before BatchNorm in the dense layer",
+      (("out = self.conv1(self.relu1(self.norm1(x)))", "out = self.conv1(self.norm1(self.relu1(x)))"),
+       ("return self.conv2(self.relu2(self.norm2(out)))", "return self.conv2(self.norm2(self.relu2(out)))")), _DL),
+    W("dense_block", "post-activation dense layer (conv, then BatchNorm and ReLU)",
+      (("out = self.conv1(self.relu1(self.norm1(x)))", "out = self.relu1(self.norm1(self.conv1(x)))"),), _DL),
+    W("dense_block", "3×3 conv2 without padding",
+      (("growth_rate, kernel_size=3, stride=1, padding=1, bias=False)", "growth_rate, kernel_size=3, stride=1, bias=False)"),),
+      _DL),
+    W("dense_block", "new features concatenated before the earlier ones",
+      (("features.append(new)", "features.insert(0, new)"),), _DB),
+    W("dense_block", "block output concatenated on the batch axis",
+      (("return torch.cat(features, dim=1)", "return torch.cat(features, dim=0)"),), _DB),
+    W("dense_block", "adds each layer's output instead of concatenating (ResNet-style)",
+      (("            new = layer(torch.cat(features, dim=1))\n            features.append(new)\n"
+        "        return torch.cat(features, dim=1)", "            x = x + layer(x)\n        return x"),), _DB),
+    W("dense_block", "returns only the new features, not the input",
+      (("return torch.cat(features, dim=1)", "return torch.cat(features[1:], dim=1)"),), _DB),
+    W("dense_block", "every layer built for num_input_features channels (growth not accumulated)",
+      (("DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size)",
+        "DenseLayer(num_input_features, growth_rate, bn_size)"),), _DB),
+    W("dense_block", "each layer sees only the previous layer's output",
+      (("new = layer(torch.cat(features, dim=1))", "new = layer(features[-1])"),), _DB),
+    W("dense_block", "bn_size and growth_rate swapped in DenseBlock's signature",
+      (("def __init__(self, num_layers, num_input_features, bn_size, growth_rate):",
+        "def __init__(self, num_layers, num_input_features, growth_rate, bn_size):"),), _DB),
+    W("dense_block", "layers named from denselayer0",
+      (('self.add_module(f"denselayer{i + 1}", layer)', 'self.add_module(f"denselayer{i}", layer)'),), _DB),
+    W("dense_block", "transition without pooling",
+      (("return self.pool(self.conv(self.relu(self.norm(x))))", "return self.conv(self.relu(self.norm(x)))"),), _T),
+    W("dense_block", "transition pools with max instead of average",
+      (("self.pool = nn.AvgPool2d(kernel_size=2, stride=2)", "self.pool = nn.MaxPool2d(kernel_size=2, stride=2)"),), _T),
+    W("dense_block", "transition without compression (conv keeps the channels)",
+      (("nn.Conv2d(num_input_features, num_output_features, kernel_size=1",
+        "nn.Conv2d(num_input_features, num_input_features, kernel_size=1"),), _T),
+    W("dense_block", "transition pools with stride 1",
+      (("nn.AvgPool2d(kernel_size=2, stride=2)", "nn.AvgPool2d(kernel_size=2, stride=1)"),), _T),
+    W("dense_block", "ReLU before BatchNorm in the transition",
+      (("return self.pool(self.conv(self.relu(self.norm(x))))", "return self.pool(self.conv(self.norm(self.relu(x))))"),),
+      _T),
+    # 7. DenseNet
+    W("densenet", "no compression: transitions keep the channels",
+      (("Transition(num_features, num_features // 2))\n                num_features = num_features // 2",
+        "Transition(num_features, num_features))"),), _D),
+    W("densenet", "channels halved by the transition but num_features not updated",
+      (("                num_features = num_features // 2\n", ""),), _D),
+    W("densenet", "a transition after the last block too",
+      (("            if i != len(block_config) - 1:\n", "            if True:\n"),), _D),
+    W("densenet", "final norm5 forgotten",
+      (('        self.features.add_module("norm5", nn.BatchNorm2d(num_features))\n', ""),), _D),
+    W("densenet", "no ReLU after norm5", (("out = F.relu(self.features(x))", "out = self.features(x)"),), _D),
+    W("densenet", "growth_rate and bn_size swapped when building the blocks",
+      (("DenseBlock(num_layers, num_features, bn_size, growth_rate)",
+        "DenseBlock(num_layers, num_features, growth_rate, bn_size)"),), _D),
+    W("densenet", "each block adds growth_rate channels, not num_layers * growth_rate",
+      (("num_features = num_features + num_layers * growth_rate", "num_features = num_features + growth_rate"),), _D),
+    W("densenet", "max pooling pool0 forgotten",
+      (('        if not small_input:\n            self.features.add_module("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))\n',
+        ""),), _D),
+    W("densenet", "small_input still max-pools after the stem",
+      (('        if not small_input:\n            self.features.add_module("pool0"', '        self.features.add_module("pool0"'),),
+      _D),
+    W("densenet", "global max pooling instead of average",
+      (("F.adaptive_avg_pool2d(out, (1, 1))", "F.adaptive_max_pool2d(out, (1, 1))"),), _D),
+    W("densenet", "densenet121 with DenseNet-169's blocks (6, 12, 32, 32)",
+      (("return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes)",
+        "return DenseNet(32, (6, 12, 32, 32), 64, num_classes=num_classes)"),), _D),
+    W("densenet", "stem conv0 with padding 1 (7×7 kernel)",
+      (("kernel_size=7, stride=2, padding=3, bias=False)", "kernel_size=7, stride=2, padding=1, bias=False)"),), _D),
 ]
 
 # The wrong answer the demo's "buggy" student hands in.

@@ -716,3 +716,182 @@ def check_se_block(SqueezeExcitation: Callable, seed: int | None = None, n: int 
             model = load_reference(model, weights, label)
             compare_outputs(model, reference, _input(g, shape), False,
                             f"{label}(x of shape {_dims(shape)}), with the reference's weights", _SE_FORWARD_HINT)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. DenseNet's dense layer, dense block and transition
+# ---------------------------------------------------------------------------------------------
+
+VISIBLE_DENSE_LAYER = [  # (num_input_features, growth_rate, bn_size, x shape)
+    (6, 4, 2, (2, 6, 5, 5)),
+    (10, 3, 4, (3, 10, 6, 7)),
+    (5, 8, 1, (2, 5, 4, 3)),
+]
+VISIBLE_DENSE_BLOCK = [  # (num_layers, num_input_features, bn_size, growth_rate, x shape)
+    (1, 4, 2, 3, (2, 4, 5, 5)),
+    (3, 6, 2, 4, (2, 6, 6, 5)),
+    (4, 5, 3, 2, (3, 5, 4, 4)),
+]
+VISIBLE_TRANSITION = [  # (num_input_features, num_output_features, x shape)
+    (8, 4, (2, 8, 6, 6)),
+    (12, 6, (3, 12, 7, 9)),   # odd sizes: the 2×2 average pool floors
+    (5, 2, (2, 5, 2, 3)),
+]
+_DENSE_LAYER_HINT = ("norm1 = BatchNorm2d(num_input_features), relu1, conv1 = 1×1 conv num_input_features → "
+                     "bn_size * growth_rate (no bias), norm2 = BatchNorm2d(bn_size * growth_rate), relu2, conv2 = 3×3 "
+                     "conv bn_size * growth_rate → growth_rate (padding 1, no bias).")
+_DENSE_LAYER_FORWARD = ("conv2(relu2(norm2(conv1(relu1(norm1(x)))))): BatchNorm and ReLU come *before* each "
+                        "convolution (pre-activation), and the layer returns only its growth_rate new channels.")
+_DENSE_BLOCK_HINT = ("num_layers DenseLayers named denselayer1, denselayer2, ... (self.add_module(f\"denselayer{i + 1}\", "
+                     "...)); layer i + 1 takes num_input_features + i * growth_rate channels. Mind torchvision's "
+                     "argument order: DenseBlock(num_layers, num_input_features, bn_size, growth_rate).")
+_DENSE_BLOCK_FORWARD = ("features = [x]; for each layer: features.append(layer(torch.cat(features, dim=1))); return "
+                        "torch.cat(features, dim=1): channels concatenated in order, the input first, then each layer's "
+                        "new features; nothing is added.")
+_TRANSITION_HINT = ("norm = BatchNorm2d(num_input_features), relu, conv = 1×1 conv num_input_features → "
+                    "num_output_features (no bias), pool = nn.AvgPool2d(kernel_size=2, stride=2).")
+_TRANSITION_FORWARD = "pool(conv(relu(norm(x)))): it compresses the channels and halves the height and width."
+
+
+def _nested_modules(info: dict, names: dict[str, str], label: str) -> None:
+    """Submodules without parameters (ReLU, pooling) at the dotted paths torchvision uses."""
+    kinds = {name: kind for name, kind, _ in info.get("modules", [])}
+    for name, kind in names.items():
+        if kinds.get(name) != kind:
+            got = f"a {kinds[name]}" if name in kinds else "nothing"
+            raise CheckFailure(f"{label}: expected an nn.{kind} at {name}, found {got}.\n  Hint: the tests look "
+                               "for torchvision's names (add_module with the given names, in forward order).")
+
+
+def _dense_cases(seed: int | None, n: int) -> tuple[list, list, list]:
+    if seed is None:
+        return list(VISIBLE_DENSE_LAYER), list(VISIBLE_DENSE_BLOCK), list(VISIBLE_TRANSITION)
+    g = rng(seed)
+    size = lambda: (int(g.integers(2, 4)), int(g.integers(1, 9)), int(g.integers(1, 9)))  # noqa: E731
+    layers, blocks, transitions = [], [], []
+    for _ in range(n):
+        c, k, b = int(g.integers(1, 13)), int(g.integers(1, 9)), int(g.integers(1, 5))
+        s = size()
+        layers.append((c, k, b, (s[0], c, s[1], s[2])))
+        L, c, b, k = int(g.integers(1, 5)), int(g.integers(1, 9)), int(g.integers(1, 4)), int(g.integers(1, 6))
+        if b == k:
+            b += 1  # so that swapping bn_size and growth_rate shows
+        s = size()
+        blocks.append((L, c, b, k, (s[0], c, s[1], s[2])))
+        c = int(g.integers(2, 17))
+        s = size()
+        transitions.append((c, int(g.integers(1, c + 1)), (s[0], c, int(g.integers(2, 12)), int(g.integers(2, 12)))))
+    return layers, blocks, transitions
+
+
+def _compare_module(factory: Callable, name: str, args: tuple, reference: nn.Module, shape: Sequence[int],
+                    hint: str, forward_hint: str, unnamed: dict[str, str], g: np.random.Generator) -> None:
+    label = signature(name, *args)
+    model, info = build(factory, label, *args)
+    weights = models.reference_weights(reference, _weight_seed(g))
+    compare_structure(info, reference, label, hint)
+    _nested_modules(info, unnamed, label)
+    model = load_reference(model, weights, label)
+    compare_in_both_modes(model, reference, _input(g, shape), label, forward_hint)
+
+
+def check_dense_block(DenseLayer: Callable, DenseBlock: Callable, Transition: Callable, seed: int | None = None,
+                      n: int = 3) -> None:
+    """DenseLayer(num_input_features, growth_rate, bn_size), DenseBlock(num_layers, num_input_features,
+    bn_size, growth_rate) and Transition(num_input_features, num_output_features): torchvision's names
+    and shapes (``_DenseLayer``, ``_DenseBlock``, ``_Transition``), and their outputs in eval and train
+    mode with the reference's weights."""
+    g = rng(506 if seed is None else seed)
+    layers, blocks, transitions = _dense_cases(seed, n)
+    with one_thread():
+        for c, k, b, shape in layers:
+            _compare_module(DenseLayer, "DenseLayer", (c, k, b), models._DenseLayer(c, k, b), shape,
+                            _DENSE_LAYER_HINT, _DENSE_LAYER_FORWARD, {"relu1": "ReLU", "relu2": "ReLU"}, g)
+        for L, c, b, k, shape in blocks:
+            _compare_module(DenseBlock, "DenseBlock", (L, c, b, k), models._DenseBlock(L, c, b, k), shape,
+                            _DENSE_BLOCK_HINT, _DENSE_BLOCK_FORWARD, {}, g)
+        for c, out, shape in transitions:
+            _compare_module(Transition, "Transition", (c, out), models._Transition(c, out), shape, _TRANSITION_HINT,
+                            _TRANSITION_FORWARD, {"relu": "ReLU", "pool": "AvgPool2d"}, g)
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. DenseNet-121
+# ---------------------------------------------------------------------------------------------
+
+_DENSENET_HINT = ("features = nn.Sequential with conv0 (7×7 stride 2 padding 3, no bias; 3×3 stride 1 padding 1 "
+                  "when small_input), norm0, relu0, pool0 (3×3 max pool, stride 2, padding 1; none when "
+                  "small_input), then denseblock1, transition1, ..., denseblockK (a transition after every block "
+                  "but the last, halving the channels: num_features // 2), norm5; classifier = Linear(num_features, "
+                  "num_classes). densenet121 = DenseNet(32, (6, 12, 24, 16), 64), 7,978,856 parameters.")
+_DENSENET_FORWARD = ("features(x), then F.relu (norm5 is followed by a ReLU), global average pooling to 1×1, "
+                     "flatten from dimension 1, classifier.")
+VISIBLE_DENSENET = [  # (constructor kwargs, x shape)
+    (dict(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=2, num_classes=10, in_channels=1,
+          small_input=True), (2, 1, 28, 28)),           # a DenseNet for the digits
+    (dict(growth_rate=3, block_config=(1, 2, 1), num_init_features=6, bn_size=2, num_classes=5), (2, 3, 37, 33)),
+]
+
+
+def _densenet_label(kwargs: dict) -> str:
+    return signature("DenseNet", **kwargs)
+
+
+def _densenet_unnamed(kwargs: dict) -> dict[str, str]:
+    names = {"features.relu0": "ReLU"}
+    if not kwargs.get("small_input", False):
+        names["features.pool0"] = "MaxPool2d"
+    for i in range(1, len(kwargs.get("block_config", (6, 12, 24, 16)))):
+        names[f"features.transition{i}.pool"] = "AvgPool2d"
+    return names
+
+
+def _densenet_structure(factory: Callable, label: str, kwargs: dict, num_classes: int) -> None:
+    _, info = build(factory, label, meta=True, **kwargs)
+    with torch.device("meta"):
+        reference = models.densenet121(num_classes)
+    compare_structure(info, reference, label, _DENSENET_HINT)
+
+
+def _densenet_numerics(DenseNet: Callable, kwargs: dict, shape: Sequence[int], g: np.random.Generator) -> None:
+    label = _densenet_label(kwargs)
+    model, info = build(DenseNet, label, **kwargs)
+    reference = models.DenseNet(**kwargs)
+    weights = models.reference_weights(reference, _weight_seed(g))
+    compare_structure(info, reference, label, _DENSENET_HINT)
+    _nested_modules(info, _densenet_unnamed(kwargs), label)
+    model = load_reference(model, weights, label)
+    compare_in_both_modes(model, reference, _input(g, shape), label, _DENSENET_FORWARD)
+
+
+def _densenet_cases(g: np.random.Generator, n: int) -> list:
+    cases = []
+    for _ in range(n):
+        L = int(g.integers(1, 4))
+        small = bool(g.random() < 0.5)
+        kwargs = dict(growth_rate=int(g.integers(1, 6)), block_config=tuple(int(v) for v in g.integers(1, 4, size=L)),
+                      num_init_features=int(g.integers(2, 11)), bn_size=int(g.integers(1, 4)),
+                      num_classes=int(g.integers(2, 12)), in_channels=int(g.integers(1, 4)), small_input=small)
+        least = 2 ** (L - 1) * (1 if small else 4)
+        cases.append((kwargs, (int(g.integers(1, 3)), kwargs["in_channels"], int(g.integers(least, least + 14)),
+                               int(g.integers(least, least + 14)))))
+    return cases
+
+
+def check_densenet(DenseNet: Callable, densenet121: Callable, seed: int | None = None, n: int = 2) -> None:
+    """DenseNet(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64, bn_size=4,
+    num_classes=1000, in_channels=3, small_input=False) and densenet121(num_classes=1000): torchvision's
+    7,978,856 parameters, state_dict names and shapes (built on the meta device), and the outputs of
+    small DenseNets with the reference's weights, in eval and train mode."""
+    g = rng(507 if seed is None else seed)
+    with one_thread():
+        if seed is None:
+            _densenet_structure(densenet121, "densenet121()", {}, 1000)
+            _densenet_structure(DenseNet, "DenseNet()", {}, 1000)
+            cases = list(VISIBLE_DENSENET)
+        else:
+            k = int(g.integers(2, 2000))
+            _densenet_structure(densenet121, f"densenet121(num_classes={k})", {"num_classes": k}, k)
+            cases = _densenet_cases(g, n)
+        for kwargs, shape in cases:
+            _densenet_numerics(DenseNet, kwargs, shape, g)
