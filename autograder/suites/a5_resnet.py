@@ -1,5 +1,6 @@
-"""Checks for assignment a5_resnet: residual blocks, ResNet-18/34/50, a small CIFAR-style ResNet
-trained on real digits, and a squeeze-and-excitation block, all in PyTorch.
+"""Checks for assignment a5_resnet: residual blocks (given torchvision's ``downsample``, built where
+the student's code runs), ResNet-18/34/50, a small CIFAR-style ResNet trained on real digits, a
+squeeze-and-excitation block, and DenseNet's layer, block, transition and DenseNet-121, all in PyTorch.
 
 Every module is checked against the reference of the same name in :mod:`autograder.models`
 (torchvision's structure and names, without torchvision):
@@ -767,7 +768,10 @@ def _dense_cases(seed: int | None, n: int) -> tuple[list, list, list]:
     if seed is None:
         return list(VISIBLE_DENSE_LAYER), list(VISIBLE_DENSE_BLOCK), list(VISIBLE_TRANSITION)
     g = rng(seed)
-    size = lambda: (int(g.integers(2, 4)), int(g.integers(1, 9)), int(g.integers(1, 9)))  # noqa: E731
+
+    def size() -> tuple[int, int, int]:  # (N, H, W)
+        return int(g.integers(2, 4)), int(g.integers(1, 9)), int(g.integers(1, 9))
+
     layers, blocks, transitions = [], [], []
     for _ in range(n):
         c, k, b = int(g.integers(1, 13)), int(g.integers(1, 9)), int(g.integers(1, 5))
