@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-LAYERS = ("Conv2d", "Linear", "BatchNorm2d", "ReLU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
-          "Dropout", "Dropout2d", "Sigmoid", "Identity")
+from .ops import LAYERS  # the same standard layers as ops.build_layers
+
 STEPS = ("call", "relu", "max_pool", "flatten", "save", "load", "add", "mul")
 
 

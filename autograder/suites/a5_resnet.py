@@ -356,7 +356,7 @@ def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int
         out = planes * expansion
         args: tuple = (inplanes, planes) if stride == 1 else (inplanes, planes, stride)
         if given:  # the downsample is built where the student's code runs, as _make_layer would
-            downsample = student.make(side, "make_model", specnet.projection(inplanes, out, stride), None)
+            downsample = student.make(side, "make_layers", specnet.projection(inplanes, out, stride), None)
             args = (inplanes, planes, stride, downsample)
             label = f"{name}({inplanes}, {planes}, {stride}, downsample={_projection_label(inplanes, out, stride)})"
         else:
