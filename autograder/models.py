@@ -1,5 +1,6 @@
 """Reference models for the PyTorch half of the course: LeNet-5, VGG accounting, BatchNorm, the
-ResNet family (torchvision's naming scheme, without torchvision) and a squeeze-and-excitation block.
+ResNet family and DenseNet-121 (torchvision's naming scheme and signatures, without torchvision) and
+a squeeze-and-excitation block.
 
 The assignments check the student's modules against these: parameter counts, ``state_dict`` names
 and shapes, per-layer output shapes, and identical outputs once the student's module has loaded the
@@ -23,6 +24,8 @@ from .reference import device  # models -> reference, never the other way
 __all__ = [
     "BasicBlock",
     "Bottleneck",
+    "DENSENET_PARAMS",
+    "DenseNet",
     "accuracy",
     "LeNet5",
     "RESNET_PARAMS",
@@ -33,17 +36,24 @@ __all__ = [
     "batch_norm2d",
     "cifar_resnet",
     "count_params",
+    "densenet121",
+    "needs_projection",
+    "projection",
     "layer_shapes",
     "reference_weights",
     "resnet18",
     "resnet34",
     "resnet50",
+    "resnet101",
+    "resnet152",
     "run",
     "vgg_accounting",
 ]
 
 # Parameter counts at 1000 classes, as torchvision reports them.
-RESNET_PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
+RESNET_PARAMS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032,
+                 "resnet101": 44_549_160, "resnet152": 60_192_808}
+DENSENET_PARAMS = {"densenet121": 7_978_856}
 
 VGG_CONFIGS: dict[str, list[int | str]] = {
     "vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
@@ -180,26 +190,28 @@ def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
 
 
-def _shortcut(inplanes: int, outplanes: int, stride: int) -> nn.Module | None:
-    """The projection shortcut, when the block changes the shape; None means identity."""
-    if stride == 1 and inplanes == outplanes:
-        return None
+def projection(inplanes: int, outplanes: int, stride: int) -> nn.Sequential:
+    """The projection shortcut torchvision calls ``downsample``: a 1×1 conv with the stride, then BatchNorm
+    (state_dict keys ``downsample.0.weight``, ``downsample.1.*``)."""
     return nn.Sequential(conv1x1(inplanes, outplanes, stride), nn.BatchNorm2d(outplanes))
 
 
 class BasicBlock(nn.Module):
-    """3×3 conv → BN → ReLU → 3×3 conv → BN, plus the shortcut, then ReLU (after the addition)."""
+    """3×3 conv → BN → ReLU → 3×3 conv → BN, plus the shortcut, then ReLU (after the addition).
+
+    torchvision's signature: the shortcut is ``downsample`` (a module the caller builds, applied to
+    ``x``) or, when None, the identity; the block never builds one itself."""
 
     expansion = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = nn.BatchNorm2d(planes)
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = _shortcut(inplanes, planes, stride)
+        self.downsample = downsample
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -210,11 +222,12 @@ class BasicBlock(nn.Module):
 
 
 class Bottleneck(nn.Module):
-    """1×1 reduce → 3×3 (stride here) → 1×1 expand to planes·4, each with BN, plus the shortcut."""
+    """1×1 reduce → 3×3 (stride here) → 1×1 expand to planes·4, each with BN, plus the shortcut
+    (``downsample`` or the identity, as in :class:`BasicBlock`)."""
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1):
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
         super().__init__()
         self.conv1 = conv1x1(inplanes, planes)
         self.bn1 = nn.BatchNorm2d(planes)
@@ -223,7 +236,7 @@ class Bottleneck(nn.Module):
         self.conv3 = conv1x1(planes, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = _shortcut(inplanes, planes * self.expansion, stride)
+        self.downsample = downsample
         self.stride = stride
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -232,6 +245,11 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         return self.relu(out + identity)
+
+
+def needs_projection(inplanes: int, outplanes: int, stride: int) -> bool:
+    """Whether a block's shortcut must change the shape (torchvision's test in ``_make_layer``)."""
+    return stride != 1 or inplanes != outplanes
 
 
 class ResNet(nn.Module):
@@ -253,8 +271,12 @@ class ResNet(nn.Module):
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
 
-    def _make_layer(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
-        layers = [block(self.inplanes, planes, stride)]
+    def _make_layer(self, block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        """One stage; its first block gets the stride and, when the shape changes, the projection."""
+        downsample = None
+        if needs_projection(self.inplanes, planes * block.expansion, stride):
+            downsample = projection(self.inplanes, planes * block.expansion, stride)
+        layers = [block(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * block.expansion
         layers += [block(self.inplanes, planes) for _ in range(1, blocks)]
         return nn.Sequential(*layers)
@@ -277,10 +299,19 @@ def resnet50(num_classes: int = 1000) -> ResNet:
     return ResNet(Bottleneck, [3, 4, 6, 3], num_classes)
 
 
+def resnet101(num_classes: int = 1000) -> ResNet:
+    return ResNet(Bottleneck, [3, 4, 23, 3], num_classes)
+
+
+def resnet152(num_classes: int = 1000) -> ResNet:
+    return ResNet(Bottleneck, [3, 8, 36, 3], num_classes)
+
+
 class CifarResNet(nn.Module):
     """The small ResNet of He et al. for 32×32 images: conv1 3×3 → bn1 → relu → three stages of
     ``blocks`` BasicBlocks (``widths`` channels; stages 2 and 3 start with stride 2) → avgpool → fc.
-    blocks=3, widths=(16, 32, 64) is ResNet-20 with projection shortcuts."""
+    blocks=3, widths=(16, 32, 64) is ResNet-20 with projection shortcuts (built here, where the
+    width or the stride changes, and handed to the block as its ``downsample``)."""
 
     def __init__(self, blocks: int = 3, widths: Sequence[int] = (16, 32, 64), num_classes: int = 10,
                  in_channels: int = 3):
@@ -290,7 +321,9 @@ class CifarResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         stages, inplanes = [], widths[0]
         for i, w in enumerate(widths):
-            stage = [BasicBlock(inplanes, w, 1 if i == 0 else 2)] + [BasicBlock(w, w) for _ in range(blocks - 1)]
+            stride = 1 if i == 0 else 2
+            downsample = projection(inplanes, w, stride) if needs_projection(inplanes, w, stride) else None
+            stage = [BasicBlock(inplanes, w, stride, downsample)] + [BasicBlock(w, w) for _ in range(blocks - 1)]
             stages.append(nn.Sequential(*stage))
             inplanes = w
         self.layer1, self.layer2, self.layer3 = stages
@@ -306,6 +339,100 @@ class CifarResNet(nn.Module):
 def cifar_resnet(blocks: int = 3, widths: Sequence[int] = (16, 32, 64), num_classes: int = 10,
                  in_channels: int = 3) -> CifarResNet:
     return CifarResNet(blocks, widths, num_classes, in_channels)
+
+
+# --------------------------------------------------------------------------------------------
+# DenseNet, with torchvision's names (Huang et al. 2017, DenseNet-BC)
+
+
+class _DenseLayer(nn.Module):
+    """norm1 → relu1 → conv1 (1×1, ``bn_size · growth_rate``) → norm2 → relu2 → conv2 (3×3, ``growth_rate``).
+
+    Input: the concatenation of all earlier feature maps of the block (``num_input_features``
+    channels); output: the ``growth_rate`` new channels only (the block concatenates them)."""
+
+    def __init__(self, num_input_features: int, growth_rate: int, bn_size: int):
+        super().__init__()
+        self.norm1 = nn.BatchNorm2d(num_input_features)
+        self.relu1 = nn.ReLU(inplace=True)
+        self.conv1 = nn.Conv2d(num_input_features, bn_size * growth_rate, kernel_size=1, stride=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(bn_size * growth_rate)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(bn_size * growth_rate, growth_rate, kernel_size=3, stride=1, padding=1, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # relu1 works in place on norm1's output, a new tensor: the block's features stay intact
+        return self.conv2(self.relu2(self.norm2(self.conv1(self.relu1(self.norm1(x))))))
+
+
+class _DenseBlock(nn.ModuleDict):
+    """``num_layers`` dense layers ``denselayer1``…; layer i sees ``num_input_features + (i-1)·growth_rate``
+    channels; the output is every feature map concatenated in order: input first, then each layer's."""
+
+    def __init__(self, num_layers: int, num_input_features: int, bn_size: int, growth_rate: int):
+        super().__init__()
+        for i in range(num_layers):
+            self[f"denselayer{i + 1}"] = _DenseLayer(num_input_features + i * growth_rate, growth_rate, bn_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = [x]
+        for layer in self.values():
+            features.append(layer(torch.cat(features, 1)))
+        return torch.cat(features, 1)
+
+
+class _Transition(nn.Sequential):
+    """norm → relu → conv (1×1, to ``num_output_features``) → pool (2×2 average, stride 2)."""
+
+    def __init__(self, num_input_features: int, num_output_features: int):
+        super().__init__()
+        self.norm = nn.BatchNorm2d(num_input_features)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv = nn.Conv2d(num_input_features, num_output_features, kernel_size=1, stride=1, bias=False)
+        self.pool = nn.AvgPool2d(kernel_size=2, stride=2)
+
+
+class DenseNet(nn.Module):
+    """DenseNet-BC as torchvision builds it: ``features`` = conv0 (7×7/2) → norm0 → relu0 → pool0
+    (3×3/2 max) → denseblock1 → transition1 (halves channels and size) → … → denseblockK → norm5;
+    then ReLU, global average pool and ``classifier``.
+
+    ``small_input=True`` (small images such as 28×28 digits): conv0 is 3×3 with stride 1 and there is
+    no pool0, so the resolution is only halved by the transitions."""
+
+    def __init__(self, growth_rate: int = 32, block_config: Sequence[int] = (6, 12, 24, 16),
+                 num_init_features: int = 64, bn_size: int = 4, num_classes: int = 1000, in_channels: int = 3,
+                 small_input: bool = False):
+        super().__init__()
+        self.features = nn.Sequential()
+        if small_input:
+            self.features.add_module("conv0", nn.Conv2d(in_channels, num_init_features, kernel_size=3, stride=1,
+                                                        padding=1, bias=False))
+        else:
+            self.features.add_module("conv0", nn.Conv2d(in_channels, num_init_features, kernel_size=7, stride=2,
+                                                        padding=3, bias=False))
+        self.features.add_module("norm0", nn.BatchNorm2d(num_init_features))
+        self.features.add_module("relu0", nn.ReLU(inplace=True))
+        if not small_input:
+            self.features.add_module("pool0", nn.MaxPool2d(kernel_size=3, stride=2, padding=1))
+        num_features = num_init_features
+        for i, num_layers in enumerate(block_config):
+            self.features.add_module(f"denseblock{i + 1}", _DenseBlock(num_layers, num_features, bn_size, growth_rate))
+            num_features += num_layers * growth_rate
+            if i != len(block_config) - 1:
+                self.features.add_module(f"transition{i + 1}", _Transition(num_features, num_features // 2))
+                num_features //= 2
+        self.features.add_module("norm5", nn.BatchNorm2d(num_features))
+        self.classifier = nn.Linear(num_features, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.features(x))
+        out = torch.flatten(F.adaptive_avg_pool2d(out, (1, 1)), 1)
+        return self.classifier(out)
+
+
+def densenet121(num_classes: int = 1000) -> DenseNet:
+    return DenseNet(32, (6, 12, 24, 16), 64, num_classes=num_classes)
 
 
 class SqueezeExcitation(nn.Module):

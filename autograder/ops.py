@@ -181,6 +181,44 @@ def make_model(spec: dict, weights: dict | None = None, dtype: str = "float64", 
     return model
 
 
+# Standard layers a judge's description may name (autograder.specnet uses the same list).
+LAYERS = ("Conv2d", "Linear", "BatchNorm2d", "ReLU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
+          "Dropout", "Dropout2d", "Sigmoid", "Identity")
+
+
+def build_layers(spec: dict) -> Any:
+    """A tree of standard ``torch.nn`` layers: ``{"layer": name, "args": [...], "kwargs": {...}}`` or
+    ``{"seq": [[name, spec], ...]}`` (an ``nn.Sequential`` with those names). The part of
+    :mod:`autograder.specnet`'s format that needs no program, so that kernels which may not import
+    specnet (its networks are answers to some exercises) can still be handed a judge's module."""
+    import torch.nn as nn
+
+    if not isinstance(spec, dict):
+        raise ValueError(f"a layer spec is a dict, got {type(spec).__name__}")
+    if "layer" in spec:
+        if spec["layer"] not in LAYERS:
+            raise ValueError(f"layer {spec['layer']!r} is not one the specs may use")
+        return getattr(nn, spec["layer"])(*spec.get("args", []), **spec.get("kwargs", {}))
+    if "seq" in spec:
+        seq = nn.Sequential()
+        for name, child in spec["seq"]:
+            seq.add_module(str(name), build_layers(child))
+        return seq
+    raise ValueError("a layer spec needs 'layer' or 'seq'")
+
+
+def make_layers(spec: dict, weights: dict | None = None, dtype: str = "float64", train: bool = False) -> Any:
+    """:func:`make_model` for a tree of standard layers only (:func:`build_layers`): a5's blocks get their
+    ``downsample`` this way."""
+    import torch
+
+    model = build_layers(spec).to(getattr(torch, dtype))
+    if weights is not None:
+        model.load_state_dict(weights)
+    model.train(train)
+    return model
+
+
 def make_loader(X: Any, y: Any, batch_size: int, shuffle: bool = False, seed: int | None = None) -> Any:
     import torch
     from torch.utils.data import DataLoader, TensorDataset
@@ -252,5 +290,5 @@ def recipe(name: str, *args: Any, **kwargs: Any) -> Any:
 
 OPERATIONS = {fn.__name__: fn for fn in (
     new, method, get, has, set_item, get_item, module_info, load, state_dict, forward, trace, gradients,
-    inspect, set_mode, submodule, make_model, make_loader, make_generator, make_optimizer, make_loss, record, stop,
-    recipe)}
+    inspect, set_mode, submodule, make_model, make_layers, make_loader, make_generator, make_optimizer, make_loss,
+    record, stop, recipe)}

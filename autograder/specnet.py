@@ -26,8 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-LAYERS = ("Conv2d", "Linear", "BatchNorm2d", "ReLU", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "Flatten",
-          "Dropout", "Dropout2d", "Sigmoid", "Identity")
+from .ops import LAYERS  # the same standard layers as ops.build_layers
+
 STEPS = ("call", "relu", "max_pool", "flatten", "save", "load", "add", "mul")
 
 
@@ -102,6 +102,12 @@ def lenet5(num_classes: int = 10) -> dict:
     return {"net": children, "forward": program}
 
 
+def projection(inplanes: int, outplanes: int, stride: int) -> dict:
+    """torchvision's projection shortcut (``downsample``): Sequential(1×1 conv with the stride, BatchNorm2d)."""
+    return {"seq": [["0", layer("Conv2d", inplanes, outplanes, 1, stride=stride, bias=False)],
+                    ["1", layer("BatchNorm2d", outplanes)]]}
+
+
 def basic_block(inplanes: int, planes: int, stride: int) -> dict:
     """torchvision's BasicBlock: conv-bn-relu-conv-bn, plus the shortcut, then the shared ReLU again."""
     children = [["conv1", layer("Conv2d", inplanes, planes, 3, stride=stride, padding=1, bias=False)],
@@ -111,8 +117,7 @@ def basic_block(inplanes: int, planes: int, stride: int) -> dict:
     program = [["save", "in"], ["call", "conv1"], ["call", "bn1"], ["call", "relu"], ["call", "conv2"],
                ["call", "bn2"], ["save", "out"], ["load", "in"]]
     if stride != 1 or inplanes != planes:
-        children.append(["downsample", {"seq": [["0", layer("Conv2d", inplanes, planes, 1, stride=stride, bias=False)],
-                                                ["1", layer("BatchNorm2d", planes)]]}])
+        children.append(["downsample", projection(inplanes, planes, stride)])
         program.append(["call", "downsample"])
     program += [["add", "out"], ["call", "relu"]]
     return {"net": children, "forward": program}

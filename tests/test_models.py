@@ -43,6 +43,76 @@ def test_resnets_match_torchvision_counts_and_names(name, blocks, bns, downsampl
     assert sd["fc.weight"].shape == (1000, 2048 if name == "resnet50" else 512)
 
 
+@pytest.mark.parametrize("name", ["resnet101", "resnet152"])
+def test_deep_resnets_match_torchvision_counts(name):
+    with torch.device("meta"):
+        net = getattr(M, name)()
+    assert M.count_params(net) == M.RESNET_PARAMS[name]
+    assert "layer3.22.conv3.weight" in net.state_dict()
+
+
+def test_blocks_take_torchvisions_downsample_and_never_build_their_own():
+    block = M.BasicBlock(8, 16, 2)  # no downsample given: the shortcut is the identity, whatever the shapes
+    assert not any(k.startswith("downsample") for k in block.state_dict()) and block.downsample is None
+    with pytest.raises(RuntimeError):
+        block(torch.zeros(1, 8, 6, 6))
+    proj = M.projection(8, 16, 2)
+    block = M.BasicBlock(8, 16, 2, proj)
+    assert block.downsample is proj and "downsample.0.weight" in block.state_dict()
+    assert "downsample.1.running_var" in block.state_dict()
+    assert block(torch.zeros(1, 8, 6, 6)).shape == (1, 16, 3, 3)
+    bottleneck = M.Bottleneck(16, 4, downsample=None)
+    assert bottleneck(torch.zeros(1, 16, 5, 5)).shape == (1, 16, 5, 5)
+    assert M.Bottleneck(8, 4, 2, M.projection(8, 16, 2))(torch.zeros(1, 8, 5, 5)).shape == (1, 16, 3, 3)
+    # _make_layer projects where only the channels change (layer1 of ResNet-50: 64 -> 256, stride 1)
+    with torch.device("meta"):
+        assert "layer1.0.downsample.0.weight" in M.resnet50().state_dict()
+    sd = M.cifar_resnet(1, (4, 8, 8), in_channels=1).state_dict()
+    assert "layer1.0.downsample.0.weight" not in sd and "layer2.0.downsample.0.weight" in sd  # stride 2, 4 -> 8
+
+
+def test_densenet121_has_torchvisions_7978856_parameters_and_names():
+    with torch.device("meta"):
+        net = M.densenet121()
+    assert M.count_params(net) == M.DENSENET_PARAMS["densenet121"] == 7_978_856
+    sd = net.state_dict()
+    for key in ("features.conv0.weight", "features.norm0.running_mean", "features.denseblock1.denselayer1.norm1.weight",
+                "features.denseblock1.denselayer6.conv2.weight", "features.transition1.norm.weight",
+                "features.transition1.conv.weight", "features.denseblock3.denselayer24.conv1.weight",
+                "features.denseblock4.denselayer16.norm2.bias", "features.norm5.weight", "classifier.weight"):
+        assert key in sd, key
+    assert not any("transition4" in k or "pool" in k for k in sd)
+    assert sd["features.denseblock1.denselayer1.conv1.weight"].shape == (128, 64, 1, 1)  # bn_size * growth_rate
+    assert sd["features.denseblock1.denselayer6.norm1.weight"].shape == (64 + 5 * 32,)
+    assert sd["features.transition1.conv.weight"].shape == (128, 256, 1, 1)  # 64 + 6 * 32 = 256, halved
+    assert sd["classifier.weight"].shape == (1000, 1024)
+    assert [name for name, _ in net.features.named_children()][:4] == ["conv0", "norm0", "relu0", "pool0"]
+    shapes = M.layer_shapes(net, torch.zeros(1, 3, 224, 224), leaves_only=False)
+    assert [shapes[f"features.{s}"] for s in ("pool0", "denseblock1", "transition1", "transition3", "norm5")] == [
+        (1, 64, 56, 56), (1, 256, 56, 56), (1, 128, 28, 28), (1, 512, 7, 7), (1, 1024, 7, 7)]
+
+
+def test_dense_block_concatenates_its_input_first_then_each_layer():
+    torch.manual_seed(0)
+    block = M._DenseBlock(3, 5, 2, 4).double().eval()
+    x = torch.randn(2, 5, 6, 6, dtype=torch.float64)
+    out = block(x)
+    assert out.shape == (2, 5 + 3 * 4, 6, 6)
+    torch.testing.assert_close(out[:, :5], x)
+    first = block.denselayer1(x)
+    torch.testing.assert_close(out[:, 5:9], first)
+    torch.testing.assert_close(out[:, 9:13], block.denselayer2(torch.cat([x, first], 1)))
+
+
+def test_small_densenet_for_digits():
+    net = M.DenseNet(growth_rate=6, block_config=(2, 2, 2), num_init_features=8, bn_size=2, num_classes=10,
+                     in_channels=1, small_input=True)
+    assert "features.pool0" not in dict(net.named_modules())
+    shapes = M.layer_shapes(net, torch.zeros(2, 1, 28, 28), leaves_only=False)
+    assert shapes["features.transition1"] == (2, 10, 14, 14) and shapes["features.norm5"] == (2, 11 + 12, 7, 7)
+    assert net(torch.zeros(2, 1, 28, 28)).shape == (2, 10)
+
+
 def test_resnet_stage_shapes_at_224():
     shapes = M.layer_shapes(M.resnet50(), torch.zeros(1, 3, 224, 224), leaves_only=False)
     assert [shapes[s] for s in ("maxpool", "layer1", "layer2", "layer3", "layer4", "fc")] == [

@@ -1,5 +1,6 @@
-"""Checks for assignment a5_resnet: residual blocks, ResNet-18/34/50, a small CIFAR-style ResNet
-trained on real digits, and a squeeze-and-excitation block, all in PyTorch.
+"""Checks for assignment a5_resnet: residual blocks (given torchvision's ``downsample``, built where
+the student's code runs), ResNet-18/34/50, a small CIFAR-style ResNet trained on real digits, a
+squeeze-and-excitation block, and DenseNet's layer, block, transition and DenseNet-121, all in PyTorch.
 
 Every module is checked against the reference of the same name in :mod:`autograder.models`
 (torchvision's structure and names, without torchvision):
@@ -35,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import models, student
+from .. import models, specnet, student
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, describe, not_implemented
 from ..secret import seeds_for
@@ -289,33 +290,37 @@ def _weight_seed(g: np.random.Generator) -> int:
 # 1.-2. Residual blocks
 # ---------------------------------------------------------------------------------------------
 
-VISIBLE_BASIC = [  # (inplanes, planes, stride, x shape)
-    (8, 8, 1, (2, 8, 6, 6)),     # identity shortcut
-    (8, 16, 2, (2, 8, 9, 7)),    # projection: more channels and stride 2, odd sizes
-    (12, 6, 1, (3, 12, 5, 5)),   # projection for the channels alone
-    (6, 6, 2, (2, 6, 7, 8)),     # projection for the stride alone
+VISIBLE_BASIC = [  # (inplanes, planes, stride, x shape, given a downsample)
+    (8, 8, 1, (2, 8, 6, 6), False),     # identity shortcut
+    (8, 16, 2, (2, 8, 9, 7), True),     # projection: more channels and stride 2, odd sizes
+    (12, 6, 1, (3, 12, 5, 5), True),    # projection for the channels alone
+    (6, 6, 2, (2, 6, 7, 8), True),      # projection for the stride alone
+    (8, 8, 1, (2, 8, 5, 6), True),      # a downsample the shapes do not need: used all the same
 ]
 VISIBLE_BOTTLENECK = [
-    (16, 4, 1, (2, 16, 6, 6)),   # identity: inplanes == planes * 4
-    (8, 4, 2, (2, 8, 9, 7)),     # projection, stride 2, odd sizes
-    (16, 8, 1, (2, 16, 5, 6)),   # projection for the channels
-    (16, 4, 2, (3, 16, 7, 7)),   # projection for the stride
+    (16, 4, 1, (2, 16, 6, 6), False),   # identity: inplanes == planes * 4
+    (8, 4, 2, (2, 8, 9, 7), True),      # projection, stride 2, odd sizes
+    (16, 8, 1, (2, 16, 5, 6), True),    # projection for the channels
+    (16, 4, 2, (3, 16, 7, 7), True),    # projection for the stride
+    (16, 4, 1, (2, 16, 5, 5), True),    # a downsample the shapes do not need
 ]
+UNPROJECTED = {"BasicBlock": (8, 16, 2), "Bottleneck": (8, 4, 2)}  # built without a downsample: none inside
 
 _BLOCK_HINTS = {
     "BasicBlock": ("conv1 3×3 (stride here, padding 1), bn1, relu, conv2 3×3 (stride 1, padding 1), bn2; "
-                   "convolutions without bias; downsample = Sequential(1×1 conv with the stride, "
-                   "BatchNorm2d) when stride != 1 or inplanes != planes * expansion, else None."),
+                   "convolutions without bias; self.downsample = the downsample argument (a module the "
+                   "caller built, or None for the identity shortcut): the block never builds one itself."),
     "Bottleneck": ("conv1 1×1 (planes), bn1, conv2 3×3 (planes, the stride here, padding 1), bn2, conv3 "
-                   "1×1 (planes * 4), bn3, relu; convolutions without bias; downsample = Sequential(1×1 "
-                   "conv to planes * 4 with the stride, BatchNorm2d) when stride != 1 or inplanes != "
-                   "planes * 4, else None."),
+                   "1×1 (planes * 4), bn3, relu; convolutions without bias; self.downsample = the downsample "
+                   "argument (the caller's module, or None for the identity shortcut)."),
 }
 _FORWARD_HINTS = {
     "BasicBlock": ("out = relu(bn1(conv1(x))); out = bn2(conv2(out)); out = out + shortcut(x); then "
-                   "ReLU after the addition. The shortcut is x itself, or downsample(x) when it exists."),
+                   "ReLU after the addition. The shortcut is x itself, or self.downsample(x) whenever a "
+                   "downsample was given (applied to the block's input x)."),
     "Bottleneck": ("out = relu(bn1(conv1(x))); out = relu(bn2(conv2(out))); out = bn3(conv3(out)) (no ReLU "
-                   "yet); then relu(out + shortcut(x)). The stride sits on the 3×3 conv2 (ResNet v1.5)."),
+                   "yet); then relu(out + shortcut(x)), the shortcut being x or self.downsample(x). The stride "
+                   "sits on the 3×3 conv2 (ResNet v1.5)."),
 }
 
 
@@ -330,8 +335,13 @@ def _block_cases(visible: list, seed: int | None, n: int, expansion: int) -> lis
         stride = 1 if identity else int(g.choice([1, 2]))
         inplanes = planes * expansion if identity else int(g.integers(1, 17))
         shape = (int(g.integers(2, 4)), inplanes, int(g.integers(1, 12)), int(g.integers(1, 12)))
-        cases.append((inplanes, planes, stride, shape))
+        given = models.needs_projection(inplanes, planes * expansion, stride) or g.random() < 0.3
+        cases.append((inplanes, planes, stride, shape, bool(given)))
     return cases
+
+
+def _projection_label(inplanes: int, outplanes: int, stride: int) -> str:
+    return f"Sequential(Conv2d({inplanes}, {outplanes}, 1, stride={stride}, bias=False), BatchNorm2d({outplanes}))"
 
 
 def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int, cases: list,
@@ -341,27 +351,45 @@ def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int
         raise CheckFailure(f"{name}.expansion is {describe(value)}, expected "
                            f"{expansion}.\n  Hint: keep the class attribute `expansion = {expansion}` "
                            "(output channels = planes * expansion; ResNet reads it).")
-    for inplanes, planes, stride, shape in cases:
-        label = signature(name, inplanes, planes, stride=stride)
-        model, info = build(Block, label, inplanes, planes, **({} if stride == 1 else {"stride": stride}))
-        reference = reference_cls(inplanes, planes, stride)
+    side = student.side_of(Block)
+    for inplanes, planes, stride, shape, given in cases:
+        out = planes * expansion
+        args: tuple = (inplanes, planes) if stride == 1 else (inplanes, planes, stride)
+        if given:  # the downsample is built where the student's code runs, as _make_layer would
+            downsample = student.make(side, "make_layers", specnet.projection(inplanes, out, stride), None)
+            args = (inplanes, planes, stride, downsample)
+            label = f"{name}({inplanes}, {planes}, {stride}, downsample={_projection_label(inplanes, out, stride)})"
+        else:
+            label = signature(name, *args[:2], **({} if stride == 1 else {"stride": stride}))
+        model, info = build(Block, label, *args)
+        reference = reference_cls(inplanes, planes, stride,
+                                  models.projection(inplanes, out, stride) if given else None)
         weights = models.reference_weights(reference, _weight_seed(g))
         compare_structure(info, reference, label, _BLOCK_HINTS[name])
         require_modules(info, {"relu": "nn.ReLU(inplace=True)"}, label)
         if not _reaching(f"{label}.downsample", lambda: student.op("has", model, "downsample")):
-            raise CheckFailure(f"{label} has no attribute self.downsample.\n  Hint: set it to None when "
-                               "the shortcut is the identity (torchvision's convention).")
+            raise CheckFailure(f"{label} has no attribute self.downsample.\n  Hint: self.downsample = downsample "
+                               "(None when the shortcut is the identity: torchvision's convention).")
         shortcut = _reaching(f"{label}.downsample", lambda: student.op("get", model, "downsample"))
         if reference.downsample is None and shortcut is not None:
-            raise CheckFailure(f"{label}: self.downsample should be None (input and output shapes match, "
-                               f"so the shortcut is the identity), got {student.type_of(shortcut)}.")
+            raise CheckFailure(f"{label}: self.downsample should be None (no downsample was given, so the "
+                               f"shortcut is the identity), got {student.type_of(shortcut)}.")
         model = load_reference(model, weights, label)
         x = _input(g, shape)
         compare_in_both_modes(model, reference, x, label, _FORWARD_HINTS[name])
+    inplanes, planes, stride = UNPROJECTED[name]
+    label = signature(name, inplanes, planes, stride=stride)
+    _, info = build(Block, label, inplanes, planes, stride)
+    own = sorted(k for k in info["state"] if k.startswith("downsample"))
+    if own:
+        raise CheckFailure(f"{label}, given no downsample, built its own shortcut ({_listed(own)}).\n  Hint: in "
+                           "torchvision the caller (ResNet._make_layer) builds the projection and passes it as "
+                           "downsample; the block only stores it (self.downsample = downsample) and uses it.")
 
 
 def check_basic_block(BasicBlock: Callable, seed: int | None = None, n: int = 6) -> None:
-    """BasicBlock(inplanes, planes, stride): torchvision's names and shapes, and its outputs in eval
+    """BasicBlock(inplanes, planes, stride=1, downsample=None): torchvision's names and shapes, the
+    downsample it is given (built in the student's kernel) as its shortcut, and its outputs in eval
     and train mode once it holds the reference's weights."""
     g = rng(501 if seed is None else seed)
     with one_thread():
@@ -370,7 +398,8 @@ def check_basic_block(BasicBlock: Callable, seed: int | None = None, n: int = 6)
 
 
 def check_bottleneck(Bottleneck: Callable, seed: int | None = None, n: int = 6) -> None:
-    """Bottleneck(inplanes, planes, stride): as BasicBlock, with expansion 4 and the stride on conv2."""
+    """Bottleneck(inplanes, planes, stride=1, downsample=None): as BasicBlock, with expansion 4 and the
+    stride on conv2."""
     g = rng(502 if seed is None else seed)
     with one_thread():
         _check_block(Bottleneck, "Bottleneck", models.Bottleneck, 4,
@@ -383,8 +412,10 @@ def check_bottleneck(Bottleneck: Callable, seed: int | None = None, n: int = 6) 
 
 _RESNET_HINT = ("conv1 7×7 stride 2 padding 3 (no bias), bn1, relu, maxpool 3×3 stride 2 padding 1, "
                 "layer1..layer4 from _make_layer with 64, 128, 256, 512 planes (the first block of "
-                "layers 2-4 has stride 2; self.inplanes becomes planes * block.expansion after each "
-                "stage's first block), avgpool (adaptive, 1×1), fc from 512 * block.expansion features.")
+                "layers 2-4 has stride 2 and, whenever stride != 1 or self.inplanes != planes * "
+                "block.expansion, a downsample = Sequential(1×1 conv with the stride, BatchNorm2d) that "
+                "_make_layer builds; self.inplanes becomes planes * block.expansion after each stage's "
+                "first block), avgpool (adaptive, 1×1), fc from 512 * block.expansion features.")
 _RESNET_FORWARD_HINT = ("conv1 → bn1 → relu → maxpool → layer1 → layer2 → layer3 → layer4 → avgpool → "
                         "flatten from dimension 1 → fc.")
 _LAYERS = {"resnet18": ("BasicBlock", [2, 2, 2, 2]), "resnet34": ("BasicBlock", [3, 4, 6, 3]),
@@ -487,13 +518,16 @@ def stage_params(model: nn.Module) -> dict[str, int]:
 _CIFAR_HINT = ("conv1 3×3 stride 1 padding 1 (no bias) from in_channels to widths[0], bn1, relu; layer1, "
                "layer2, layer3: nn.Sequential of `blocks` BasicBlocks with widths[0], widths[1], widths[2] "
                "planes, the first block of layer2 and layer3 with stride 2 (each stage starts from the "
-               "previous stage's width); avgpool (adaptive, 1×1); fc from widths[-1] features.")
+               "previous stage's width, and its first block gets a downsample = Sequential(1×1 conv with "
+               "the stride, BatchNorm2d) where the width or the stride changes); avgpool (adaptive, 1×1); "
+               "fc from widths[-1] features.")
 _CIFAR_FORWARD_HINT = "conv1 → bn1 → relu → layer1 → layer2 → layer3 → avgpool → flatten from dimension 1 → fc."
 
 VISIBLE_CIFAR = [  # (constructor kwargs, x shape)
     (dict(), (2, 3, 32, 32)),        # ResNet-20 of He et al., with projection shortcuts
     (dict(NET), (4, 1, 28, 28)),     # the network exercise 5 trains
     (dict(blocks=2, widths=(4, 6, 10), num_classes=3, in_channels=2), (2, 2, 11, 9)),
+    (dict(blocks=1, widths=(6, 6, 6), num_classes=4, in_channels=1), (2, 1, 9, 8)),  # projections for the stride alone
 ]
 
 
@@ -683,3 +717,185 @@ def check_se_block(SqueezeExcitation: Callable, seed: int | None = None, n: int 
             model = load_reference(model, weights, label)
             compare_outputs(model, reference, _input(g, shape), False,
                             f"{label}(x of shape {_dims(shape)}), with the reference's weights", _SE_FORWARD_HINT)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. DenseNet's dense layer, dense block and transition
+# ---------------------------------------------------------------------------------------------
+
+VISIBLE_DENSE_LAYER = [  # (num_input_features, growth_rate, bn_size, x shape)
+    (6, 4, 2, (2, 6, 5, 5)),
+    (10, 3, 4, (3, 10, 6, 7)),
+    (5, 8, 1, (2, 5, 4, 3)),
+]
+VISIBLE_DENSE_BLOCK = [  # (num_layers, num_input_features, bn_size, growth_rate, x shape)
+    (1, 4, 2, 3, (2, 4, 5, 5)),
+    (3, 6, 2, 4, (2, 6, 6, 5)),
+    (4, 5, 3, 2, (3, 5, 4, 4)),
+]
+VISIBLE_TRANSITION = [  # (num_input_features, num_output_features, x shape)
+    (8, 4, (2, 8, 6, 6)),
+    (12, 6, (3, 12, 7, 9)),   # odd sizes: the 2×2 average pool floors
+    (5, 2, (2, 5, 2, 3)),
+]
+_DENSE_LAYER_HINT = ("norm1 = BatchNorm2d(num_input_features), relu1, conv1 = 1×1 conv num_input_features → "
+                     "bn_size * growth_rate (no bias), norm2 = BatchNorm2d(bn_size * growth_rate), relu2, conv2 = 3×3 "
+                     "conv bn_size * growth_rate → growth_rate (padding 1, no bias).")
+_DENSE_LAYER_FORWARD = ("conv2(relu2(norm2(conv1(relu1(norm1(x)))))): BatchNorm and ReLU come *before* each "
+                        "convolution (pre-activation), and the layer returns only its growth_rate new channels.")
+_DENSE_BLOCK_HINT = ("num_layers DenseLayers named denselayer1, denselayer2, ... (self.add_module(f\"denselayer{i + 1}\", "
+                     "...)); layer i + 1 takes num_input_features + i * growth_rate channels. Mind torchvision's "
+                     "argument order: DenseBlock(num_layers, num_input_features, bn_size, growth_rate).")
+_DENSE_BLOCK_FORWARD = ("features = [x]; for each layer: features.append(layer(torch.cat(features, dim=1))); return "
+                        "torch.cat(features, dim=1): channels concatenated in order, the input first, then each layer's "
+                        "new features; nothing is added.")
+_TRANSITION_HINT = ("norm = BatchNorm2d(num_input_features), relu, conv = 1×1 conv num_input_features → "
+                    "num_output_features (no bias), pool = nn.AvgPool2d(kernel_size=2, stride=2).")
+_TRANSITION_FORWARD = "pool(conv(relu(norm(x)))): it compresses the channels and halves the height and width."
+
+
+def _nested_modules(info: dict, names: dict[str, str], label: str) -> None:
+    """Submodules without parameters (ReLU, pooling) at the dotted paths torchvision uses."""
+    kinds = {name: kind for name, kind, _ in info.get("modules", [])}
+    for name, kind in names.items():
+        if kinds.get(name) != kind:
+            got = f"a {kinds[name]}" if name in kinds else "nothing"
+            raise CheckFailure(f"{label}: expected an nn.{kind} at {name}, found {got}.\n  Hint: the tests look "
+                               "for torchvision's names (add_module with the given names, in forward order).")
+
+
+def _dense_cases(seed: int | None, n: int) -> tuple[list, list, list]:
+    if seed is None:
+        return list(VISIBLE_DENSE_LAYER), list(VISIBLE_DENSE_BLOCK), list(VISIBLE_TRANSITION)
+    g = rng(seed)
+
+    def size() -> tuple[int, int, int]:  # (N, H, W)
+        return int(g.integers(2, 4)), int(g.integers(1, 9)), int(g.integers(1, 9))
+
+    layers, blocks, transitions = [], [], []
+    for _ in range(n):
+        c, k, b = int(g.integers(1, 13)), int(g.integers(1, 9)), int(g.integers(1, 5))
+        s = size()
+        layers.append((c, k, b, (s[0], c, s[1], s[2])))
+        L, c, b, k = int(g.integers(1, 5)), int(g.integers(1, 9)), int(g.integers(1, 4)), int(g.integers(1, 6))
+        if b == k:
+            b += 1  # so that swapping bn_size and growth_rate shows
+        s = size()
+        blocks.append((L, c, b, k, (s[0], c, s[1], s[2])))
+        c = int(g.integers(2, 17))
+        s = size()
+        transitions.append((c, int(g.integers(1, c + 1)), (s[0], c, int(g.integers(2, 12)), int(g.integers(2, 12)))))
+    return layers, blocks, transitions
+
+
+def _compare_module(factory: Callable, name: str, args: tuple, reference: nn.Module, shape: Sequence[int],
+                    hint: str, forward_hint: str, unnamed: dict[str, str], g: np.random.Generator) -> None:
+    label = signature(name, *args)
+    model, info = build(factory, label, *args)
+    weights = models.reference_weights(reference, _weight_seed(g))
+    compare_structure(info, reference, label, hint)
+    _nested_modules(info, unnamed, label)
+    model = load_reference(model, weights, label)
+    compare_in_both_modes(model, reference, _input(g, shape), label, forward_hint)
+
+
+def check_dense_block(DenseLayer: Callable, DenseBlock: Callable, Transition: Callable, seed: int | None = None,
+                      n: int = 3) -> None:
+    """DenseLayer(num_input_features, growth_rate, bn_size), DenseBlock(num_layers, num_input_features,
+    bn_size, growth_rate) and Transition(num_input_features, num_output_features): torchvision's names
+    and shapes (``_DenseLayer``, ``_DenseBlock``, ``_Transition``), and their outputs in eval and train
+    mode with the reference's weights."""
+    g = rng(506 if seed is None else seed)
+    layers, blocks, transitions = _dense_cases(seed, n)
+    with one_thread():
+        for c, k, b, shape in layers:
+            _compare_module(DenseLayer, "DenseLayer", (c, k, b), models._DenseLayer(c, k, b), shape,
+                            _DENSE_LAYER_HINT, _DENSE_LAYER_FORWARD, {"relu1": "ReLU", "relu2": "ReLU"}, g)
+        for L, c, b, k, shape in blocks:
+            _compare_module(DenseBlock, "DenseBlock", (L, c, b, k), models._DenseBlock(L, c, b, k), shape,
+                            _DENSE_BLOCK_HINT, _DENSE_BLOCK_FORWARD, {}, g)
+        for c, out, shape in transitions:
+            _compare_module(Transition, "Transition", (c, out), models._Transition(c, out), shape, _TRANSITION_HINT,
+                            _TRANSITION_FORWARD, {"relu": "ReLU", "pool": "AvgPool2d"}, g)
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. DenseNet-121
+# ---------------------------------------------------------------------------------------------
+
+_DENSENET_HINT = ("features = nn.Sequential with conv0 (7×7 stride 2 padding 3, no bias; 3×3 stride 1 padding 1 "
+                  "when small_input), norm0, relu0, pool0 (3×3 max pool, stride 2, padding 1; none when "
+                  "small_input), then denseblock1, transition1, ..., denseblockK (a transition after every block "
+                  "but the last, halving the channels: num_features // 2), norm5; classifier = Linear(num_features, "
+                  "num_classes). densenet121 = DenseNet(32, (6, 12, 24, 16), 64), 7,978,856 parameters.")
+_DENSENET_FORWARD = ("features(x), then F.relu (norm5 is followed by a ReLU), global average pooling to 1×1, "
+                     "flatten from dimension 1, classifier.")
+VISIBLE_DENSENET = [  # (constructor kwargs, x shape)
+    (dict(growth_rate=4, block_config=(2, 2, 2), num_init_features=8, bn_size=2, num_classes=10, in_channels=1,
+          small_input=True), (2, 1, 28, 28)),           # a DenseNet for the digits
+    (dict(growth_rate=3, block_config=(1, 2, 1), num_init_features=6, bn_size=2, num_classes=5), (2, 3, 37, 33)),
+]
+
+
+def _densenet_label(kwargs: dict) -> str:
+    return signature("DenseNet", **kwargs)
+
+
+def _densenet_unnamed(kwargs: dict) -> dict[str, str]:
+    names = {"features.relu0": "ReLU"}
+    if not kwargs.get("small_input", False):
+        names["features.pool0"] = "MaxPool2d"
+    for i in range(1, len(kwargs.get("block_config", (6, 12, 24, 16)))):
+        names[f"features.transition{i}.pool"] = "AvgPool2d"
+    return names
+
+
+def _densenet_structure(factory: Callable, label: str, kwargs: dict, num_classes: int) -> None:
+    _, info = build(factory, label, meta=True, **kwargs)
+    with torch.device("meta"):
+        reference = models.densenet121(num_classes)
+    compare_structure(info, reference, label, _DENSENET_HINT)
+
+
+def _densenet_numerics(DenseNet: Callable, kwargs: dict, shape: Sequence[int], g: np.random.Generator) -> None:
+    label = _densenet_label(kwargs)
+    model, info = build(DenseNet, label, **kwargs)
+    reference = models.DenseNet(**kwargs)
+    weights = models.reference_weights(reference, _weight_seed(g))
+    compare_structure(info, reference, label, _DENSENET_HINT)
+    _nested_modules(info, _densenet_unnamed(kwargs), label)
+    model = load_reference(model, weights, label)
+    compare_in_both_modes(model, reference, _input(g, shape), label, _DENSENET_FORWARD)
+
+
+def _densenet_cases(g: np.random.Generator, n: int) -> list:
+    cases = []
+    for _ in range(n):
+        L = int(g.integers(1, 4))
+        small = bool(g.random() < 0.5)
+        kwargs = dict(growth_rate=int(g.integers(1, 6)), block_config=tuple(int(v) for v in g.integers(1, 4, size=L)),
+                      num_init_features=int(g.integers(2, 11)), bn_size=int(g.integers(1, 4)),
+                      num_classes=int(g.integers(2, 12)), in_channels=int(g.integers(1, 4)), small_input=small)
+        least = 2 ** (L - 1) * (1 if small else 4)
+        cases.append((kwargs, (int(g.integers(1, 3)), kwargs["in_channels"], int(g.integers(least, least + 14)),
+                               int(g.integers(least, least + 14)))))
+    return cases
+
+
+def check_densenet(DenseNet: Callable, densenet121: Callable, seed: int | None = None, n: int = 2) -> None:
+    """DenseNet(growth_rate=32, block_config=(6, 12, 24, 16), num_init_features=64, bn_size=4,
+    num_classes=1000, in_channels=3, small_input=False) and densenet121(num_classes=1000): torchvision's
+    7,978,856 parameters, state_dict names and shapes (built on the meta device), and the outputs of
+    small DenseNets with the reference's weights, in eval and train mode."""
+    g = rng(507 if seed is None else seed)
+    with one_thread():
+        if seed is None:
+            _densenet_structure(densenet121, "densenet121()", {}, 1000)
+            _densenet_structure(DenseNet, "DenseNet()", {}, 1000)
+            cases = list(VISIBLE_DENSENET)
+        else:
+            k = int(g.integers(2, 2000))
+            _densenet_structure(densenet121, f"densenet121(num_classes={k})", {"num_classes": k}, k)
+            cases = _densenet_cases(g, n)
+        for kwargs, shape in cases:
+            _densenet_numerics(DenseNet, kwargs, shape, g)
