@@ -45,3 +45,28 @@ def test_lecture_executes_top_to_bottom(path):
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             assert not (out.output_type == "stream" and out.name == "stderr"), out.text[:300]
+
+
+def _starts(cell, words: str) -> bool:
+    return cell.cell_type == "markdown" and cell.source.lstrip().startswith(words)
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.stem)
+def test_lecture_asks_the_reader(path):
+    """Does the lecture ask as well as show: two or more "predict, then run" prompts, each followed by
+    the code that answers it, and a reader's exercise with a scaffold and a hidden answer that runs?"""
+    cells = nbformat.read(path, as_version=4).cells
+    prompts = [i for i, c in enumerate(cells) if _starts(c, "**Predict, then run.**")]
+    assert len(prompts) >= 2, f"{path.name}: {len(prompts)} 'Predict, then run.' prompt(s), expected at least 2"
+    for i in prompts:
+        assert any(c.cell_type == "code" for c in cells[i + 1:i + 3]), f"{path.name}: prompt {i} has no code after it"
+    tries = [i for i, c in enumerate(cells) if _starts(c, "**Try it.**")]
+    assert tries, f"{path.name}: no 'Try it.' exercise"
+    for i in tries:
+        after = [c for c in cells[i + 1:] if c.cell_type == "code"][:6]
+        answers = [c for c in after if c.source.lstrip().startswith("# Answer")]
+        assert answers, f"{path.name}: the exercise at cell {i} has no '# Answer' cell after it"
+        answer = answers[0]
+        assert "hide-input" in answer.metadata.get("tags", []), f"{path.name}: the answer to cell {i} is not tagged hide-input"
+        assert answer.metadata.get("jupyter", {}).get("source_hidden") is True, f"{path.name}: answer {i} shown in Jupyter"
+        assert after.index(answer) >= 1, f"{path.name}: the exercise at cell {i} has no cell for the reader before its answer"
