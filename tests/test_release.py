@@ -44,7 +44,10 @@ def test_assignments_folder_is_the_release_of_solutions(fresh_release, assignmen
 def test_release_leaks_no_solution_and_no_hidden_test(assignment):
     text = json.dumps(release_nb(assignment))
     assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
-    assert "seed=" not in text, "hidden test seeds must not reach students"
+    assert "hidden_seed" not in text, "hidden test seeds must not reach students"
+    for cell in release_nb(assignment).cells:  # a function may have a seed parameter; a test cell no seed
+        if nbgrader_meta(cell).get("grade") and not nbgrader_meta(cell).get("solution"):
+            assert "seed=" not in cell.source, f"{nbgrader_meta(cell)['grade_id']}: a seed reaches students"
     source_cells = {nbgrader_meta(c).get("grade_id"): c for c in source_nb(assignment).cells}
     for cell in release_nb(assignment).cells:
         meta = nbgrader_meta(cell)

@@ -877,7 +877,9 @@ def _densenet_cases(g: np.random.Generator, n: int) -> list:
                       num_init_features=int(g.integers(2, 11)), bn_size=int(g.integers(1, 4)),
                       num_classes=int(g.integers(2, 12)), in_channels=int(g.integers(1, 4)), small_input=small)
         least = 2 ** (L - 1) * (1 if small else 4)
-        cases.append((kwargs, (int(g.integers(1, 3)), kwargs["in_channels"], int(g.integers(least, least + 14)),
+        # two or more images: norm5 in train mode needs more than one value per channel, and the last
+        # map may be 1×1
+        cases.append((kwargs, (int(g.integers(2, 4)), kwargs["in_channels"], int(g.integers(least, least + 14)),
                                int(g.integers(least, least + 14)))))
     return cases
 
