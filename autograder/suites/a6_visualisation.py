@@ -42,7 +42,7 @@ from .. import reference as ref
 from ..checks import CheckFailure, assert_close, call_as, describe
 from ..secret import seeds_for
 from ..seed import rng
-from . import dims, single_threaded
+from . import dims, one_torch_thread, single_threaded
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
@@ -94,7 +94,7 @@ def trained() -> tuple[dict, dict[str, torch.Tensor]]:
     and in every run (about three seconds on one core)."""
     spec = visnet()
     X, y = digits()["train"]
-    with torch.random.fork_rng(devices=[]), _one_thread():
+    with torch.random.fork_rng(devices=[]), one_torch_thread():
         torch.manual_seed(TRAIN["seed"])
         net = specnet.build(spec)
         opt = torch.optim.Adam(net.parameters(), lr=TRAIN["lr"])
@@ -133,12 +133,6 @@ def example_indices(n: int) -> list[int]:
     _, y = held_out()
     by_class = [np.flatnonzero(y.numpy() == c) for c in range(10)]
     return [int(by_class[k % 10][k // 10]) for k in range(n)]
-
-
-def _one_thread():
-    from . import one_torch_thread
-
-    return one_torch_thread()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,10 +362,6 @@ def _unchanged(x: torch.Tensor, before: torch.Tensor, label: str) -> None:
                            "(x.clone()) or on a new tensor; the caller still needs x.")
 
 
-def _labels_tensor(case: Case) -> torch.Tensor:
-    return case.y.clone()
-
-
 # ---------------------------------------------------------------------------------------------
 # 1. Saliency
 # ---------------------------------------------------------------------------------------------
@@ -387,7 +377,7 @@ def _check_saliency_case(saliency_map: Callable, case: Case) -> np.ndarray:
     expected = reference_saliency(net, case.x, case.y)
     model = case.model_for(saliency_map)
     x, before = case.x.clone(), case.x.clone()
-    got = _run(saliency_map, model, x, _labels_tensor(case), label=label)
+    got = _run(saliency_map, model, x, case.y.clone(), label=label)
     slips = [("the gradient without its absolute value", lambda: reference_saliency(net, case.x, case.y, absolute=False)),
              ("the mean over the channels instead of the maximum",
               lambda: reference_saliency(net, case.x, case.y, reduce="mean")),
@@ -410,7 +400,7 @@ def _check_saliency_property(saliency_map: Callable, seed: int, patch: int = 6, 
     idx = sorted(int(i) for i in g.choice(len(held_out()[0]), size=n, replace=False))
     case = _digit_case(idx)
     label = case.label("saliency_map")
-    got = _array(_run(saliency_map, case.model_for(saliency_map), case.x.clone(), _labels_tensor(case), label=label),
+    got = _array(_run(saliency_map, case.model_for(saliency_map), case.x.clone(), case.y.clone(), label=label),
                  label, "a saliency map")
     sal = torch.from_numpy(got).view(n, 1, 28, 28)
     mass = F.avg_pool2d(sal, patch, stride)[:, 0]  # saliency inside each patch position
@@ -458,7 +448,7 @@ def _check_occlusion_case(occlusion_map: Callable, case: Case, patch: int, strid
     model = case.model_for(occlusion_map)
     x, before = case.x.clone(), case.x.clone()
     extra = {} if fill == 0.0 else {"fill": fill}  # fill=0.0 is the function's default: rely on it
-    got = _run(occlusion_map, model, x, _labels_tensor(case), patch, stride, label=label, **extra)
+    got = _run(occlusion_map, model, x, case.y.clone(), patch, stride, label=label, **extra)
     H, W = case.x.shape[2:]
     slips = [("the raw class score instead of its softmax probability",
               lambda: reference_occlusion(net, case.x, case.y, patch, stride, fill, scores=True)),
@@ -512,7 +502,7 @@ def _check_grad_cam_case(grad_cam: Callable, case: Case, layer: str) -> None:
     model = case.model_for(grad_cam)
     module = student.make(student.side_of(grad_cam), "submodule", model, layer)
     x, before = case.x.clone(), case.x.clone()
-    got = _run(grad_cam, model, module, x, _labels_tensor(case), label=label)
+    got = _run(grad_cam, model, module, x, case.y.clone(), label=label)
     slips = [("the weighted sum without the ReLU", lambda: reference_grad_cam(net, layer, case.x, case.y, relu=False)),
              ("weights summed over the map instead of averaged",
               lambda: reference_grad_cam(net, layer, case.x, case.y, weights="sum")),
@@ -629,7 +619,7 @@ def _check_fgsm_case(fgsm: Callable, case: Case, eps: float) -> None:
     expected, grad = reference_fgsm(net, case.x, case.y, eps)
     model = case.model_for(fgsm)
     x, before = case.x.clone(), case.x.clone()
-    got = _run(fgsm, model, x, _labels_tensor(case), eps, label=label)
+    got = _run(fgsm, model, x, case.y.clone(), eps, label=label)
     arr = _array(got, label, f"an adversarial batch of shape {dims(expected.shape)}")
     if arr.shape != tuple(expected.shape):
         raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (the shape of x), got {dims(arr.shape)}.\n"
@@ -665,7 +655,7 @@ def _check_fgsm_property(fgsm: Callable, seed: int, n: int = 120) -> None:
     net = case.net()
     with torch.no_grad():
         right = net(_dev(case.x)).argmax(1).cpu() == case.y
-    got = _array(_run(fgsm, case.model_for(fgsm), case.x.clone(), _labels_tensor(case), EPS_FLIP, label=label),
+    got = _array(_run(fgsm, case.model_for(fgsm), case.x.clone(), case.y.clone(), EPS_FLIP, label=label),
                  label, "an adversarial batch")
     if got.shape != tuple(case.x.shape):
         raise CheckFailure(f"{label}: expected shape {dims(case.x.shape)}, got {dims(got.shape)}.")
