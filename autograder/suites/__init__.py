@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
+import warnings
 from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
 
-from ..checks import CheckFailure
+from ..checks import CheckFailure, call_as, describe
 
 
 @contextlib.contextmanager
@@ -81,3 +83,47 @@ def single_threaded(check: Callable) -> Callable:
         with one_torch_thread():
             return check(*args, **kwargs)
     return wrapper
+
+
+def _is_tensor(value: Any) -> bool:
+    torch = sys.modules.get("torch")  # a tensor exists only once torch is imported: no import here
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def show(value: Any) -> str:
+    """A PyTorch suite's arguments and results in messages: handles by what they are, tensors by
+    shape and dtype, the rest as :func:`checks.describe`."""
+    from .. import student
+
+    if student.is_handle(value):
+        return value.why.split(";")[0] if value.why else f"a {value.type} object"
+    if _is_tensor(value):
+        return f"tensor{dims(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    return describe(value)
+
+
+def float_array(value: Any, label: str, what: str):
+    """What the student's function returned (a tensor, an array, a list) as a float64 NumPy array, or
+    a CheckFailure saying it was ``None``, an object that is not data, or not numbers."""
+    import numpy as np
+
+    from .. import student
+
+    if value is None:
+        raise CheckFailure(f"{label}: expected {what}, got None. Did the function forget to `return`?")
+    if student.is_handle(value):
+        raise CheckFailure(f"{label}: expected {what}, got {show(value)}.")
+    if _is_tensor(value):
+        return value.detach().cpu().double().numpy()
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except Exception as exc:
+        raise CheckFailure(f"{label}: expected {what}, got {show(value)}.") from exc
+
+
+def quiet_call(fn: Callable, *args: Any, label: str, hint: str | None = None, **kwargs: Any) -> Any:
+    """The student's ``fn`` through :func:`checks.call_as`, with warnings silenced: a test cell that
+    writes to stderr fails, and a warning is not the student's mistake."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return call_as(label, fn, *args, hint=hint, **kwargs)

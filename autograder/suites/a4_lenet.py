@@ -35,11 +35,12 @@ import torch.nn.functional as F
 
 from .. import datasets, models, ops, specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_as, describe, guarded
+from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, describe, guarded
 from ..secret import seeds_for
 from ..seed import rng
 from ..tolerances import tolerance
 from . import dims, forbid, one_torch_thread, single_threaded
+from . import float_array as _np, quiet_call as _run, show as _show
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
@@ -58,42 +59,12 @@ one_thread = one_torch_thread
 _dims = dims
 
 
-def _show(value: Any) -> str:
-    """Arguments in messages: tensors by shape and dtype, the rest as checks.describe."""
-    if student.is_handle(value):
-        return value.why.split(";")[0] if value.why else f"a {value.type} object"
-    if isinstance(value, torch.Tensor):
-        return f"tensor{_dims(value.shape)} {str(value.dtype).replace('torch.', '')}"
-    return describe(value)
-
-
-def _run(fn: Callable, *args: Any, label: str, hint: str | None = None, **kwargs: Any) -> Any:
-    """Call the student's ``fn`` through :func:`checks.call_as`, with warnings silenced: a test cell
-    that writes to stderr fails, and a warning is not the student's mistake here."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return call_as(label, fn, *args, hint=hint, **kwargs)
-
-
 def _reach(label: str, thunk: Callable[[], Any], hint: str | None = None) -> Any:
     """``thunk()``, which reaches the student's code (through :mod:`autograder.student`), with the
     checks' messages for its errors."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return guarded(label, thunk, hint)
-
-
-def _np(value: Any, label: str, what: str) -> np.ndarray:
-    if value is None:
-        raise CheckFailure(f"{label}: expected {what}, got None. Did the function forget to `return`?")
-    if student.is_handle(value):
-        raise CheckFailure(f"{label}: expected {what}, got {_show(value)}.")
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().to(F64).numpy()
-    try:
-        return np.asarray(value, dtype=np.float64)
-    except Exception as exc:
-        raise CheckFailure(f"{label}: expected {what}, got {_show(value)}.") from exc
 
 
 def _tol() -> tuple[float, float]:

@@ -28,7 +28,6 @@ drawn from that seed (the hidden tests). PyTorch runs on one CPU thread inside t
 
 from __future__ import annotations
 
-import warnings
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -39,10 +38,11 @@ import torch.nn.functional as F
 
 from .. import models, specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, call_as, describe
+from ..checks import CheckFailure, assert_close
 from ..secret import seeds_for
 from ..seed import rng
 from . import dims, one_torch_thread, single_threaded
+from . import float_array as _array, quiet_call as _run
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 
@@ -277,13 +277,17 @@ def _digit_case(idx: list[int]) -> Case:
     return Case(spec, weights, X[idx].clone(), y[idx].clone(), "the trained digit network")
 
 
+def _random_digits(g: np.random.Generator, n: int) -> Case:
+    """``n`` held-out digits drawn from ``g``, on the trained digit network."""
+    return _digit_case(sorted(int(i) for i in g.choice(len(held_out()[0]), size=n, replace=False)))
+
+
 def _cases(visible: list[Case], seed: int | None, n: int) -> list[Case]:
     if seed is None:
         return visible
     g = rng(seed)
     cases = [_random_case(g) for _ in range(n)]
-    picks = g.choice(len(held_out()[0]), size=4, replace=False)
-    return cases + [_digit_case(sorted(int(i) for i in picks))]
+    return cases + [_random_digits(g, 4)]
 
 
 def _visible() -> list[Case]:
@@ -297,26 +301,6 @@ def _visible() -> list[Case]:
 # ---------------------------------------------------------------------------------------------
 # Comparing an answer
 # ---------------------------------------------------------------------------------------------
-
-def _run(fn: Callable, *args: Any, label: str, **kwargs: Any) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return call_as(label, fn, *args, **kwargs)
-
-
-def _array(value: Any, label: str, what: str) -> np.ndarray:
-    if value is None:
-        raise CheckFailure(f"{label}: expected {what}, got None. Did the function forget to `return`?")
-    if student.is_handle(value):
-        raise CheckFailure(f"{label}: expected {what}, got {describe(value)}.")
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().to(F64).numpy()
-    try:
-        arr = np.asarray(value, dtype=np.float64)
-    except Exception:
-        raise CheckFailure(f"{label}: expected {what}, got {describe(value)}.") from None
-    return arr
-
 
 def _matches(got: np.ndarray, expected: torch.Tensor) -> bool:
     e = expected.numpy()
@@ -340,17 +324,25 @@ def _training_left(model: Any) -> bool:
         return False
 
 
+def _diagnosed(arr: np.ndarray, slips: list[tuple[str, Callable[[], torch.Tensor]]], model: Any, hint: str) -> str:
+    """``hint``, led by the known slip the wrong answer matches, or else by the model's mode if the
+    function left it training."""
+    slip = _slip(arr, slips)
+    if slip:
+        return f"your answer is what {slip} gives. {hint}"
+    if _training_left(model):
+        return ("the model came in training mode and is still in it: dropout drops random units and "
+                f"BatchNorm uses the batch's statistics. Call model.eval() first. {hint}")
+    return hint
+
+
 def _compare(got: Any, expected: torch.Tensor, label: str, what: str, hint: str,
              slips: list[tuple[str, Callable[[], torch.Tensor]]], model: Any) -> np.ndarray:
     arr = _array(got, label, f"{what} of shape {dims(expected.shape)}")
     if arr.shape == expected.shape and _matches(arr, expected):
         return arr
-    slip = _slip(arr, slips) if arr.shape == tuple(expected.shape) else None
-    if slip:
-        hint = f"your answer is what {slip} gives. {hint}"
-    elif _training_left(model):
-        hint = ("the model came in training mode and is still in it: dropout drops random units and "
-                f"BatchNorm uses the batch's statistics. Call model.eval() first. {hint}")
+    if arr.shape == tuple(expected.shape):
+        hint = _diagnosed(arr, slips, model, hint)
     scale = float(expected.abs().max()) if expected.numel() else 1.0
     assert_close(arr, expected.numpy(), name=label, rtol=RTOL, atol=ATOL * max(1.0, scale), hint=hint)
     return arr
@@ -396,9 +388,7 @@ def _check_saliency_case(saliency_map: Callable, case: Case) -> np.ndarray:
 
 def _check_saliency_property(saliency_map: Callable, seed: int, patch: int = 6, stride: int = 2, n: int = 12) -> None:
     """Occluding the most salient patch must lower the class score more than an average patch does."""
-    g = rng(seed)
-    idx = sorted(int(i) for i in g.choice(len(held_out()[0]), size=n, replace=False))
-    case = _digit_case(idx)
+    case = _random_digits(rng(seed), n)
     label = case.label("saliency_map")
     got = _array(_run(saliency_map, case.model_for(saliency_map), case.x.clone(), case.y.clone(), label=label),
                  label, "a saliency map")
@@ -637,20 +627,12 @@ def _check_fgsm_case(fgsm: Callable, case: Case, eps: float) -> None:
                  ("x + eps * sign without the clamp to [0, 1]", lambda: torch.from_numpy(xd)),
                  ("the gradient itself instead of its sign",
                   lambda: torch.from_numpy(np.clip(x0 + eps * grad.numpy(), 0, 1)))]
-        slip = _slip(arr, slips)
-        hint = FGSM_HINT
-        if slip:
-            hint = f"your answer is what {slip} gives. {hint}"
-        elif _training_left(model):
-            hint = ("the model came in training mode and is still in it (dropout, BatchNorm's batch "
-                    f"statistics): call model.eval() first. {hint}")
-        assert_close(np.where(tiny, e, arr), e, name=label, rtol=0, atol=1e-5, hint=hint)
+        assert_close(np.where(tiny, e, arr), e, name=label, rtol=0, atol=1e-5,
+                     hint=_diagnosed(arr, slips, model, FGSM_HINT))
 
 
 def _check_fgsm_property(fgsm: Callable, seed: int, n: int = 120) -> None:
-    g = rng(seed)
-    idx = sorted(int(i) for i in g.choice(len(held_out()[0]), size=n, replace=False))
-    case = _digit_case(idx)
+    case = _random_digits(rng(seed), n)
     label = case.label("fgsm", f"eps={EPS_FLIP}")
     net = case.net()
     with torch.no_grad():
