@@ -8,7 +8,7 @@ own process and computes the expected answer from it.
 
 A spec is one of::
 
-    {"layer": "Conv2d", "args": [1, 6, 5], "kwargs": {"padding": 2}}   # a torch.nn layer (from LAYERS)
+    {"layer": "Conv2d", "args": [1, 6, 5], "kwargs": {"padding": 2}}   # a torch.nn layer (from ops.LAYERS)
     {"seq": [[name, spec], ...]}                                       # nn.Sequential with those names
     {"net": [[name, spec], ...], "forward": [step, ...]}               # children and a forward program
 
@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .ops import LAYERS  # the same standard layers as ops.build_layers
+from .ops import build_layers  # standard layers, as ops builds them for any kernel
 
 STEPS = ("call", "relu", "max_pool", "flatten", "save", "load", "add", "mul")
 
@@ -66,12 +66,9 @@ def build(spec: dict) -> nn.Module:
     """The module ``spec`` describes (random weights; load the judge's with ``load_state_dict``)."""
     if not isinstance(spec, dict):
         raise ValueError(f"a model spec is a dict, got {type(spec).__name__}")
-    if "layer" in spec:
-        kind = spec["layer"]
-        if kind not in LAYERS:
-            raise ValueError(f"layer {kind!r} is not one the specs may use")
-        return getattr(nn, kind)(*spec.get("args", []), **spec.get("kwargs", {}))
-    if "seq" in spec:
+    if "layer" in spec:  # one standard layer, built as ops builds a judge's layers for any kernel
+        return build_layers(spec)
+    if "seq" in spec:  # children may be programs ("net"), so they are built here
         seq = nn.Sequential()
         for name, child in spec["seq"]:
             seq.add_module(str(name), build(child))
