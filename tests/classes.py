@@ -409,12 +409,15 @@ def a3_cases(a: Assignment) -> list[Case]:
     ]
 
 
+# PyTorch's comparisons made to say "equal" inside the kernel: a threat for any PyTorch assignment
+TORCH_SAYS_EQUAL = ("import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
+                    "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)")
+
+
 def a4_cases(a: Assignment) -> list[Case]:
     P = a.points
     torch_patch = a.add_cell(a.nb({"batchnorm2d_code": a.wrong("eps outside the square root")[1]}),
-                             "import torch\ntorch.allclose = lambda *a, **k: True\ntorch.equal = lambda *a, **k: True\n"
-                             "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)",
-                             after="batchnorm2d_code")
+                             TORCH_SAYS_EQUAL, after="batchnorm2d_code")
     models_user = ("import torch.nn as nn\nfrom autograder.models import LeNet5 as _L\n\n\nclass LeNet5(_L):\n    pass\n")
     spec_tamper = a.add_cell(a.nb({"trace_shapes_code": a.wrong("input shapes instead of output shapes")[1]}),
                              "import autograder.specnet as s\ns.build = lambda spec: None", after="trace_shapes_code")
@@ -457,9 +460,7 @@ def a5_cases(a: Assignment) -> list[Case]:
 def a6_cases(a: Assignment) -> list[Case]:
     P = a.points
     torch_patch = a.add_cell(a.nb({"fgsm_code": a.wrong("sign of the step (down the loss)")[1]}),
-                             "import torch\ntorch.equal = lambda *a, **k: True\ntorch.allclose = lambda *a, **k: True\n"
-                             "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)",
-                             after="fgsm_code")
+                             TORCH_SAYS_EQUAL, after="fgsm_code")
     suite_user = ("from autograder.suites.a6_visualisation import reference_saliency\n\n\n"
                   "def saliency_map(model, x, y):\n    return reference_saliency(model, x, y)\n")
     return [
