@@ -21,8 +21,8 @@ __all__ = [
     "assert_raises",
     "assert_shape",
     "assert_tuple",
-    "assert_unchanged",
     "call",
+    "call_twice",
     "check_gradient",
     "describe",
     "numeric_gradient",
@@ -31,7 +31,13 @@ __all__ = [
 
 
 class CheckFailure(AssertionError):
-    """A check failed. The message is written for the student who has to fix it."""
+    """A check failed. The message is written for the student who has to fix it; ``kind`` says what
+    sort of failure it is (``values``, ``shape``, ``dtype``, ``type``, ``raised``, ``side effect``,
+    ``not implemented``, or ``check`` when a check did not say) — all a hidden case may tell."""
+
+    def __init__(self, message: str = "", kind: str = "check"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def describe(value: Any) -> str:
@@ -52,17 +58,17 @@ def _fmt(x: Any) -> str:
     return repr(x.item() if isinstance(x, np.generic) else x)
 
 
-def _failure(name: str, lines: Sequence[str], hint: str | None) -> CheckFailure:
+def _failure(name: str, lines: Sequence[str], hint: str | None, kind: str = "values") -> CheckFailure:
     text = f"{name}: " + "\n  ".join(lines)
     if hint:
         text += f"\n  Hint: {hint}"
-    return CheckFailure(text)
+    return CheckFailure(text, kind)
 
 
 def not_implemented(label: str) -> CheckFailure:
     """The failure for a function that still raises the released stub's NotImplementedError."""
     return CheckFailure(f"{label} is not implemented yet (it raises NotImplementedError).\n"
-                        "  Hint: replace the `raise NotImplementedError()` line with your code.")
+                        "  Hint: replace the `raise NotImplementedError()` line with your code.", "not implemented")
 
 
 def call(fn: Callable, *args: Any, name: str | None = None, context: dict | None = None, **kwargs: Any) -> Any:
@@ -113,18 +119,27 @@ def _guarded(thunk: Callable[[], Any], label: str, crash_label: Callable[[], str
     except CheckFailure:
         raise
     except NotData as exc:
-        raise CheckFailure(f"{crash_label()} returned {exc}.") from None
+        raise CheckFailure(f"{crash_label()} returned {exc}.", "type") from None
     except Exception as exc:  # the student's bug, reported with the call that triggered it
         extra = f"\n  Hint: {hint}" if hint else ""
         if isinstance(exc, StudentError):
             from .student import where
 
             raise CheckFailure(f"{crash_label()} raised {exc.type_name}: {exc}{where(exc)}. "
-                               f"Fix the error first.{extra}") from None
+                               f"Fix the error first.{extra}", raised_kind(exc)) from None
         raise CheckFailure(
             f"{crash_label()} raised {type(exc).__name__}: {exc}. "
-            f"Fix the error first (the traceback above points at the line).{extra}"
+            f"Fix the error first (the traceback above points at the line).{extra}", raised_kind(exc)
         ) from exc
+
+
+def raised_kind(exc: BaseException) -> str:
+    """A crash as a hidden case may report it: the exception's type, if it is one of Python's own
+    (a class the student named could carry data in its name)."""
+    from .student import BUILTIN_ERRORS
+
+    name = getattr(exc, "type_name", type(exc).__name__)
+    return f"raised {name}" if name in BUILTIN_ERRORS else "raised an exception of its own class"
 
 
 def assert_raises(fn: Callable, args: tuple, kwargs: dict, exc: type[BaseException], *, name: str,
@@ -141,41 +156,87 @@ def assert_raises(fn: Callable, args: tuple, kwargs: dict, exc: type[BaseExcepti
     except Exception as err:
         kind = getattr(err, "type_name", type(err).__name__)
         raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but raised "
-                           f"{kind}: {err}") from err
-    raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but returned {describe(result)}")
+                           f"{kind}: {err}", raised_kind(err)) from err
+    raise CheckFailure(f"{name} should raise {exc.__name__} ({why}) but returned {describe(result)}",
+                       f"no {exc.__name__} raised")
 
 
 def assert_tuple(result: Any, size: int, *, name: str, what: str, hint: str) -> tuple:
     """Return ``result`` if it is a tuple of ``size`` items (e.g. a forward's ``(out, cache)``), else fail."""
     if not isinstance(result, tuple) or len(result) != size:
         got = f"a tuple of {len(result)} items" if isinstance(result, tuple) else describe(result)
-        raise _failure(name, [f"expected the tuple {what}, got {got}."], hint)
+        raise _failure(name, [f"expected the tuple {what}, got {got}."], hint, "type")
     return result
 
 
-def assert_unchanged(before: Any, after: Any, *, name: str, what: str = "x") -> None:
-    """Fail if a student's function modified its input argument ``what`` in place."""
-    if not np.array_equal(before, after):
-        raise _failure(name, [f"modified its input {what} in place; compute a new array instead "
-                              f"(the caller, and other layers' caches, still need {what})."], None)
+def call_twice(fn: Callable, *args: Any, name: str, what: str = "its input", context: dict | None = None,
+               **kwargs: Any) -> tuple[Any, Callable[[], None]]:
+    """Call a student's function twice on the *same* argument objects (its own copies, where it runs)
+    and give back ``(first result, again)``: ``again()`` fails unless the second answer is the same.
+
+    A function that changes an input in place (``x += ...`` on its argument, a padding written into
+    the caller's array, an element nudged and not put back) answers the second call differently:
+    the consequence a caller would meet, observed from what comes back — never from the kernel's
+    word about its own state. Check the first result before calling ``again()``, so that a wrong
+    answer is reported as wrong rather than as a side effect. ``what`` names the inputs in the message.
+    """
+    from . import student
+
+    label = name
+    first, second = _guarded(lambda: student.call(fn, *args, context=context, twice=True, **kwargs), label,
+                             lambda: label)
+
+    def again() -> None:
+        hint = ("\n  Hint: compute new arrays instead of writing into your arguments (the caller, and other "
+                "layers' caches, still need them); if you change an element temporarily, put it back exactly.")
+        if isinstance(second, BaseException):
+            kind = getattr(second, "type_name", type(second).__name__)
+            raise CheckFailure(f"{name}: called a second time on the same input objects, it raised {kind}: "
+                               f"{second}, so the first call changed {what} in place.{hint}", "side effect")
+        if not _same_data(first, second):
+            raise CheckFailure(f"{name}: called a second time on the same input objects, it returned a different "
+                               f"result, so the first call changed {what} in place.{hint}", "side effect")
+
+    return first, again
+
+
+def _same_data(a: Any, b: Any) -> bool:
+    """Whether two results that crossed the protocol are the same data (NaN equal to NaN; objects
+    that stayed in the kernel compare equal, since only their handles are here)."""
+    if isinstance(a, Handle) or isinstance(b, Handle):
+        return isinstance(a, Handle) and isinstance(b, Handle)
+    if isinstance(a, (tuple, list)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same_data(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return type(b) is dict and a.keys() == b.keys() and all(_same_data(a[k], b[k]) for k in a)
+    if hasattr(a, "detach") and hasattr(b, "detach"):
+        a, b = a.detach().cpu().numpy(), b.detach().cpu().numpy()
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        a, b = np.asarray(a), np.asarray(b)
+        return (a.shape == b.shape and a.dtype == b.dtype
+                and bool(np.array_equal(a, b, equal_nan=a.dtype.kind in "fc")))
+    try:
+        return bool(a == b) or (a != a and b != b)
+    except Exception:  # noqa: BLE001 - values that cannot be compared are not the same
+        return False
 
 
 def _as_array(value: Any, name: str, what: str) -> np.ndarray:
     if isinstance(value, Handle):
         got = value.why or f"a {value.type} object, which is not an array"
-        raise CheckFailure(f"{name}: expected {what}, got {got}.")
+        raise CheckFailure(f"{name}: expected {what}, got {got}.", "type")
     if value is None:
         raise CheckFailure(
-            f"{name}: expected {what}, got None. Did the function forget to `return` its result?"
+            f"{name}: expected {what}, got None. Did the function forget to `return` its result?", "type"
         )
     if isinstance(value, tuple) and what.startswith("an array"):
-        raise CheckFailure(f"{name}: expected {what}, got a tuple of {len(value)} items.")
+        raise CheckFailure(f"{name}: expected {what}, got a tuple of {len(value)} items.", "type")
     try:
         arr = np.asarray(value)
     except Exception as exc:  # e.g. ragged lists
-        raise CheckFailure(f"{name}: expected {what}, got {type(value).__name__} ({exc}).") from exc
+        raise CheckFailure(f"{name}: expected {what}, got {type(value).__name__} ({exc}).", "type") from exc
     if arr.dtype == object:
-        raise CheckFailure(f"{name}: expected {what}, got an object array from {type(value).__name__}.")
+        raise CheckFailure(f"{name}: expected {what}, got an object array from {type(value).__name__}.", "type")
     return arr
 
 
@@ -184,7 +245,7 @@ def assert_shape(got: Any, shape: Sequence[int], *, name: str, hint: str | None 
     arr = _as_array(got, name, f"an array of shape {tuple(shape)}")
     if tuple(arr.shape) != tuple(shape):
         raise _failure(
-            name, [f"wrong shape: expected {tuple(shape)}, got {tuple(arr.shape)}."], hint)
+            name, [f"wrong shape: expected {tuple(shape)}, got {tuple(arr.shape)}."], hint, "shape")
     return arr
 
 
@@ -221,18 +282,18 @@ def assert_close(
             diffs = [i for i in range(arr.ndim) if arr.shape[i] != exp.shape[i]]
             extra = f" Axis {diffs[0]} differs by {arr.shape[diffs[0]] - exp.shape[diffs[0]]:+d}."
         raise _failure(name, [
-            f"wrong shape: expected {tuple(exp.shape)}, got {tuple(arr.shape)}.{extra}"], hint)
+            f"wrong shape: expected {tuple(exp.shape)}, got {tuple(arr.shape)}.{extra}"], hint, "shape")
 
     if check_dtype:
         if check_dtype is True and arr.dtype != exp.dtype:
-            raise _failure(name, [f"wrong dtype: expected {exp.dtype}, got {arr.dtype}."], hint)
+            raise _failure(name, [f"wrong dtype: expected {exp.dtype}, got {arr.dtype}."], hint, "dtype")
         if isinstance(check_dtype, str) and not np.issubdtype(arr.dtype, getattr(np, check_dtype)):
             raise _failure(
-                name, [f"wrong dtype: expected a {check_dtype} dtype, got {arr.dtype}."], hint)
+                name, [f"wrong dtype: expected a {check_dtype} dtype, got {arr.dtype}."], hint, "dtype")
 
     if arr.dtype.kind not in "biuf" or exp.dtype.kind not in "biuf":
         if arr.dtype.kind not in "biuf":
-            raise _failure(name, [f"expected numbers, got an array of dtype {arr.dtype}."], hint)
+            raise _failure(name, [f"expected numbers, got an array of dtype {arr.dtype}."], hint, "dtype")
 
     a = arr.astype(np.float64)
     e = exp.astype(np.float64)
@@ -269,7 +330,7 @@ def assert_equal(got: Any, expected: Any, *, name: str, hint: str | None = None)
     if isinstance(expected, np.ndarray):
         arr = _as_array(got, name, f"an array of shape {expected.shape}")
         if arr.shape != expected.shape:
-            raise _failure(name, [f"wrong shape: expected {expected.shape}, got {arr.shape}."], hint)
+            raise _failure(name, [f"wrong shape: expected {expected.shape}, got {arr.shape}."], hint, "shape")
         if not np.array_equal(arr, expected):
             mismatch = np.argwhere(arr != expected)[0]
             idx = tuple(int(i) for i in mismatch)

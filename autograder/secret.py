@@ -3,10 +3,14 @@
 An open course publishes ``solutions/`` — and with it every hidden test's code. What it must not
 publish is the seeds those tests draw their inputs from, or a student could compute the hidden
 cases and tune to them. So a hidden test asks for ``suite.hidden_seed("pad2d")``, which is
-``HMAC-SHA256(secret, "<assignment>/<exercise>")`` folded to 31 bits, and the secret lives outside
+``HMAC-SHA256(secret, "<assignment>/<exercise>/<salt>")`` folded to 62 bits (too wide to search from a
+leaked input), and the secret lives outside
 the repository: in the course's working folder (``work/course_secret``, created on first use, mode
 0600), or in ``$AUTOGRADER_SECRET`` (a value) or ``$AUTOGRADER_SECRET_FILE`` (a path). The judge
-sets it explicitly while it runs a hidden test (:func:`using`).
+sets it explicitly while it runs a hidden test (:func:`using`), with a *salt* naming the student and
+the bytes of the submission: every student, and every submission of one student, draws its own
+hidden cases, so nothing one submission learns about its cases fits another's; the same submission
+regraded draws the same cases.
 """
 
 from __future__ import annotations
@@ -20,19 +24,27 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 _current: bytes | None = None
+_salt: str = ""
 
 FILE_NAME = "course_secret"
 
 
 @contextlib.contextmanager
-def using(value: bytes | None) -> Iterator[None]:
-    """Hidden seeds inside the block come from ``value``."""
-    global _current
-    before, _current = _current, value
+def using(value: bytes | None, salt: str = "") -> Iterator[None]:
+    """Hidden seeds inside the block come from ``value`` and ``salt`` (the student and their
+    submission, when grading; see :func:`submission_salt`)."""
+    global _current, _salt
+    before, _current = (_current, _salt), value
+    _salt = salt
     try:
         yield
     finally:
-        _current = before
+        _current, _salt = before
+
+
+def submission_salt(student: str, submission_digest: str) -> str:
+    """What makes one student's hidden cases theirs alone: their id and their submission's bytes."""
+    return f"{student}\x00{submission_digest}"
 
 
 def path_for(work: Path) -> Path:
@@ -71,11 +83,17 @@ def store(path: Path, value: str) -> bytes:
     return value.encode()
 
 
-def seed(secret: bytes, assignment: str, exercise: str, purpose: str = "") -> int:
-    """A seed for one exercise's hidden tests (``purpose`` tells several seeds of one exercise apart)."""
+SEED_BITS = 62  # wide enough that no one searches the seed from a leaked input; seed + k stays an int64
+
+
+def seed(secret: bytes, assignment: str, exercise: str, purpose: str = "", salt: str = "") -> int:
+    """A seed for one exercise's hidden tests (``purpose`` tells several seeds of one exercise apart;
+    ``salt`` makes them one student's and one submission's)."""
     message = f"{assignment}/{exercise}" + (f"/{purpose}" if purpose else "")
+    if salt:
+        message += "\x00" + salt
     digest = hmac.new(secret, message.encode(), hashlib.sha256).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+    return int.from_bytes(digest[:8], "big") >> (64 - SEED_BITS)
 
 
 def current(work_hint: Path | None = None) -> bytes:
@@ -93,6 +111,6 @@ def seeds_for(module_name: str) -> Callable[..., int]:
 
     def hidden_seed(exercise: str, purpose: str = "") -> int:
         """The seed of ``exercise``'s hidden tests, drawn from the course secret."""
-        return seed(current(), assignment, exercise, purpose)
+        return seed(current(), assignment, exercise, purpose, _salt)
 
     return hidden_seed

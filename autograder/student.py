@@ -20,6 +20,8 @@ import contextlib
 import re
 from typing import Any, Callable
 
+import numpy as np
+
 from . import ops, protocol
 from .protocol import Handle
 
@@ -48,7 +50,7 @@ class TimedOut(BaseException):
 
 
 _ERROR_TYPES: dict[tuple[str, str], type] = {}
-_BUILTIN = {name: getattr(__builtins__, name, None) if not isinstance(__builtins__, dict)
+BUILTIN_ERRORS = {name: getattr(__builtins__, name, None) if not isinstance(__builtins__, dict)
             else __builtins__.get(name) for name in (
     "ArithmeticError", "AssertionError", "AttributeError", "BufferError", "EOFError", "FloatingPointError",
     "ImportError", "IndexError", "KeyError", "LookupError", "MemoryError", "ModuleNotFoundError",
@@ -69,10 +71,10 @@ def where(exc: BaseException) -> str:
 def error_from(data: dict) -> StudentError:
     """A StudentError that is also the first built-in exception type the remote one was."""
     name = str(data.get("type") or "Exception")
-    base = next((b for b in data.get("bases") or [] if b in _BUILTIN and _BUILTIN[b] is not None), None)
+    base = next((b for b in data.get("bases") or [] if b in BUILTIN_ERRORS and BUILTIN_ERRORS[b] is not None), None)
     key = (name, base or "")
     if key not in _ERROR_TYPES:
-        bases = (StudentError, _BUILTIN[base]) if base else (StudentError,)
+        bases = (StudentError, BUILTIN_ERRORS[base]) if base else (StudentError,)
         _ERROR_TYPES[key] = type(name, bases, {"type_name": name})
     exc = _ERROR_TYPES[key](inert(str(data.get("message") or "")))
     exc.where = [tuple(inert(str(x)) if isinstance(x, str) else x for x in w)
@@ -160,16 +162,45 @@ def type_of(value: Any) -> str:
 # The three ways a check reaches the student's code
 # ---------------------------------------------------------------------------------------------
 
-def call(fn: Any, *args: Any, context: dict | None = None, timeout: float | None = None, **kwargs: Any) -> Any:
-    """``fn(*args, **kwargs)``, answered as data. Arrays and tensors among ``args`` that the call
-    changed in place are changed here too (so a check can tell). ``context``: ``errstate`` (NumPy's
-    floating-point errors), ``torch_seed``; ``timeout``: seconds this call may take (remote only)."""
+def call(fn: Any, *args: Any, context: dict | None = None, timeout: float | None = None, twice: bool = False,
+         **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)``, answered as data. The student's code gets its own copies of the
+    arguments (they cross as data, or are copied here): nothing it does to them reaches the check's
+    values. ``context``: ``errstate`` (NumPy's floating-point errors), ``torch_seed``; ``timeout``:
+    seconds this call may take (remote only). ``twice``: call it again on the same copies and answer
+    ``(first, second)``, the second an exception object if that call raised (:func:`checks.call_twice`)."""
     session = _session_of(fn, args, kwargs)
     if session is not None:
         return session.request("call", target=fn, args=args, kwargs=kwargs, context=context or {},
-                               mirror=True, timeout=timeout)
+                               timeout=timeout, twice=twice)
+    target, args, kwargs = _unwrap(fn), _unwrap(_private(args)), _unwrap(_private(kwargs))
     with _local_context(context or {}):
-        return _local(_unwrap(fn)(*_unwrap(args), **_unwrap(kwargs)))
+        first = _local(target(*args, **kwargs))
+    if not twice:
+        return first
+    try:
+        with _local_context(context or {}):
+            return first, _local(target(*args, **kwargs))
+    except Exception as exc:  # noqa: BLE001 - the second answer differs: that is the finding
+        return first, exc
+
+
+def _private(value: Any) -> Any:
+    """``value`` with its arrays and tensors copied, as if it had crossed the protocol."""
+    t = type(value)
+    if t is tuple or t is list:
+        return t(_private(v) for v in value)
+    if t is dict:
+        return {k: _private(v) for k, v in value.items()}
+    if t is np.ndarray:
+        return value.copy()
+    if t.__module__.startswith("torch"):
+        import torch
+
+        if t is torch.Tensor:
+            copy = value.detach().clone()
+            return copy.requires_grad_(True) if value.requires_grad and copy.is_floating_point() else copy
+    return value
 
 
 def new(factory: Any, *args: Any, meta: bool = False, **kwargs: Any) -> Any:

@@ -329,6 +329,15 @@ def a1_cases(a: Assignment) -> list[Case]:
              a.max - P["pad2d"], {"pad2d": "must be written without numpy.pad"}),
         Case("shadowing_files", shadowing, a.max - P["pad2d"], {"pad2d": "pad2d("}),
         Case("extra_notebook", extra_notebook, a.max, kind="input"),
+        # the hidden part says nothing but its verdict: this layout passes the visible cases (9 calls), then
+        # prints its input and raises with the input in the message; neither may reach feedback or grades.csv
+        # (the markers are spelled in two halves: the student's own code is shown in their feedback)
+        Case("hidden_leak", a.file(a.nb({"layout_code": a.body("layout_code", (
+            "_args = {k: getattr(v, 'shape', v) for k, v in dict(locals()).items()}\n"
+            "global _calls\n_calls = globals().get('_calls', 0) + 1\n"
+            "if _calls <= 2:\n    print('VISIBLEPRINT', _args)\n"
+            "if _calls > 30:\n    print('HIDDEN' + 'PRINT', _args)\n    raise ValueError('HIDDEN' + f'RAISE {_args}')"))})),
+             a.max - P["layout"], {"layout": "hidden cases failed: your code raised ValueError"}),
         Case("warning_in_a_function", a.file(a.nb({"correlate2d_code": a.body(
             "correlate2d_code", "import warnings\nwarnings.warn('slow loops ahead', RuntimeWarning)")})), a.max,
              kind="habit"),
@@ -384,6 +393,12 @@ def a2_cases(a: Assignment) -> list[Case]:
              {"conv_forward_fast": "autograder.layers is not available"}, at_most=a.max - P["conv_forward_fast"]),
         Case("course_checks_user", a.file(a.nb({"numerical_gradient_code": numeric})), a.max - P["numerical_gradient"],
              {"numerical_gradient": "autograder.checks is not available"}),
+        # zero the incoming gradient in place and return what follows from it (zeros): the reference is
+        # computed from the judge's own dout, which no call can change
+        Case("zeroes_dout", a.file(a.nb({c: a.body(c, "dout[...] = 0") for c in
+                                         ("conv_backward_naive_code", "conv_backward_fast_code")})),
+             a.max - P["conv_backward_naive"] - P["conv_backward_fast"],
+             {"conv_backward_naive": "values differ", "conv_backward_fast": "values differ"}),
         Case("probe_tamper", a.file(a.add_cell(a.nb({"numerical_gradient_code": a.body(
             "numerical_gradient_code", "return np.zeros_like(x)")}),
             "import autograder.probes as p\np.PROBES.clear()", after="numerical_gradient_code")),

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from autograder.checks import (CheckFailure, assert_close, assert_equal, assert_shape, assert_tuple,
-                               assert_unchanged, call, check_gradient, numeric_gradient, rel_error)
+                               call, call_twice, check_gradient, numeric_gradient, rel_error)
 from autograder.tolerances import TOLERANCES, tolerance
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6)
@@ -107,14 +107,45 @@ def test_assert_shape():
     assert "expected (2, 1), got (1, 2)" in fails(assert_shape, [[1, 2]], (2, 1), name="f")
 
 
-def test_assert_tuple_and_assert_unchanged():
+def test_assert_tuple():
     assert assert_tuple((1, 2), 2, name="f", what="(out, cache)", hint="h") == (1, 2)
     msg = fails(assert_tuple, np.zeros(3), 2, name="relu_forward(x)", what="(out, cache)",
                 hint="a forward function ends with `return out, cache`.")
     assert msg.startswith("relu_forward(x): expected the tuple (out, cache), got array(3,) float64.")
     assert "got a tuple of 3 items" in fails(assert_tuple, (1, 2, 3), 2, name="f", what="(a, b)", hint="h")
-    assert_unchanged(np.ones(2), np.ones(2), name="f")
-    assert "modified its input w in place" in fails(assert_unchanged, np.ones(2), np.zeros(2), name="f", what="w")
+
+
+def test_call_twice_sees_an_input_changed_in_place_by_its_consequence():
+    """Is a function that writes into its argument caught by a second call on the same object, while
+    the check's own array stays the judge's (never changed by the call)?"""
+    def honest(x):
+        return x * 2
+
+    def scales_in_place(x):
+        x *= 2
+        return x
+
+    x = np.arange(3.0)
+    got, again = call_twice(honest, x, name="double(x)")
+    again()
+    np.testing.assert_array_equal(got, [0.0, 2.0, 4.0])
+    got, again = call_twice(scales_in_place, x, name="double(x)", what="x")
+    np.testing.assert_array_equal(got, [0.0, 2.0, 4.0])  # the first call saw the judge's values
+    np.testing.assert_array_equal(x, [0.0, 1.0, 2.0])  # and the judge's array is untouched
+    with pytest.raises(CheckFailure) as info:
+        again()
+    assert "changed x in place" in str(info.value) and info.value.kind == "side effect"
+
+
+def test_a_call_never_changes_the_checks_arguments():
+    """Does the notebook's own test cell hand the student's function copies, as grading does?"""
+    def zeroes(dout):
+        dout[...] = 0
+        return dout
+
+    dout = np.ones(4)
+    assert not call(zeroes, dout).any()
+    np.testing.assert_array_equal(dout, np.ones(4))
 
 
 def test_call_reports_not_implemented_and_crashes():

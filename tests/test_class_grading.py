@@ -32,6 +32,7 @@ import pytest
 
 import autograder as autograder_package
 from autograder import secret
+from autograder.grading import worker
 from autograder.grading.notebooks import graded_cells
 from autograder.grading.results import StudentResult
 from autograder.grading.sandbox import BUBBLEWRAP, isolation
@@ -152,7 +153,8 @@ class ClassGradingTests:
         grader's own paths?"""
         source = source_nb(self.assignment)
         gids = [gid for gid, _ in graded_cells(source)]
-        seeds = {str(secret.seed(SECRET.encode(), self.assignment, gid)) for gid in gids}
+        seeds = {str(secret.seed(SECRET.encode(), self.assignment, gid, salt=salt))
+                 for gid in gids for salt in ["", *self._salts(graded)]}
         files = [*(graded.out / "feedback").rglob("*.html"), *(graded.out / "nbgrader" / "autograded").rglob("*.ipynb")]
         assert len(files) >= len(graded.results)
         typed = {s for s in graded.results if any(str(ROOT) in p.read_text(errors="replace")
@@ -168,8 +170,32 @@ class ClassGradingTests:
                 leaks.append(str(ROOT))
             for leak in leaks:
                 assert leak not in text, (path, leak)
-            found = seeds & set(re.findall(r"\d{5,10}", text))
+            found = seeds & set(re.findall(r"\d{5,20}", text))
             assert not found, (path, found)
+
+    @staticmethod
+    def _salts(graded) -> list[str]:
+        """Every student's hidden-seed salt, as the worker makes it (their id and submission's bytes)."""
+        (name,) = COURSE.notebooks(graded.assignment)
+        salts = []
+        for student in graded.results:
+            for path in (graded.subs / student).rglob(f"{name}.ipynb"):
+                salts.append(secret.submission_salt(student, worker.digest(path.parent, [name], "")))
+        return salts
+
+    def test_the_hidden_part_says_nothing_but_its_verdict(self, graded):
+        """Does nothing printed or raised while the hidden cases ran reach the feedback, the graded
+        notebooks, grades.csv or the gradebook, while the visible part's output still shows?"""
+        if "hidden_leak" not in graded.results:
+            pytest.skip("the leak attack is in a1's class")
+        files = [*(graded.out / "feedback").rglob("*.html"), *(graded.out / "nbgrader" / "autograded").rglob("*.ipynb"),
+                 graded.out / "grades.csv", *graded.out.glob("gradebook*")]
+        for path in files:
+            data = path.read_bytes()
+            assert b"HIDDENPRINT" not in data and b"HIDDENRAISE" not in data, path
+        assert "VISIBLEPRINT" in graded.feedback("hidden_leak")
+        reason = next(c.reason for c in graded.results["hidden_leak"].cells if c.grade_id == "layout")
+        assert "hidden cases failed" in reason and "(" not in reason.split("\n")[0], reason
 
     def test_student_text_is_escaped_in_feedback(self, graded):
         page = graded.feedback("html_everywhere")

@@ -26,8 +26,8 @@ WRONG_ANSWERS = [
     # 1. ReLU
     W("relu", "np.max instead of np.maximum (reduces an axis)",
       (("out = np.maximum(x, 0)", "out = np.max(x, 0)"),), ("relu_forward",)),
-    W("relu", "forward clips x in place",
-      (("out = np.maximum(x, 0)", "x[x < 0] = 0\n    out = x"),), ("relu_forward",)),
+    # No "forward clips x in place": ReLU is idempotent and nothing in the exercise reuses its input, so
+    # the clipped x has no consequence the judge could observe (PyTorch's own ReLU(inplace=True) does it).
     W("relu", "backward passes dout through without the mask",
       (("dx = dout * (x > 0)", "dx = dout"),), ("relu_backward",)),
     W("relu", "backward mask taken from dout instead of x",

@@ -118,8 +118,14 @@ class AgentChannel:
     # -- requests --------------------------------------------------------------------------------
 
     def request(self, op: str, *, target: Any = None, args: Any = (), kwargs: Any = None,
-                context: dict | None = None, mirror: bool = False, timeout: float | None = None) -> Any:
-        """Ask the agent one thing; the answer as data (see :mod:`autograder.student` for the errors)."""
+                context: dict | None = None, timeout: float | None = None, twice: bool = False) -> Any:
+        """Ask the agent one thing; the answer as data (see :mod:`autograder.student` for the errors).
+        ``twice`` (a call): the target is called again on the same argument objects, and the answer is
+        ``(first, second)``, the second an exception object if that call raised.
+
+        The arguments are encoded from the judge's values and only ever travel one way: whatever the
+        kernel does to its copies never flows back into them, so an expected value the check computes
+        from them is the judge's own."""
         if self.conn is None:
             raise KernelLost(self.stop_reason or "the kernel is gone")
         self.rid += 1
@@ -127,7 +133,7 @@ class AgentChannel:
         if target is not None:
             values["target"] = target
         try:
-            data = protocol.encode({"op": op, "id": self.rid, "mirror": bool(mirror)}, special=_wire, **values)
+            data = protocol.encode({"op": op, "id": self.rid, "twice": twice}, special=_wire, **values)
         except protocol.Refused as exc:  # the check itself passed something that cannot cross: a grader bug
             raise RuntimeError(f"the check passed a value that cannot cross to the kernel: {exc}") from None
         limit, what = self.deadline, f"the exercise's time limit ({self.session.cell_timeout:g} s)"
@@ -143,9 +149,10 @@ class AgentChannel:
             raise NotData(str(reply["refused"]))
         if "error" in reply or not reply.get("ok"):
             self._drop(f"the kernel's answer broke the grader's protocol ({reply.get('error', 'no result')})")
-        for index, value in (reply.get("mirror") or {}).items():
-            if isinstance(index, int) and 0 <= index < len(values["args"]):
-                _copy_into(values["args"][index], value)
+        if twice:
+            raised = reply.get("again_raised")
+            return reply.get("result"), (student.error_from(raised if isinstance(raised, dict) else {})
+                                         if "again_raised" in reply else reply.get("again"))
         return reply.get("result")
 
     def release(self) -> None:
@@ -309,21 +316,6 @@ def _wire(value: Any) -> Any:
     return None
 
 
-def _copy_into(target: Any, value: Any) -> None:
-    """Make the judge's copy of an argument what the student's code made of it."""
-    if isinstance(target, np.ndarray) and isinstance(value, np.ndarray) and target.shape == value.shape:
-        if target.flags.writeable:
-            np.copyto(target, value.astype(target.dtype, copy=False))
-    elif type(target) is list and type(value) is list:
-        target[:] = value
-    elif type(target).__module__.startswith("torch") and type(value).__module__.startswith("torch"):
-        import torch
-
-        if isinstance(target, torch.Tensor) and isinstance(value, torch.Tensor) and target.shape == value.shape:
-            with torch.no_grad():
-                target.copy_(value.to(target.dtype))
-
-
 # ---------------------------------------------------------------------------------------------
 # One exercise
 # ---------------------------------------------------------------------------------------------
@@ -369,13 +361,18 @@ def free_names(code: str) -> list[str]:
 
 def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str, *, hidden: bool,
           seconds: float, log: Any = None) -> Verdict:
-    """Run one test cell's code here against the kernel; the verdict and what it said."""
+    """Run one test cell's code here against the kernel; the verdict and what it said.
+
+    The visible part's messages and output are the student's to read. The hidden part says nothing
+    but its verdict: what the checks and the student's code print while it runs is dropped, and a
+    failure there is reported by its kind alone (:func:`hidden_failure`) — never an input, a shape, a
+    message from the kernel or a line the student's code printed."""
     visible, hidden_part = split_hidden(test_source)
     names = free_names(test_source)
     start = time.monotonic()
     verdict = Verdict(grade_id, points, False)
     out = io.StringIO()
-    part = "visible"
+    part, shown = "visible", None  # shown: how much of the kernel's output belongs to the visible part
     try:
         channel.begin(seconds)
         channel.open()
@@ -384,22 +381,16 @@ def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str,
         with contextlib.redirect_stdout(out), np.errstate(all="ignore"):
             exec(compile(visible, f"<test {grade_id}>", "exec"), namespace)  # the instructor's code
             if hidden and hidden_part.strip():
-                part = "hidden"
-                exec(compile(hidden_part, f"<hidden test {grade_id}>", "exec"), namespace)
+                part, shown = "hidden", len(channel.output)
+                with contextlib.redirect_stdout(io.StringIO()):
+                    exec(compile(hidden_part, f"<hidden test {grade_id}>", "exec"), namespace)
         verdict.passed = True
-    except CheckFailure as exc:
-        verdict.message = str(exc)
-    except StudentError as exc:
-        verdict.message = explain_error(exc, None)
-    except NotData as exc:
-        verdict.message = f"your code returned something that is not data: {exc}"
-    except TimedOut as exc:
-        verdict.message = str(exc)
-    except KernelLost as exc:
-        verdict.message = str(exc)
-        verdict.lost_kernel = True
+    except (CheckFailure, StudentError, NotData, TimedOut, KernelLost) as exc:
+        verdict.lost_kernel = isinstance(exc, KernelLost)
+        verdict.message = hidden_failure(exc) if part == "hidden" else visible_failure(exc)
     except Exception as exc:  # noqa: BLE001 - the check could not use the answer; say so, log the rest
-        verdict.message = (f"the test could not use what your code returned ({type(exc).__name__}: "
+        verdict.message = ("the test could not use what your code returned in a hidden case" if part == "hidden" else
+                           f"the test could not use what your code returned ({type(exc).__name__}: "
                            f"{_first_line(exc)})")
         if log is not None:
             log.write(f"[{grade_id}] {traceback.format_exc()}\n")
@@ -409,12 +400,53 @@ def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str,
         with contextlib.suppress(Exception, KernelLost, TimedOut):
             channel.close()
     verdict.hidden = part == "hidden" and not verdict.passed
-    if verdict.hidden and verdict.message:
-        verdict.message = f"{verdict.message}\n  (This case comes from the hidden tests: your code passes the visible ones.)"
-    printed = "".join(channel.output)
+    printed = "".join(channel.output[:shown])
     verdict.output = out.getvalue() + (f"\n[your code printed]\n{printed}" if printed.strip() else "")
     verdict.seconds = time.monotonic() - start
     return verdict
+
+
+def visible_failure(exc: BaseException) -> str:
+    """The whole story of a visible case's failure: the check's message, or what happened to the kernel."""
+    if isinstance(exc, StudentError):
+        return explain_error(exc, None)
+    if isinstance(exc, NotData):
+        return f"your code returned something that is not data: {exc}"
+    return str(exc)
+
+
+HIDDEN_KINDS = {
+    "values": "values differ from the reference",
+    "shape": "the result has the wrong shape",
+    "dtype": "the result has the wrong dtype",
+    "type": "the result is not what was asked for (None, not an array, or the wrong tuple)",
+    "side effect": "a second call on the same inputs gave another answer (an input changed in place)",
+    "not implemented": "it raises NotImplementedError",
+}
+
+
+def hidden_failure(exc: BaseException) -> str:
+    """A hidden case's failure by its kind only: what the student may learn without the case's inputs."""
+    from ..checks import raised_kind
+
+    reason = str(exc)
+    if isinstance(exc, TimedOut):
+        kind = ("it printed more than the output cap allows" if reason.startswith("output cap")
+                else "it ran past the exercise's time limit")
+    elif isinstance(exc, KernelLost):  # the grader's own words from an exit status, else a category: no kernel text
+        kind = (reason.split("\n")[0] if reason.startswith(("the kernel died:", "the kernel exited with status"))
+                else "the kernel stopped answering (it broke the protocol or ignored an interrupt)")
+    elif isinstance(exc, StudentError):
+        kind = f"your code {raised_kind(exc)}"
+    elif isinstance(exc, NotData):
+        kind = "your code returned something that is not data"
+    else:
+        code = getattr(exc, "kind", "check")
+        kind = (HIDDEN_KINDS.get(code) or (f"your code {code}" if code.startswith(("raised", "no "))
+                                            else "a check on the result failed"))
+    return (f"hidden cases failed: {kind}.\n  Your code passes the visible tests; the hidden tests try more "
+            "shapes and settings (their inputs are not shown). Make the function right in general, not for the "
+            "visible cases.")
 
 
 def explain_error(exc: StudentError, label: str | None) -> str:

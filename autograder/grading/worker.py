@@ -274,7 +274,9 @@ def run_job(path: Path) -> StudentResult:
     job = Job.load(path)
     log_path = Path(job.out) / "logs" / job.assignment / f"{job.student}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("w") as log, secret.using(_secret()):
+    # the hidden cases are this student's and this submission's: digest("") is the submitted bytes alone
+    salt = secret.submission_salt(job.student, digest(Path(job.folder), job.notebooks, ""))
+    with log_path.open("w") as log, secret.using(_secret(), salt):
         try:
             result = grade(job, log)
         except Exception as exc:  # noqa: BLE001 - a grader bug or a file that vanished: this student only

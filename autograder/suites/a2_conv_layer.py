@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_tuple, assert_unchanged, call
+from ..checks import CheckFailure, assert_close, assert_tuple, call, call_twice
 from ..secret import seeds_for
 from ..student import probe
 from ..seed import rng
@@ -88,13 +88,14 @@ def check_conv_forward(fn: Callable, name: str, seed: int | None = None, n: int 
     g = rng(20 if seed is None else seed)
     for case in configs(seed, n):
         x, w, b, conv = _inputs(case, g)
-        copies = (x.copy(), w.copy(), b.copy())
-        (out, _), label = _forward(fn, name, x, w, b, conv)
+        label = _label(name, x, w, conv)
+        result, again = call_twice(fn, x, w, b, name=label, what="x, w or b", **_given(conv))
+        out, _ = assert_tuple(result, 2, name=label, what="(out, cache)",
+                              hint="a forward function ends with `return out, cache`.")
         assert_close(out, ref.conv2d(x, w, b, **conv), name=label,
                      hint="out[n, f, i, j] = b[f] + sum over c, u, v of x_pad[n, c, i*stride + u*dilation, "
                           "j*stride + v*dilation] * w[f, c, u, v]; the output is (N, F, H_out, W_out).")
-        for before, after, what in zip(copies, (x, w, b), ("x", "w", "b")):
-            assert_unchanged(before, after, name=label, what=what)
+        again()
 
 
 def check_conv_backward(forward: Callable, backward: Callable, name: str, seed: int | None = None,
@@ -129,12 +130,11 @@ def check_im2col(im2col: Callable, seed: int | None = None, n: int = 30) -> None
         x, w, _, conv = _inputs(case, g)
         KH, KW = w.shape[2:]
         label = f"im2col(x {x.shape}, KH={KH}, KW={KW}, {_conv(conv)})"
-        before = x.copy()
-        got = call(im2col, x, KH, KW, name=label, **_given(conv))
+        got, again = call_twice(im2col, x, KH, KW, name=label, what="x", **_given(conv))
         assert_close(got, ref.unfold(x, (KH, KW), **conv), name=label,
                      hint="row (c*KH + u)*KW + v, column (n*H_out + i)*W_out + j holds "
                           "x_pad[n, c, i*stride + u*dilation, j*stride + v*dilation].")
-        assert_unchanged(before, x, name=label)
+        again()
 
 
 def check_col2im(col2im: Callable, seed: int | None = None, n: int = 30) -> None:
@@ -182,11 +182,10 @@ def check_numerical_gradient(eval_numerical_gradient_array: Callable, seed: int 
         y = torch_f(t)
         dout = g.standard_normal(tuple(y.shape))
         y.backward(torch.from_numpy(dout))
-        before = x.copy()
         label = f"eval_numerical_gradient_array({desc}, x {x.shape})"
-        got = call(eval_numerical_gradient_array, f, x, dout, name=label)
-        if not np.array_equal(x, before):
-            raise CheckFailure(f"{label}: x was not restored; put each element back after nudging it.")
+        got, again = call_twice(eval_numerical_gradient_array, f, x, dout, name=label,
+                                what="x (was each nudged element put back?)")
         assert_close(got, t.grad.numpy(), name=label, rtol=1e-7, atol=1e-8,
                      hint="(L(x + h) - L(x - h)) / (2h) with L = sum(f(x) * dout); copy f's output before "
                           "nudging again (f may return a view of x); a one-sided difference is only O(h).")
+        again()

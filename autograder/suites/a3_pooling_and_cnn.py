@@ -28,7 +28,7 @@ import numpy as np
 
 from .. import reference as ref
 from .. import student
-from ..checks import (CheckFailure, assert_close, assert_shape, assert_tuple, assert_unchanged, call, describe,
+from ..checks import (CheckFailure, assert_close, assert_shape, assert_tuple, call, call_twice, describe,
                       guarded)
 from ..secret import seeds_for
 from ..seed import rng
@@ -53,6 +53,13 @@ def _forward(fn: Callable, label: str, *args: Any) -> tuple:
                         hint="a forward function ends with `return out, cache`.")
 
 
+def _forward_twice(fn: Callable, label: str, *args: Any) -> tuple[tuple, Callable[[], None]]:
+    """``(out, cache)`` and the :func:`call_twice` check that ``fn`` left its input alone."""
+    result, again = call_twice(fn, *args, name=label, what="x")
+    return assert_tuple(result, 2, name=label, what="(out, cache)",
+                        hint="a forward function ends with `return out, cache`."), again
+
+
 _dims = dims
 
 
@@ -70,11 +77,11 @@ def check_relu(relu_forward: Callable, relu_backward: Callable, seed: int | None
         x = g.standard_normal(shape)
         before = x.copy()
         label = f"relu_forward(x {_dims(shape)})"
-        out, cache = _forward(relu_forward, label, x)
+        (out, cache), again = _forward_twice(relu_forward, label, x)
         assert_close(out, ref.relu(before), name=label,
                      hint="max(x, 0) elementwise (np.maximum, not np.max, which reduces along an axis): "
                           "negative entries become 0, the others pass unchanged; same shape as x.")
-        assert_unchanged(before, x, name=label)
+        again()
         dout = g.standard_normal(shape)
         blabel = f"relu_backward(dout {_dims(shape)}, cache)"
         dx = call(relu_backward, dout.copy(), cache, name=blabel)
@@ -102,11 +109,11 @@ def check_affine(affine_forward: Callable, affine_backward: Callable, seed: int 
         x, w, b = g.standard_normal(shape), g.standard_normal((D, M)), g.standard_normal(M)
         before = x.copy()
         label = f"affine_forward(x {_dims(shape)}, w {_dims(w.shape)}, b {_dims(b.shape)})"
-        out, cache = _forward(affine_forward, label, x, w, b)
+        (out, cache), again = _forward_twice(affine_forward, label, x, w, b)
         assert_close(out, ref.affine(before, w, b), name=label,
                      hint=f"flatten each example to a row of D = {D} values (x.reshape(N, -1)), "
                           "then out = x_rows @ w + b, of shape (N, M).")
-        assert_unchanged(before, x, name=label)
+        again()
         dout = g.standard_normal((shape[0], M))
         blabel = f"affine_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
         grads = assert_tuple(call(affine_backward, dout.copy(), cache, name=blabel), 3, name=blabel,
@@ -165,9 +172,9 @@ def _check_pool_forward(fn: Callable, name: str, reference: Callable, seed: int 
         x = g.standard_normal(shape)
         before = x.copy()
         label = _pool_label(name, "x", shape, ph, pw, stride)
-        out, _ = _forward(fn, label, x, ph, pw, stride)
+        (out, _), again = _forward_twice(fn, label, x, ph, pw, stride)
         assert_close(out, reference(before, (ph, pw), stride), name=label, hint=hint)
-        assert_unchanged(before, x, name=label)
+        again()
 
 
 def _check_pool_backward(forward: Callable, backward: Callable, names: tuple[str, str], vjp: Callable,
@@ -239,11 +246,11 @@ def check_global_avg_pool(global_avg_pool_forward: Callable, global_avg_pool_bac
         x = g.standard_normal(shape)
         before = x.copy()
         label = f"global_avg_pool_forward(x {_dims(shape)})"
-        out, cache = _forward(global_avg_pool_forward, label, x)
+        (out, cache), again = _forward_twice(global_avg_pool_forward, label, x)
         assert_close(out, ref.global_avg_pool(before), name=label,
                      hint="the mean of each H×W plane: average over axes 2 and 3, giving (N, C) "
                           "(no keepdims).")
-        assert_unchanged(before, x, name=label)
+        again()
         dout = g.standard_normal(shape[:2])
         blabel = f"global_avg_pool_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
         dx = call(global_avg_pool_backward, dout.copy(), cache, name=blabel)
@@ -276,7 +283,7 @@ def check_softmax_loss(softmax_loss: Callable, seed: int | None = None, n: int =
         label = f"softmax_loss(x {_dims(x.shape)}{' with scores near ' + format(np.median(x), '.0f') if large else ''}, y ({N},))"
         try:
             with np.errstate(over="raise", invalid="raise", divide="raise"):
-                result = call(softmax_loss, x, y.copy(), name=label)
+                result, again = call_twice(softmax_loss, x, y, name=label, what="x or y")
         except CheckFailure as exc:
             if isinstance(exc.__cause__, FloatingPointError):
                 raise CheckFailure(
@@ -295,7 +302,7 @@ def check_softmax_loss(softmax_loss: Callable, seed: int | None = None, n: int =
         assert_close(dx, expected_dx, name=f"{label}: dx",
                      hint="dx = (softmax(x) - one_hot(y)) / N: subtract 1 at each row's true class, "
                           "and divide by N because the loss is a mean.")
-        assert_unchanged(before, x, name=label)
+        again()
 
 
 # ---------------------------------------------------------------------------------------------
