@@ -17,8 +17,10 @@ Two kinds of check:
 * **by properties a lookup cannot fake**, on the trained network and held-out digits: occluding the
   patch the saliency map marks as most important lowers the class score more than an average
   patch does (12 digits together: true of the reference in all of 300 draws tried); the class
-  visualisation is classified as its class with high probability and its L2 penalty shrinks it; FGSM at ``EPS_FLIP`` turns at least ``FLIP_SHARE`` of correctly classified
-  digits into mistakes.
+  visualisation is classified as its class with high probability, its L2 penalty shrinks it, the
+  default seed gives the image ``seed=0`` gives, and the caller's model keeps the weights and
+  BatchNorm statistics the judge loaded (its ``state_dict`` compared with the judge's copy); FGSM at
+  ``EPS_FLIP`` turns at least ``FLIP_SHARE`` of correctly classified digits into mistakes.
 
 When values differ, the message says which known slip the answer matches, if it matches one (the
 absolute value forgotten, the loss's gradient instead of the score's, a mean over the channels...).
@@ -600,7 +602,8 @@ def _same_as_default_seed(class_visualisation: Callable, y: int, image: np.ndarr
 @single_threaded
 def check_class_visualisation(class_visualisation: Callable, seed: int | None = None, n: int = 2) -> None:
     """class_visualisation(model, y, ...) -> (1, 28, 28) in [0, 1] that the trained network gives
-    class y with probability >= VIS_PROBABILITY; a larger l2 gives a smaller image."""
+    class y with probability >= VIS_PROBABILITY; a larger l2 gives a smaller image; the caller's model
+    keeps its weights and BatchNorm statistics; the default seed gives what seed=DEFAULT_SEED gives."""
     classes = [3, 0] if seed is None else [int(c) for c in rng(seed).choice(10, size=n, replace=False)]
     for k, y in enumerate(classes):
         # the first visible case uses the release's default seed, the others their own
