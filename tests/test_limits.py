@@ -161,7 +161,7 @@ def test_tmp_and_the_working_folder_are_capped_in_total(tmp_path):
     assert proc.returncode == 0, proc.stderr
     got = results(tmp_path / "out", A1)
     assert got["small_files"]["score"] == a.max, lost(got["small_files"])
-    for student, words in [("fills_tmp", "reached their cap (256 MiB"), ("fills_cwd", "reached their cap (256 MiB"),
+    for student, words in [("fills_tmp", "hold at most 256 MiB each"), ("fills_cwd", "hold at most 256 MiB each"),
                            ("beside_sockets", "socket folder")]:
         assert got[student]["score"] == a.max - a.points["layout"], (student, lost(got[student]))
         assert list(lost(got[student])) == ["layout"] and words in lost(got[student])["layout"], lost(got[student])

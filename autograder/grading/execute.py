@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import signal
 import stat
 import subprocess
@@ -69,7 +70,8 @@ class SandboxedKernel:
         self.intruded: str | None = None
         self._looked = 0.0
         work_folder(scratch).mkdir(exist_ok=True)
-        ipc_folder(scratch).mkdir(exist_ok=True)
+        shutil.rmtree(ipc_folder(scratch), ignore_errors=True)  # a lost kernel's sockets, or what it wrote there
+        ipc_folder(scratch).mkdir()
         specs = scratch / ".kernelspec"
         spec_dir = specs / "sandboxed"
         spec_dir.mkdir(parents=True, exist_ok=True)
@@ -421,7 +423,6 @@ def probe(site: KernelSite, limits: Limits) -> str | None:
     """Why no grading kernel can start here, in one line (what the kernel's start printed last),
     or None when one starts and runs a cell: a class is graded only where kernels start, since a
     fault of the grading machine must never be recorded as every student's 0."""
-    import shutil
     import tempfile
 
     scratch = Path(tempfile.mkdtemp(prefix="ag-probe-"))

@@ -175,6 +175,8 @@ def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: st
             verdict.message = restrictions.explain(verdict.grade_id, charged[verdict.grade_id], assignment)
         elif not verdict.passed and verdict.message and "MemoryError" in verdict.message:
             verdict.message += f" (each kernel's memory cap is {limits.memory_mb} MiB)"
+        elif not verdict.passed and verdict.message and "No space left on device" in verdict.message:
+            verdict.message += f" (a kernel's /tmp and its working folder hold at most {limits.space_mb} MiB each)"
     for cell in nb.cells:  # the restriction's message where the student will look: the test cell
         if role(cell) == TEST and nbgrader_meta(cell).get("grade_id") in charged:
             gid = nbgrader_meta(cell)["grade_id"]
