@@ -204,3 +204,27 @@ def test_a_run_whose_kernels_cannot_start_records_nothing(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "kernels cannot start" in lines[0] and "uid map: Permission denied" in lines[0], lines
     assert not results(out, A1) and not (out / "gradebook.db").exists() and not (out / "grades.csv").exists()
+
+
+def test_a_notebooks_own_test_cell_limits_cpu_time_too():
+    """In a notebook's own test cell (no judge), a CpuLimit stops the call after that much of this
+    process's CPU time and says what a call used: the visible test behaves as the grade will."""
+    import time
+
+    from autograder import student
+
+    def spin():
+        while True:
+            pass
+
+    limit = student.CpuLimit(0.5)
+    start = time.monotonic()
+    with pytest.raises(student.TimedOut, match="more than its 0.5 s CPU limit"):
+        student.call(spin, cpu=limit)
+    assert 0.4 < limit.used < 1.5 and time.monotonic() - start < 10
+
+    quick = student.CpuLimit(5)
+    assert student.call(lambda: 3, cpu=quick) == 3 and 0 <= quick.used < 0.5
+    asleep = student.CpuLimit(5)
+    student.call(time.sleep, 0.3, cpu=asleep)
+    assert asleep.used < 0.2  # sleeping is no work
