@@ -242,8 +242,9 @@ class Meter:
       neither, so a loaded machine stops no honest run; a machine whose kernel keeps no run-queue
       figures counts no idle time (the caller's wall-clock backstop remains).
 
-    With ``together``, the CPU and idle seconds share one allowance of ``cpu_s``. Where the tree
-    cannot be measured at all (no ``/proc``), wall-clock seconds stand in for CPU seconds."""
+    With ``together``, the CPU and idle seconds share one allowance of ``cpu_s`` (wall-clock seconds
+    where there are no run-queue figures). Where the tree cannot be measured at all (no ``/proc``),
+    wall-clock seconds stand in for CPU seconds."""
 
     POLL_S = 0.25
 
@@ -271,6 +272,8 @@ class Meter:
         self._at = now
 
     def charged(self) -> float:
+        if self.together and not self.queued:  # asleep cannot be told from waiting: the wall clock counts
+            return max(self.cpu, self._at - self.started)
         return self.cpu + self.idle if self.together else self.cpu
 
     def over(self) -> str | None:
