@@ -308,7 +308,11 @@ def apply_limits(limits: Limits, processes: bool) -> None:
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap raises OSError(EFBIG)
 
 
-def _children(pid: int) -> list[int]:
+def _children(pid: int, parents: dict[int, list[int]] | None) -> list[int]:
+    """``pid``'s child processes: from ``/proc/PID/task/TID/children``, or, where the kernel has no
+    such file, from ``parents`` (every process's parent, read once per reading by :func:`_parents`)."""
+    if parents is not None:
+        return parents.get(pid, [])
     kids = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -321,6 +325,22 @@ def _children(pid: int) -> list[int]:
         except (OSError, ValueError):
             pass
     return kids
+
+
+def _parents() -> dict[int, list[int]] | None:
+    """None where ``/proc/PID/task/TID/children`` exists; else each process's children by ``/proc``."""
+    if os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        return None
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            out.setdefault(ppid, []).append(int(entry))
+    return out
 
 
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") and "SC_CLK_TCK" in os.sysconf_names else 100
@@ -340,6 +360,7 @@ def tree_usage(pid: int) -> tuple[float, float] | None:
     if not os.path.isdir(f"/proc/{pid}"):
         return None
     cpu = wait = 0.0
+    parents = _parents()
     seen, todo = set(), [pid]
     while todo:
         p = todo.pop()
@@ -358,7 +379,7 @@ def tree_usage(pid: int) -> tuple[float, float] | None:
                     wait += int(fh.read().split()[1]) / 1e9
         except (OSError, IndexError, ValueError):
             pass
-        todo += _children(p)
+        todo += _children(p, parents)
     return cpu, wait
 
 
