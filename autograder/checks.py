@@ -94,13 +94,14 @@ def call(fn: Callable, *args: Any, name: str | None = None, context: dict | None
 
 
 def call_as(label: str, fn: Callable, *args: Any, hint: str | None = None, context: dict | None = None,
-            timeout: float | None = None, **kwargs: Any) -> Any:
+            timeout: float | None = None, cpu: Any = None, **kwargs: Any) -> Any:
     """Like :func:`call`, for checks whose ``label`` already describes the call (its arguments
     summarised: shapes, modes); a crash message adds ``hint`` when given. ``timeout``: seconds the
-    call may take in a grading kernel (beyond it, :class:`autograder.student.TimedOut`)."""
+    call may take in a grading kernel (beyond it, :class:`autograder.student.TimedOut`); ``cpu``: a
+    :class:`autograder.student.CpuLimit` instead."""
     from . import student
 
-    return _guarded(lambda: student.call(fn, *args, context=context, timeout=timeout, **kwargs), label,
+    return _guarded(lambda: student.call(fn, *args, context=context, timeout=timeout, cpu=cpu, **kwargs), label,
                     lambda: label, hint)
 
 

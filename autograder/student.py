@@ -49,6 +49,64 @@ class TimedOut(BaseException):
     """The exercise ran past its time limit; the kernel was interrupted (and survived)."""
 
 
+class CpuLimit:
+    """The CPU time one call of the student's code may take (``seconds``), and, after it, what it
+    took (``used``). When grading, the judge measures it from outside the kernel: the CPU time of
+    the kernel's whole process tree, every thread and child process summed, so a busy grading
+    machine costs nothing; a run that neither computes nor waits for a CPU for ``seconds`` is hung,
+    and ``wall`` (default four times ``seconds``) is a last wall-clock backstop. In a notebook's
+    own test cell it is this process's CPU time (``ITIMER_PROF`` where there is one)."""
+
+    WALL_FACTOR = 4.0
+
+    def __init__(self, seconds: float, wall: float | None = None):
+        self.seconds = float(seconds)
+        self.wall = float(wall) if wall is not None else self.WALL_FACTOR * self.seconds
+        self.used: float | None = None
+
+    def __repr__(self) -> str:
+        used = "" if self.used is None else f", used {self.used:.1f} s"
+        return f"CpuLimit({self.seconds:g} s{used})"
+
+
+def _process_cpu() -> float:
+    try:
+        import resource
+    except ImportError:  # Windows
+        import time
+
+        return time.process_time()
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
+@contextlib.contextmanager
+def _local_cpu(limit: "CpuLimit | None"):
+    """A notebook's own test cell: stop the call past ``limit.seconds`` of this process's CPU time."""
+    if limit is None:
+        yield
+        return
+    import signal
+    import threading
+
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    start = _process_cpu()
+
+    def on_profile(signum, frame):
+        raise TimedOut(f"stopped: it used more than its {limit.seconds:g} s CPU limit")
+
+    if usable:
+        old = signal.signal(signal.SIGPROF, on_profile)
+        signal.setitimer(signal.ITIMER_PROF, limit.seconds)
+    try:
+        yield
+    finally:
+        if usable:
+            signal.setitimer(signal.ITIMER_PROF, 0)
+            signal.signal(signal.SIGPROF, old)
+        limit.used = _process_cpu() - start
+
+
 _ERROR_TYPES: dict[tuple[str, str], type] = {}
 BUILTIN_ERRORS = {name: getattr(__builtins__, name, None) if not isinstance(__builtins__, dict)
             else __builtins__.get(name) for name in (
@@ -163,18 +221,19 @@ def type_of(value: Any) -> str:
 # ---------------------------------------------------------------------------------------------
 
 def call(fn: Any, *args: Any, context: dict | None = None, timeout: float | None = None, twice: bool = False,
-         **kwargs: Any) -> Any:
+         cpu: CpuLimit | None = None, **kwargs: Any) -> Any:
     """``fn(*args, **kwargs)``, answered as data. The student's code gets its own copies of the
     arguments (they cross as data, or are copied here): nothing it does to them reaches the check's
     values. ``context``: ``errstate`` (NumPy's floating-point errors), ``torch_seed``; ``timeout``:
-    seconds this call may take (remote only). ``twice``: call it again on the same copies and answer
+    seconds this call may take (remote only); ``cpu``: the CPU time it may take instead (:class:`CpuLimit`,
+    which says afterwards what it took). ``twice``: call it again on the same copies and answer
     ``(first, second)``, the second an exception object if that call raised (:func:`checks.call_twice`)."""
     session = _session_of(fn, args, kwargs)
     if session is not None:
         return session.request("call", target=fn, args=args, kwargs=kwargs, context=context or {},
-                               timeout=timeout, twice=twice)
+                               timeout=timeout, twice=twice, cpu=cpu)
     target, args, kwargs = _unwrap(fn), _unwrap(_private(args)), _unwrap(_private(kwargs))
-    with _local_context(context or {}):
+    with _local_context(context or {}), _local_cpu(cpu):
         first = _local(target(*args, **kwargs))
     if not twice:
         return first

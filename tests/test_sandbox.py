@@ -116,7 +116,7 @@ def test_the_course_and_other_folders_are_not_visible(tmp_path):
     secret = tmp_path / "other-student.txt"
     secret.write_text("answers")
     probe = (f"import os\nprint(os.path.exists({str(ROOT / 'solutions')!r}), os.path.exists({str(secret)!r}), "
-             f"os.path.exists({str(ROOT / 'autograder')!r}), os.getcwd() == {str(tmp_path / 'scratch')!r})")
+             f"os.path.exists({str(ROOT / 'autograder')!r}), os.getcwd() == {str(tmp_path / 'scratch' / 'work')!r})")
     runs = run(tmp_path, probe)
     assert runs[0].status == OK
     assert runs[0].outputs[0]["text"] == "False False False True\n"  # not even the course's package
@@ -311,3 +311,52 @@ def test_the_digit_hunt_of_the_threat_finds_them_outside_a_kernel():
     namespace["datasets"] = types.SimpleNamespace(__file__=datasets.__file__, mnist_5k=lambda: 1 / 0)
     found = namespace["find_digits"]()
     assert found is not None and found[0].shape == (5000, 1, 28, 28) and len(found[1]) == 5000
+SMALL_SPACE = Limits(memory_mb=2048, output_kb=64, file_mb=8, processes=32, space_mb=16)
+FILL = ("import os\ndef fill(folder):\n    for i in range(100):\n"
+        "        with open(os.path.join(folder, f'f{i}'), 'wb') as fh:\n            fh.write(b'x' * (4 << 20))\n")
+
+
+@boxed
+@pytest.mark.parametrize("folder", ["'/tmp'", "os.getcwd()", "os.path.expanduser('~')"])
+def test_tmp_and_the_working_folder_have_a_total_cap(tmp_path, folder):
+    """Many files, each under the per-file cap, cannot fill /tmp or the working folder past
+    ``space_mb``: the write fails with "No space left", and a small file still fits afterwards."""
+    runs = run(tmp_path, FILL, f"fill({folder})", "print(len(os.listdir('/tmp')))", limits=SMALL_SPACE)
+    assert runs[1].status == ERROR and "reached their cap (16 MiB" in runs[1].reason, runs[1].reason
+    assert runs[2].status == OK
+
+
+@boxed
+def test_a_file_beside_the_kernels_sockets_costs_the_kernel(tmp_path):
+    """The one host folder a kernel can write (its sockets' folder) is not a place for files: a
+    kernel that writes one there is stopped, and the notebook goes on in a fresh kernel."""
+    runs = run(tmp_path, "import glob, os, time\nsock = glob.glob(os.path.join(os.path.dirname(os.getcwd()), 'ipc', '*'))[0]\n"
+               "open(os.path.join(os.path.dirname(sock), 'big'), 'wb').write(b'x' * 1000)\ntime.sleep(5)", "print('next')")
+    assert runs[0].status == DIED and "socket folder" in runs[0].reason, runs[0].reason
+    assert runs[1].status == OK
+
+
+def test_added_cells_share_a_small_budget(tmp_path):
+    """Cells under one Budget share its kernel time: a sleeping cell is stopped when the budget is
+    spent, the next gets ``after`` seconds (a def takes none), and a quick cell costs nothing."""
+    import time
+
+    from autograder.grading.execute import Budget, KernelSession
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    session = KernelSession(scratch, LIMITS, KernelSite(None), 30, time.monotonic() + 120)
+    budget = Budget(3.0, after=1.0)
+    try:
+        start = time.monotonic()
+        first = session.run(0, "import time\ntime.sleep(20)", budget=budget)
+        second = session.run(1, "time.sleep(20)", budget=budget)
+        helper = session.run(2, "def helper():\n    return 42", budget=budget)
+        used = session.run(3, "print(helper())")
+        took = time.monotonic() - start
+    finally:
+        session.close()
+    assert first.status == TIMEOUT and "share 3 s of kernel time" in first.reason, first.reason
+    assert second.status == TIMEOUT
+    assert helper.status == OK and used.status == OK and "42" in used.outputs[0]["text"]
+    assert took < 12, took

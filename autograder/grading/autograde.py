@@ -52,7 +52,7 @@ from .nbgrader_cli import flags, jupyter_home, nbgrader
 from .notebooks import graded_cells
 from .progress import counter
 from .results import ERROR, GRADED, StudentResult, load_all, result_path, write_grades_csv
-from .sandbox import Limits
+from .sandbox import KernelSite, Limits
 from .worker import Job, digest, exercise_id, read_notebooks, zero_result
 
 STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}$")
@@ -556,23 +556,32 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
 def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], skipped: list[str],
                  rules: late.Rules, regrade: bool, show_progress: bool) -> ClassReport:
     out, assignment = grader.out, grader.assignment
-    grader.prepare()
     results: dict[str, StudentResult] = {}
     resumed: set[str] = set()
     bad: list[str] = list(skipped)
     todo: list[Job] = []
+    early_results = []
     for sub in submissions:
         job = grader.job(sub)
         early, problem = grader.precheck(sub, job)
         if problem:
             bad.append(problem)
-            early.save(out)
+            early_results.append(early)
             results[sub.student] = early
         elif not regrade and (kept := grader.recorded(job)) is not None:
             results[sub.student] = kept
             resumed.add(sub.student)
         else:
             todo.append(job)
+    if todo and isinstance(engine, LocalEngine):  # a fault of this machine is nobody's 0 (the workers warm up meanwhile)
+        from .execute import probe
+
+        why = probe(KernelSite(assignment), grader.limits)
+        if why:
+            raise UsageError(f"grading kernels cannot start on this machine, so nothing was graded or recorded: {why}")
+    grader.prepare()
+    for early in early_results:
+        early.save(out)
 
     subs = {sub.student: sub for sub in submissions}
 

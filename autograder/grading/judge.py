@@ -39,7 +39,7 @@ from .. import protocol, student
 from ..checks import CheckFailure
 from ..student import KernelLost, NotData, RemoteName, RemoteObject, StudentError, TimedOut
 from .assemble import split_hidden
-from .execute import GRACE_S, KernelDied, KernelSession
+from .execute import GRACE_S, KernelDied, KernelSession, Meter
 
 AGENT_START_S = 60.0  # how long the agent may take to connect (a cold kernel imports numpy first)
 
@@ -61,6 +61,7 @@ class AgentChannel:
         self.output: list[str] = []  # what the student's code printed while being judged (capped)
         self.error: str | None = None  # the agent cell's own error, if it failed to start
         self.stop_reason: str | None = None
+        self.metered: list[str] = []  # "train_lenet used 23.4 s of its 60 s CPU limit", for the notes
 
     # -- opening and closing ---------------------------------------------------------------------
 
@@ -118,10 +119,13 @@ class AgentChannel:
     # -- requests --------------------------------------------------------------------------------
 
     def request(self, op: str, *, target: Any = None, args: Any = (), kwargs: Any = None,
-                context: dict | None = None, timeout: float | None = None, twice: bool = False) -> Any:
+                context: dict | None = None, timeout: float | None = None, twice: bool = False,
+                cpu: student.CpuLimit | None = None) -> Any:
         """Ask the agent one thing; the answer as data (see :mod:`autograder.student` for the errors).
         ``twice`` (a call): the target is called again on the same argument objects, and the answer is
-        ``(first, second)``, the second an exception object if that call raised.
+        ``(first, second)``, the second an exception object if that call raised. With ``cpu``, the
+        kernel's CPU time limits it (measured from outside, :class:`.execute.Meter`) and the wall clock
+        only as a backstop; its wall time does not count against the test cell's.
 
         The arguments are encoded from the judge's values and only ever travel one way: whatever the
         kernel does to its copies never flows back into them, so an expected value the check computes
@@ -139,8 +143,20 @@ class AgentChannel:
         limit, what = self.deadline, f"the exercise's time limit ({self.session.cell_timeout:g} s)"
         if timeout is not None and time.monotonic() + timeout < self.deadline:
             limit, what = time.monotonic() + timeout, f"the {timeout:g} s this step may take"
-        self._send(data, limit, what)
-        reply = self._receive(self.rid, limit, what)
+        if cpu is not None:
+            self._meter = Meter(self.kernel, cpu.seconds)
+            limit, what = min(time.monotonic() + cpu.wall, self.session.deadline), f"the {cpu.wall:g} s wall-clock backstop"
+        try:
+            self._send(data, limit, what)
+            reply = self._receive(self.rid, limit, what)
+        finally:
+            if cpu is not None:
+                meter, self._meter = self._meter, None
+                meter.read()
+                cpu.used = meter.cpu
+                self.deadline += time.monotonic() - meter.started
+                self.metered.append(f"{getattr(target, '__name__', op)} used {meter.cpu:.1f} s of its "
+                                    f"{cpu.seconds:g} s CPU limit")
         if reply.get("interrupted"):
             raise TimedOut(self.stop_reason or "timed out")
         if "raised" in reply:
@@ -230,10 +246,13 @@ class AgentChannel:
         now = time.monotonic()
         if self.stop_reason is None and now > limit:
             self._interrupt(f"timed out: the code ran past {what}")
+        elif self.stop_reason is None and self._meter is not None and (why := self._meter.over()):
+            self._interrupt(f"stopped: {why}")
         if self._stop_at is not None and now > self._stop_at:
             self._drop(f"{self.stop_reason} and ignored the interrupt, so its kernel was replaced")
 
     _stop_at: float | None = None
+    _meter: Meter | None = None  # the CPU-limited request under way
 
     def _interrupt(self, reason: str) -> None:
         self.stop_reason = reason
@@ -244,7 +263,7 @@ class AgentChannel:
         """Start the clock of one test cell."""
         self.deadline = time.monotonic() + seconds
         self.stop_reason, self._stop_at = None, None
-        self.output, self.printed = [], 0
+        self.output, self.printed, self.metered = [], 0, []
 
     def _pump(self, wait: float = 0.0, most: int = 500) -> None:
         """Read the kernel's pending output messages (at most ``most``, so that a kernel flooding its
@@ -400,6 +419,7 @@ def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str,
         with contextlib.suppress(Exception, KernelLost, TimedOut):
             channel.close()
     verdict.hidden = part == "hidden" and not verdict.passed
+    verdict.notes += channel.metered
     printed = "".join(channel.output[:shown])
     verdict.output = out.getvalue() + (f"\n[your code printed]\n{printed}" if printed.strip() else "")
     verdict.seconds = time.monotonic() - start

@@ -41,6 +41,7 @@ class Limits:
     cpu_s: int = 1800
     processes: int = 64
     file_mb: int = 64
+    space_mb: int = 256  # what /tmp, and the working folder, may hold in all (each; bubblewrap only)
     output_kb: int = 1024  # what one cell may print before it is stopped
 
     def as_json(self) -> str:
@@ -63,13 +64,27 @@ def isolation() -> str:
     return BUBBLEWRAP if probe.returncode == 0 else RLIMITS_ONLY
 
 
+@functools.lru_cache(maxsize=None)
+def _sized_tmpfs() -> bool:
+    """Whether this bubblewrap can cap a tmpfs (``--size``, bubblewrap 0.5 and later)."""
+    try:
+        probe = subprocess.run([shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--ro-bind",
+                                "/", "/", "--size", "1048576", "--tmpfs", "/tmp", "true"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
 def isolation_note() -> str:
     """One line for reports: what the kernels can and cannot reach."""
     if isolation() == BUBBLEWRAP:
         return ("kernels ran in bubblewrap: own scratch folder, no network, no course files, "
-                "memory/CPU/process/file-size caps")
-    return ("kernels ran with memory, CPU and file-size caps (no process cap) in a scratch folder, but without "
-            "bubblewrap: the network and the grading user's files were reachable (install bubblewrap)")
+                "memory/CPU/process/file-size caps" + (" and a size cap on /tmp and the working folder"
+                                                       if _sized_tmpfs() else " (no total cap on what they write: "
+                                                       "this bubblewrap is older than 0.5)"))
+    return ("kernels ran with memory, CPU and file-size caps (no process cap, and no total cap on what they write) "
+            "in a scratch folder, but without bubblewrap: the network and the grading user's files were reachable "
+            "(install bubblewrap)")
 
 
 class KernelSite:
@@ -229,9 +244,28 @@ def _readonly_mounts(site: KernelSite) -> list[str]:
     return mounts + links + site.mounts()
 
 
+def kernel_python() -> str:
+    """The virtual environment's interpreter by the real path of its folder: a venv reached through
+    a symbolic link (a linked checkout or home) is mounted in the sandbox at its real path only, and
+    its ``bin/python`` must stay a path inside the venv (resolving the file itself would leave it)."""
+    folder, name = os.path.split(sys.executable)
+    return os.path.join(os.path.realpath(folder), name)
+
+
+def work_folder(scratch: Path) -> Path:
+    """The kernel's working folder and home: ``scratch/work`` (in bubblewrap a tmpfs of
+    ``Limits.space_mb``). The scratch folder itself holds the connection file, the judge's socket
+    and, in ``scratch/ipc``, the kernel's own sockets; bubblewrap shows it read-only but for ``ipc``."""
+    return scratch / "work"
+
+
+def ipc_folder(scratch: Path) -> Path:
+    return scratch / "ipc"
+
+
 def kernel_argv(scratch: Path, limits: Limits, site: KernelSite) -> list[str]:
     """The kernelspec argv for a kernel confined to ``scratch`` ({connection_file} left for Jupyter)."""
-    python = sys.executable
+    python = kernel_python()
     kernel = [python, "-S", "-m", "ipykernel_launcher", "-f", "{connection_file}",
               "--HistoryManager.enabled=False", "--IPKernelApp.trio_loop=False"]
     boxed = isolation() == BUBBLEWRAP
@@ -240,19 +274,21 @@ def kernel_argv(scratch: Path, limits: Limits, site: KernelSite) -> list[str]:
     wrapper = [python, "-I", "-m", "autograder.grading.sandbox", limits.as_json(), "nproc" if boxed else "-", "--"]
     if not boxed:
         return [*wrapper, *kernel]
-    scratch = str(scratch.resolve())
+    space = ["--size", str(limits.space_mb * 1024 * 1024)] if _sized_tmpfs() else []
+    work, ipc, scratch = str(work_folder(scratch).resolve()), str(ipc_folder(scratch).resolve()), str(scratch.resolve())
     bwrap = [shutil.which("bwrap") or "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
-             "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+             "--cap-drop", "ALL", "--proc", "/proc", "--dev", "/dev", *space, "--tmpfs", "/tmp"]
     bwrap += _readonly_mounts(site)
-    bwrap += ["--bind", scratch, scratch, "--chdir", scratch, "--setenv", "HOME", scratch,
-              "--setenv", "TMPDIR", "/tmp", "--unsetenv", "JPY_PARENT_PID", "--"]
+    bwrap += ["--ro-bind", scratch, scratch, "--bind", ipc, ipc, *space, "--tmpfs", work,
+              "--chdir", work, "--setenv", "HOME", work, "--setenv", "TMPDIR", "/tmp", "--unsetenv", "JPY_PARENT_PID", "--"]
     return [*wrapper, *bwrap, *kernel]
 
 
 def kernel_env(scratch: Path, site: KernelSite) -> dict[str, str]:
     """The whole environment of a grading kernel: nothing inherited but PATH and the locale."""
+    scratch = work_folder(scratch)
     env = {
-        "PATH": os.pathsep.join([os.path.dirname(sys.executable), "/usr/local/bin", "/usr/bin", "/bin"]),
+        "PATH": os.pathsep.join([os.path.dirname(kernel_python()), "/usr/local/bin", "/usr/bin", "/bin"]),
         "PYTHONPATH": site.python_path(),
         "HOME": str(scratch),
         "TMPDIR": str(scratch),
@@ -299,6 +335,81 @@ def apply_limits(limits: Limits, processes: bool) -> None:
     elif processes:  # counted per user namespace: the kernel's own threads and children
         cap(resource.RLIMIT_NPROC, limits.processes)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the cap raises OSError(EFBIG)
+
+
+def _children(pid: int, parents: dict[int, list[int]] | None) -> list[int]:
+    """``pid``'s child processes: from ``/proc/PID/task/TID/children``, or, where the kernel has no
+    such file, from ``parents`` (every process's parent, read once per reading by :func:`_parents`)."""
+    if parents is not None:
+        return parents.get(pid, [])
+    kids = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as fh:
+                kids += [int(k) for k in fh.read().split()]
+        except (OSError, ValueError):
+            pass
+    return kids
+
+
+def _parents() -> dict[int, list[int]] | None:
+    """None where ``/proc/PID/task/TID/children`` exists; else each process's children by ``/proc``."""
+    if os.path.exists(f"/proc/self/task/{os.getpid()}/children"):
+        return None
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            out.setdefault(ppid, []).append(int(entry))
+    return out
+
+
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") and "SC_CLK_TCK" in os.sysconf_names else 100
+
+
+def tree_usage(pid: int) -> tuple[float, float] | None:
+    """(CPU seconds, run-queue seconds) of process ``pid`` and all its descendants, read from
+    ``/proc`` outside the sandbox; None where there is no ``/proc`` (macOS) or the process is gone.
+
+    CPU is user + system time of every thread of every live process in the tree, plus what their
+    reaped children used (``cutime``/``cstime``): threads and processes all count, so the figure is
+    the work done, however it was spread. Under bubblewrap every process the kernel starts, orphans
+    included, stays in the tree (bubblewrap is init of the kernel's PID namespace); without it the
+    wrapper makes the kernel a child subreaper. Run-queue seconds are the time the tree's live
+    threads were ready to run but waited for a CPU (``schedstat``; 0 where the kernel keeps none):
+    time that a busy machine, not the kernel, is to blame for."""
+    if not os.path.isdir(f"/proc/{pid}"):
+        return None
+    cpu = wait = 0.0
+    parents = _parents()
+    seen, todo = set(), [pid]
+    while todo:
+        p = todo.pop()
+        if p in seen:
+            continue
+        seen.add(p)
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            cpu += sum(int(v) for v in fields[11:15]) / _TICK  # utime stime cutime cstime
+        except (OSError, IndexError, ValueError):
+            continue  # exited between the listing and the read: its parent's cutime has it
+        try:
+            for tid in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{tid}/schedstat") as fh:
+                    wait += int(fh.read().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            pass
+        todo += _children(p, parents)
+    return cpu, wait
 
 
 _PIDS_ROOTS = ("/sys/fs/cgroup/pids", "/sys/fs/cgroup/unified", "/sys/fs/cgroup")
@@ -351,7 +462,20 @@ def main(argv: list[str]) -> None:
     if len(argv) < 4 or argv[2] != "--":
         sys.exit("usage: python -m autograder.grading.sandbox LIMITS_JSON nproc|- -- COMMAND...")
     apply_limits(Limits(**json.loads(argv[0])), processes=argv[1] == "nproc")
+    _subreaper()
     os.execv(argv[3], argv[3:])
+
+
+def _subreaper() -> None:
+    """Make this process (the kernel, or bubblewrap, once exec'd) a child subreaper: an orphan of the
+    kernel's stays in its process tree, whose CPU time the judge counts (:func:`tree_usage`)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, kept across execve
+        except (OSError, AttributeError):
+            pass
 
 
 if __name__ == "__main__":

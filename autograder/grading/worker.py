@@ -38,7 +38,7 @@ from nbformat.notebooknode import NotebookNode
 from .. import secret
 from . import feedback, restrictions
 from .assemble import ADDED, ANSWER, FIGURE, TEST, assemble, exercise_of, role, visible
-from .execute import DIED, OUTPUT, SKIPPED, TIMEOUT, KernelSession
+from .execute import DIED, OUTPUT, SKIPPED, TIMEOUT, Budget, KernelSession
 from .notebooks import Unreadable, graded_cells, nbgrader_meta, read_submission
 from .results import ERROR, GRADED, MISSING, UNREADABLE, CellResult, StudentResult, first_line
 from .sandbox import KernelSite, Limits
@@ -122,6 +122,7 @@ def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: st
     channel = judge.AgentChannel(session)
     verdicts, cell_seconds = [], 0.0
     stopped: dict[str, str] = {}  # exercise -> how its answer cell failed when it ran
+    added = Budget()  # the cells the student added share a little kernel time (a scratch cell needs less)
     try:
         for i, cell in enumerate(nb.cells):
             kind = role(cell)
@@ -145,17 +146,21 @@ def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: st
                     verdict.message = (f"{verdict.message or 'failed'}\n  Note: its solution cell {gid}_code stopped "
                                        f"with {stopped[gid]}; fix that first.")
                 verdicts.append(verdict)
+                notes += verdict.notes
                 cell_seconds += verdict.seconds
                 cell.source = visible(cell.source)  # the feedback never shows the hidden tests
                 cell.outputs = feedback.verdict_outputs(verdict.passed, verdict.message, verdict.output)
                 cell.execution_count = i + 1
                 continue
-            run = session.run(i, cell.source)
+            run = session.run(i, cell.source, budget=added if kind == ADDED else None)
             cell_seconds += run.seconds
             if kind == ANSWER and run.status != "ok" and run.reason:
                 stopped[exercise_of(cell)] = first_line(run.reason, 300)
             cell.outputs = feedback.safe_outputs(run.outputs)
             cell.execution_count = None if run.status == SKIPPED else i + 1
+            if run.status == SKIPPED and kind == ADDED and added.allowance() <= 0 and not added.noted:
+                added.noted = True
+                notes.append(f"cell {i + 1} and the cells you added after it: {first_line(run.reason)}")
             if run.status in (TIMEOUT, OUTPUT, DIED):
                 gid = nbgrader_meta(cell).get("grade_id")
                 where = f"solution cell {gid}" if gid else f"cell {i + 1}"
@@ -170,6 +175,8 @@ def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: st
             verdict.message = restrictions.explain(verdict.grade_id, charged[verdict.grade_id], assignment)
         elif not verdict.passed and verdict.message and "MemoryError" in verdict.message:
             verdict.message += f" (each kernel's memory cap is {limits.memory_mb} MiB)"
+        elif not verdict.passed and verdict.message and "No space left on device" in verdict.message:
+            verdict.message += f" (a kernel's /tmp and its working folder hold at most {limits.space_mb} MiB each)"
     for cell in nb.cells:  # the restriction's message where the student will look: the test cell
         if role(cell) == TEST and nbgrader_meta(cell).get("grade_id") in charged:
             gid = nbgrader_meta(cell)["grade_id"]

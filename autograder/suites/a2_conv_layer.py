@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_tuple, call, call_twice
+from ..checks import assert_close, assert_tuple, call, call_twice
 from ..secret import seeds_for
 from ..student import probe
 from ..seed import rng
