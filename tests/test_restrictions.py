@@ -160,6 +160,8 @@ SPELLINGS = [
     ("star import that cannot be listed", "from json import *", "_f = loads", None, "whose names cannot be listed"),
     ("frame globals", "import sys", "_f = sys._getframe(0).f_globals", None, "sys._getframe"),
     ("a magic that runs code", "", "_f = helper_fn", "%run helpers.py", "uses get_ipython"),
+    ("sys.path changed in another cell", "", "_f = helper_fn", "import sys\nsys.path.insert(0, '')",
+     "changes sys.path, so which module an import loads cannot be checked"),
 ]
 
 

@@ -33,7 +33,9 @@ Instructor cells are read for these links only: their own code is never charged.
   ``__globals__``, ``sys.modules``, frames; the kernels PyTorch keeps out of its Python API
   (``torch.ops``, ``torch._C``, ``torch._VF``: any private part of an imported module); a star
   import whose names cannot be listed; an import of a module the course's environment does not
-  have (a file the notebook wrote); an IPython magic that runs code the cell does not show.
+  have (a file the notebook wrote: the kernel's working folder is not on its path, see
+  :func:`.sandbox.kernel_env`, so a written file cannot pass for an installed module); a change to
+  ``sys.path``; an IPython magic that runs code the cell does not show.
 
 It never charges anything else: imports, prints, plots, helper functions, scratch cells and
 ``%timeit`` cost nothing, and a scratch cell that calls the forbidden function (to compare with it)
@@ -92,6 +94,8 @@ LIBRARY_PARTS = {"ops", "library", "overrides", "jit", "hub", "package", "cpp_ex
 MUTATORS = {"append", "extend", "insert", "update", "setdefault", "__setitem__", "add", "__setattr__"}
 # Namespaces: a write into one binds the key as a name.
 NAMESPACES = {"__dict__", "__globals__", "f_globals", "f_locals", "f_builtins", "modules"}
+# Where imports look: a change there makes any import load code the notebook does not show.
+IMPORT_PATHS = {"sys.path", "sys.meta_path", "sys.path_hooks", "sys.path_importer_cache"}
 # Star imports are listed by importing the module in the grader: only for these packages.
 LISTABLE = {"numpy", "torch", "torchvision", "math", "cmath", "itertools", "functools", "collections", "random",
             "statistics", "string", "os", "time", "typing", "dataclasses", "operator", "autograder"}
@@ -425,7 +429,16 @@ class _Reader(ast.NodeVisitor):
         self.generic_visit(node)
 
     # -- stores ----------------------------------------------------------------------------------
+    def _import_path(self, node: ast.AST, target: ast.AST) -> None:
+        """Charge a change to sys.path (or another place imports look)."""
+        path = _path(target, self.modules, through_calls=False)
+        if path in IMPORT_PATHS:
+            self.found(node, f"changes {path}, so which module an import loads cannot be checked")
+            self.defines.add(ANY)
+            self.anything = self.anything or self.findings[-1]
+
     def _store(self, target: ast.AST) -> None:
+        self._import_path(target, target.value if isinstance(target, ast.Subscript) else target)
         if isinstance(target, ast.Subscript):
             if _is_namespace(target.value):
                 key = _const_str(target.slice)
@@ -464,7 +477,8 @@ class _Reader(ast.NodeVisitor):
         elif name in DYNAMIC_CALLS:
             self.skip.add(id(func))
             self.unknown(node, f"calls {name}", writes_any=name in WRITES_ANY)
-        elif isinstance(func, ast.Attribute) and func.attr in MUTATORS:
+        elif isinstance(func, ast.Attribute) and func.attr in MUTATORS | {"remove", "pop", "clear", "reverse"}:
+            self._import_path(node, func.value)
             if _is_namespace(func.value):
                 key = _const_str(node.args[0]) if func.attr == "setdefault" and node.args else None
                 self.defines.add(key if key is not None else ANY)
