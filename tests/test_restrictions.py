@@ -307,3 +307,17 @@ def test_code_on_a_magic_line_is_read():
     got = charged(A1, {"pad2d_code": inside(PAD, "_ = np.helper_fn")},
                   added=["%%timeit -n 1 np.helper_fn = np.pad\nx = 1"])
     assert set(got) == {"pad2d"} and "uses helper_fn, defined in added cell" in got["pad2d"], got
+
+
+@pytest.mark.parametrize("assignment", [a for a in COURSE.assignment_ids() if profile(a).restrictions])
+def test_catalogued_wrong_answers_are_charged_only_where_they_reach_for_the_forbidden(assignment):
+    """Does a realistic bug (the catalogue's wrong answers) cost nothing through the restrictions,
+    unless the bug is itself reaching for what its exercise forbids (a lookup of the embedded digits)?"""
+    from autograder import catalogue
+
+    sol = SOL.get(assignment) or solution_sources(source_nb(assignment))
+    for wa in catalogue.load(assignment).WRONG_ANSWERS:
+        got = charged(assignment, {wa.cell: wa.apply(sol[wa.cell])})
+        assert set(got) <= {wa.exercise}, (wa.id, got)
+        if got:
+            assert "mnist" in got[wa.exercise].lower() or "DATA_PATH" in got[wa.exercise], (wa.id, got)

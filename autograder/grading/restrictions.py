@@ -307,6 +307,12 @@ def _reflective(path: str) -> bool:
     return parts[0] in REFLECTIVE_MODULES and (len(parts) < 2 or parts[1] not in SAFE_USES.get(parts[0], ()))
 
 
+def _part(path: str) -> str:
+    """How a message names what ``_outside`` found: "a private part of torch", "which reaches functions by name"."""
+    top, *rest = path.split(".?")[0].split(".")
+    return f"a private part of {top}" if any(p.startswith("_") for p in rest) else "which reaches functions by name"
+
+
 def _outside(path: str) -> bool:
     """Does ``path`` go through a private part of its library (``torch._C``, ``torch._VF``,
     ``numpy._core``) or one that reaches kernels by name (``torch.ops``, ``torch.library``)?"""
@@ -425,7 +431,7 @@ class _Reader(ast.NodeVisitor):
         elif attr in DYNAMIC_ATTRS:
             self.unknown(node, f"uses .{attr}", writes_any=attr in ("exec", "__import__", "import_module", "__code__"))
         elif path and _outside(path) and not (inner and _outside(inner)):
-            self.unknown(node, f"uses {_dotted(node)}, a part of {parts[0]} outside the functions the rule can name")
+            self.unknown(node, f"uses {_dotted(node)}, {_part(path)}")
         self.generic_visit(node)
 
     # -- stores ----------------------------------------------------------------------------------
@@ -507,7 +513,8 @@ class _Reader(ast.NodeVisitor):
                     self.unknown(node, f"reaches {part} through {name}", writes_any=True)
                 elif name in ("getattr", "setattr") and args and _path(args[0], self.modules) and \
                         _outside(f"{_path(args[0], self.modules)}.{part}"):
-                    self.unknown(node, f"reaches {part} of {_path(args[0], self.modules)} through {name}")
+                    self.unknown(node, f"reaches {part} of {_path(args[0], self.modules)} through {name}, "
+                                 f"{_part(_path(args[0], self.modules) + '.' + part)}")
                 (self.defines if name in ("setattr", "delattr") else self.uses).add(part)
         self.skip |= {id(a) for a in args if _const_str(a) is not None}
 
@@ -543,7 +550,7 @@ class _Reader(ast.NodeVisitor):
         elif _reflective(full) and (name or len(parts) > 1):  # import gc alone is harmless; its uses are read
             self.unknown(node, f"imports {'* from ' if name == '*' else ''}{full}", writes_any=top in RUNS_CODE)
         elif _outside(full) or top.startswith("_"):
-            self.unknown(node, f"imports {full}, a part of {top} outside the functions the rule can name")
+            self.unknown(node, f"imports {full}, {_part(full) if not top.startswith('_') else 'a private module'}")
         elif name == "*" and star is None:
             self.unknown(node, f"imports * from {module}, whose names cannot be listed", writes_any=True)
 
