@@ -310,7 +310,7 @@ def _reflective(path: str) -> bool:
 def _part(path: str) -> str:
     """How a message names what ``_outside`` found: "a private part of torch", "which reaches functions by name"."""
     top, *rest = path.split(".?")[0].split(".")
-    return f"a private part of {top}" if any(p.startswith("_") for p in rest) else "which reaches functions by name"
+    return f"a private part of {top}" if any(p.startswith("_") for p in rest) else f"a way into {top}'s functions by name"
 
 
 def _outside(path: str) -> bool:
