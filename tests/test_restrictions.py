@@ -71,7 +71,7 @@ HABITS = ["import os, sys, warnings, gc, types\nprint(os.cpu_count(), sys.versio
           "warnings.warn('just saying')\ngc.collect()\ncfg = types.SimpleNamespace(lr=0.1)",
           "%timeit -n 1 -r 1 sum(range(3))\n%matplotlib inline\nimport matplotlib.pyplot as plt\nplt.plot([1, 2])",
           "%%time\ntotal = sum(range(10))\nprint(f'pad={total}', 'numpy.pad is not used here')",
-          "!ls\n%pip --version",
+          "!ls\n%pip --version\nfiles = !ls\n%load_ext autoreload\n%autoreload 2",
           "from math import *\nfrom collections import defaultdict\nseen = defaultdict(list)",
           "def pad(a, k):\n    return a  # my own helper called pad\n\nscratch = pad(1, 1)"]
 

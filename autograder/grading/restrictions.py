@@ -100,8 +100,11 @@ IMPORT_PATHS = {"sys.path", "sys.meta_path", "sys.path_hooks", "sys.path_importe
 LISTABLE = {"numpy", "torch", "torchvision", "math", "cmath", "itertools", "functools", "collections", "random",
             "statistics", "string", "os", "time", "typing", "dataclasses", "operator", "autograder"}
 
-SAFE_MAGICS = {"matplotlib", "config", "pip", "conda", "who", "whos", "pwd", "ls", "env", "precision", "pprint",
-               "xmode", "history", "lsmagic", "magic", "autoreload", "reset_selective"}
+# Magics that change no Python name the reading could miss (an extension is an installed module:
+# the kernel's working folder is not on its path).
+SAFE_MAGICS = {"matplotlib", "config", "pip", "conda", "who", "whos", "who_ls", "pwd", "ls", "cd", "env", "precision",
+               "pprint", "xmode", "history", "lsmagic", "magic", "autoreload", "load_ext", "reload_ext", "unload_ext",
+               "reset", "reset_selective", "system", "sx", "alias", "autosave", "clear"}
 SAFE_CELL_MAGICS = {"bash", "sh", "script", "html", "markdown", "latex", "svg", "javascript", "js", "writefile"}
 TIMED_MAGICS = {"timeit", "time", "capture", "prun"}
 _MAGIC_OPTIONS_WITH_VALUE = {"-n", "-r", "-p", "-o", "-l", "-s", "-T", "-D"}
@@ -151,6 +154,10 @@ def _unwrap_safe_magics(source: str) -> str:
         if stripped.startswith("!") or (stripped.startswith("%") and not stripped.startswith("%%")
                                        and stripped[1:].split(" ")[0] in SAFE_MAGICS):
             out.append(indent + "pass")
+            continue
+        shell = re.match(r"([\w., ()\[\]]+?)\s*=\s*!", stripped)  # files = !ls: a list of the command's lines
+        if shell:
+            out.append(f"{indent}{shell.group(1)} = []")
             continue
         if stripped.startswith("%") and not stripped.startswith("%%"):
             name, _, rest = stripped[1:].partition(" ")
