@@ -361,11 +361,12 @@ class _Reader(ast.NodeVisitor):
         return node.id not in self.bound and hasattr(builtins, node.id)
 
     def function(self, func: ast.AST) -> str | None:
-        """The reflective function a call's ``func`` is (``getattr``, ``attrgetter`` under any alias)."""
+        """The reflective function a call's ``func`` is: a builtin (``getattr``), or operator's
+        (``attrgetter``) under any alias."""
         if isinstance(func, ast.Name) and self.builtin(func):
             return func.id
         path = _path(func, self.modules, through_calls=False)
-        return path.rsplit(".", 1)[-1] if path else None
+        return path.rsplit(".", 1)[-1] if path and path.split(".")[0] in ("operator", "_operator") else None
 
     # -- scopes ----------------------------------------------------------------------------------
     def _scope(self, node: ast.AST) -> None:
@@ -391,7 +392,7 @@ class _Reader(ast.NodeVisitor):
             return
         path = self.modules.get(name)
         path = path if path and "?" not in path else None
-        what = name if self.builtin(node) else path.rsplit(".", 1)[-1] if path else None
+        what = self.function(node)
         if what in BY_NAME:
             self.unknown(node, f"uses {name} other than as {what}(object, 'name')", writes_any=what == "setattr")
         elif what in DYNAMIC_CALLS:
