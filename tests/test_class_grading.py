@@ -281,7 +281,7 @@ class TestA1(ClassGradingTests):  # a1's class, with the bad-input questions too
         path = graded.subs / "pad_star_import" / f"{A1}.ipynb"
         proc = cli("validate", str(path), timeout=1200)
         assert proc.returncode == 1, proc.stderr[-2000:]
-        first = proc.stdout.strip().splitlines()[0]
+        first = proc.stdout.lstrip("\n").splitlines()[0]
         assert first.startswith("  FAILED  pad2d (3 pt): pad2d: this exercise must be written without numpy.pad — "
                                 "pad2d_code: line 1: imports * from numpy, which brings in pad"), proc.stdout
         reason = next(c.reason for c in graded.results["pad_star_import"].cells if c.grade_id == "pad2d")
