@@ -11,12 +11,12 @@ or charged as "cannot be checked".
 
 **What is read.** The exercise's answer cell, and every cell whose names it uses, directly or
 through other cells (a helper, a class, a module alias, an object another cell changed). A cell
-"defines" the global names it binds (assignments, ``def``, imports, the names a star import brings
-in), the objects it changes in place (``table[k] = ...``, ``lst.append(...)``), and the attribute
+"defines" the global names it binds (assignments, ``def``, imports; of the names a star import
+brings in, which are the library's, only a forbidden one counts), the objects it changes in place (``table[k] = ...``, ``lst.append(...)``), and the attribute
 names it stores (``np.alias = np.pad`` defines ``alias``, on whatever module or object: every
 alias of it reads the same attribute). A cell "uses" the global names and attribute names it
 reads. A cell that can change names it never spells (``exec``, ``importlib``, ``setattr`` with a
-computed name, a write through ``globals()``, a module of its own, ...) defines every name.
+computed name, a write through ``globals()``, a change to ``sys.path``, ...) defines every name.
 Instructor cells are read for these links only: their own code is never charged.
 
 **What charges** the exercise, in any of those cells (the name compared is the rule's
