@@ -214,6 +214,8 @@ def test_torch_kernels_outside_its_python_api_are_charged():
     ("_ = vars(np)['pad']", "calls vars"),
     ("_ = np.pad.__wrapped__", "uses .pad"),
     ("_ = np._core.overrides", "uses np._core"),
+    ("match np:\n    case object(pad=_f):\n        pass", "reaches pad through a match pattern"),
+    ("import string\n_f = string.Formatter().get_field('0.p' + 'ad', (np,), {})", "uses .get_field"),
 ])
 def test_numpy_pad_is_found_however_it_is_named(edit, words):
     got = charged(A1, {"pad2d_code": inside(PAD, edit)})

@@ -87,7 +87,8 @@ DYNAMIC_ATTRS = {"__dict__", "__getattribute__", "__getattr__", "__globals__", "
                  "__self__", "__code__", "__loader__", "__spec__", "__import__", "import_module", "f_globals",
                  "f_locals", "f_builtins", "f_back", "tb_frame", "gi_frame", "cr_frame", "_getframe",
                  "exec", "getattr", "setattr", "delattr", "attrgetter", "methodcaller", "get_objects",
-                 "get_referrers", "getmembers", "CompilationUnit", "load_inline"}
+                 "get_referrers", "getmembers", "CompilationUnit", "load_inline", "get_field", "resolve_name",
+                 "locate", "dictConfig"}
 # Parts of a library whose functions are reached by name, or by a path the rule cannot see.
 LIBRARY_PARTS = {"ops", "library", "overrides", "jit", "hub", "package", "cpp_extension", "f2py", "ctypeslib"}
 # Methods that change the object they are called on.
@@ -436,6 +437,8 @@ class _Reader(ast.NodeVisitor):
         elif path and _reflective(path):
             if not (inner and _reflective(inner)):  # charged once, where the chain becomes reflective
                 self.unknown(node, f"uses {path}", writes_any=parts[0] in RUNS_CODE)
+        elif attr == "__class__" and not isinstance(node.ctx, ast.Load):  # a module given a class of one's own
+            self.unknown(node, "sets .__class__", writes_any=True)
         elif attr in DYNAMIC_ATTRS:
             self.unknown(node, f"uses .{attr}", writes_any=attr in ("exec", "__import__", "import_module", "__code__"))
         elif path and _outside(path) and not (inner and _outside(inner)):
@@ -468,6 +471,17 @@ class _Reader(ast.NodeVisitor):
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
             self._store(target)
+            if isinstance(target, ast.Name) and target.id == "__match_args__" and not all(
+                    _const_str(e) is not None for e in getattr(node.value, "elts", [None])):
+                self.unknown(node, "sets __match_args__ to computed names")  # case C(f) reads them by name
+        self.generic_visit(node)
+
+    def visit_MatchClass(self, node: ast.MatchClass) -> None:
+        """``case object(pad=f)`` reads the attribute ``pad`` of the subject."""
+        for attr in node.kwd_attrs:
+            self.uses.add(attr)
+            if self.rule.matches(attr):
+                self.found(node, f"reaches {attr} through a match pattern")
         self.generic_visit(node)
 
     def visit_AugAssign(self, node: ast.AugAssign) -> None:
