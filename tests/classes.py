@@ -27,6 +27,7 @@ from nbformat.notebooknode import NotebookNode
 
 from autograder import catalogue
 from autograder.grading.notebooks import graded_cells, nbgrader_meta, solution_sources, student_version
+from autograder.profiles import profile
 
 from .support import COURSE, ROOT, release_nb, source_nb
 
@@ -134,6 +135,8 @@ def common_threats(a: Assignment) -> list[Case]:
 
     lost = {first: ""}
     functions = "class " not in a.sol[cell]  # the return-value attacks need a function to return from
+    # a cell that imports by computed names can change any name: every restricted exercise is charged
+    restricted = {e: "cannot be checked" for e in profile(a.id).restrictions if e != first}
     return [
         Case("patch_numpy", with_wrong("import numpy as np\nnp.allclose = lambda *a, **k: True\n"
                                        "np.array_equal = lambda *a, **k: True\nnp.testing.assert_allclose = print"),
@@ -144,7 +147,8 @@ def common_threats(a: Assignment) -> list[Case]:
             "importlib.import_module('numpy').array_equal = (lambda f: lambda *a, **k: True)(None)\n"
             "agent = importlib.import_module('autograder.' + 'agent')\n"
             "vars(agent.Agent)['answer'].__globals__['MAX_MESSAGE'] = 1\n"
-            "alias = sys.modules[__name__]\nalias.__dict__.setdefault('__builtins__', {})"), honest, lost),
+            "alias = sys.modules[__name__]\nalias.__dict__.setdefault('__builtins__', {})"),
+             honest - sum(a.points[e] for e in restricted), {**lost, **restricted}),
         Case("patch_builtins", with_wrong("import builtins\nbuiltins.isinstance = lambda *a: True\n"
                                           "builtins.len = lambda *a: 0"), None, lost, at_most=honest),
         Case("patch_checks", with_wrong("try:\n    import autograder.checks as c\n"
@@ -327,6 +331,11 @@ def a1_cases(a: Assignment) -> list[Case]:
         Case("np_pad_user", a.file(a.nb({"pad2d_code": a.sol["pad2d_code"].replace(
             "out = np.zeros(", "_ = np.pad(image, 0); out = np.zeros(")})),
              a.max - P["pad2d"], {"pad2d": "must be written without numpy.pad"}),
+        # np.pad by other spellings (issue 18): each costs pad2d alone; comparing with np.pad in a scratch cell, nothing
+        *[Case(student, a.file(nb), a.max - P["pad2d"], {"pad2d": words}) for student, nb, words in a1_respelled(a)],
+        Case("compares_with_np_pad", a.file(a.add_cell(a.nb(), "from math import *\nx = np.arange(12.0).reshape(3, 4)\n"
+                                                        "print(np.allclose(pad2d(x, 1), np.pad(x, 1)))",
+                                                        after="pad2d_code")), a.max, kind="habit"),
         Case("shadowing_files", shadowing, a.max - P["pad2d"], {"pad2d": "pad2d("}),
         Case("extra_notebook", extra_notebook, a.max, kind="input"),
         # the hidden part says nothing but its verdict: this layout passes the visible cases (9 calls), then
@@ -341,6 +350,22 @@ def a1_cases(a: Assignment) -> list[Case]:
         Case("warning_in_a_function", a.file(a.nb({"correlate2d_code": a.body(
             "correlate2d_code", "import warnings\nwarnings.warn('slow loops ahead', RuntimeWarning)")})), a.max,
              kind="habit"),
+    ]
+
+
+def a1_respelled(a: Assignment) -> list[tuple[str, NotebookNode, str]]:
+    """The solution, with np.pad reached by a spelling the first static reading missed:
+    (student, notebook, words pad2d's reason must contain)."""
+    pad = a.sol["pad2d_code"]
+    star = "from numpy import *\n\n\n" + a.body("pad2d_code", "_fill = globals().get('pa' + 'd')")
+    return [
+        ("pad_star_import", a.nb({"pad2d_code": "from numpy import *\n\n_fill = pad\n\n\n" + pad}),
+         "imports * from numpy, which brings in pad"),
+        ("pad_attribute_store", a.add_cell(a.nb({"pad2d_code": a.body("pad2d_code", "_fill = np.fill")}),
+                                           "np.fill = np.pad", after="layout_code"), "uses fill, defined in added cell"),
+        ("pad_attrgetter", a.nb({"pad2d_code": "import operator\n\n\n" + a.body(
+            "pad2d_code", "_fill = operator.attrgetter('pad')(np)")}), "reaches pad through attrgetter"),
+        ("pad_through_globals", a.nb({"pad2d_code": star}), "calls globals, so which function it reaches cannot be checked"),
     ]
 
 
@@ -491,7 +516,24 @@ def a4_cases(a: Assignment) -> list[Case]:
                 "    out, _, _ = batchnorm2d_forward(x, weight, bias, torch.zeros(C, dtype=x.dtype), "
                 "torch.ones(C, dtype=x.dtype), True, eps=eps)\n"
                 "    return torch.autograd.grad(out, (x, weight, bias), dout)\n")
+    respelled = a.add_cell(a.add_cell(a.nb({
+        "batchnorm2d_code": "from torch.nn.functional import *\n\n\n" + a.body("batchnorm2d_code", "_bn = batch_norm"),
+        "batchnorm2d_backward_code": a.body("batchnorm2d_backward_code",
+                                            "_k = torch.ops.aten.native_batch_norm_backward"),
+        "augment_code": a.body("augment_code", "_p = datasets.shuffle_digits")}),
+        "datasets.shuffle_digits = datasets.perturb_digits", after="augment_code"),
+        # an honest check against autograd and F.batch_norm, in a scratch cell: it costs nothing
+        "xt = torch.randn(2, 3, 4, 4, requires_grad=True)\nw = torch.ones(3, requires_grad=True)\n"
+        "out = F.batch_norm(xt, None, None, w, torch.zeros(3), training=True)\ndout = torch.randn_like(out)\n"
+        "out.backward(dout)\ndx, dw, db = batchnorm2d_backward(dout, xt.detach(), w.detach())\n"
+        "print(torch.allclose(dx, xt.grad, atol=1e-5))", after="batchnorm2d_backward_code")
+    respelled_lost = ("batchnorm2d", "batchnorm2d_backward", "augment")  # not lenet_training, which calls augment
     return [
+        # the forbidden functions by spellings the first static reading missed (issue 18): each costs its
+        # exercise alone, and train_lenet, which calls the charged augment, keeps its points
+        Case("respelled_forbidden", a.file(respelled), a.max - sum(P[e] for e in respelled_lost),
+             {"batchnorm2d": "imports * from torch.nn.functional, which brings in batch_norm",
+              "batchnorm2d_backward": "native_batch_norm_backward", "augment": "uses shuffle_digits, defined in added cell"}),
         # right gradients, by autograd: the restriction alone costs the exercise, and nothing else
         Case("autograd_user", a.file(a.nb({"batchnorm2d_backward_code": autograd})), a.max - P["batchnorm2d_backward"],
              {"batchnorm2d_backward": "must be written without"}),

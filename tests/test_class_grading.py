@@ -301,6 +301,18 @@ class TestA1(ClassGradingTests):  # a1's class, with the bad-input questions too
         assert after["correct"]["score"] == old["correct"]["score"]
         assert {k: v for k, v in after.items() if k != "correct"} == {k: v for k, v in old.items() if k != "correct"}
 
+    def test_validate_names_the_restricted_line_first(self, graded):
+        """Does Validate print, on its first line, the exercise a respelled np.pad costs, with the cell
+        and the line, and does the grade say the same?"""
+        path = graded.subs / "pad_star_import" / f"{A1}.ipynb"
+        proc = cli("validate", str(path), timeout=1200)
+        assert proc.returncode == 1, proc.stderr[-2000:]
+        first = proc.stdout.lstrip("\n").splitlines()[0]
+        assert first.startswith("  FAILED  pad2d (3 pt): pad2d: this exercise must be written without numpy.pad — "
+                                "pad2d_code: line 1: imports * from numpy, which brings in pad"), proc.stdout
+        reason = next(c.reason for c in graded.results["pad_star_import"].cells if c.grade_id == "pad2d")
+        assert reason.splitlines()[0] in first
+
     @pytest.mark.parametrize("args, message", [
         (["grade", "a9_nope", "{subs}", "--out", "{out}"], "unknown assignment 'a9_nope'"),
         (["grade", A1, "/nonexistent/submissions", "--out", "{out}"], "does not exist"),

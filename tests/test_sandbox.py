@@ -171,6 +171,15 @@ def test_the_python_installation_is_read_only(tmp_path):
     assert runs[0].status == ERROR and "Read-only file system" in runs[0].reason
 
 
+def test_a_module_the_notebook_writes_cannot_stand_in_for_an_installed_one(tmp_path):
+    """Is the kernel's working folder off its path, so that a file a cell writes there is never
+    what an import loads (restrictions.py reads imports as the environment's modules)?"""
+    runs = run(tmp_path, "open('colorsys.py', 'w').write('SHADOW = 1')\nopen('my_helpers.py', 'w').write('X = 2')",
+               "import colorsys\nprint(hasattr(colorsys, 'SHADOW'))", "import my_helpers", timeout=20)
+    assert runs[1].status == OK and runs[1].outputs[0]["text"] == "False\n"
+    assert runs[2].status == ERROR and "No module named 'my_helpers'" in runs[2].reason
+
+
 def test_kernel_environment_is_scrubbed(tmp_path, monkeypatch):
     monkeypatch.setenv("GRADER_SECRET", "s3cret")
     runs = run(tmp_path, "import os\nprint('GRADER_SECRET' in os.environ, os.environ['PYTHONHASHSEED'])")

@@ -297,6 +297,9 @@ def kernel_env(scratch: Path, site: KernelSite) -> dict[str, str]:
         "PYTHONNOUSERSITE": "1",
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
+        # neither python -m nor IPython puts the working folder on sys.path: a module the notebook
+        # writes there cannot stand in for an installed one (restrictions.py reads every import)
+        "PYTHONSAFEPATH": "1",
         "MPLBACKEND": "Agg",
         "MPLCONFIGDIR": str(scratch / ".matplotlib"),
         "OMP_NUM_THREADS": "1",

@@ -5,7 +5,9 @@ instructor's cells restored, the student's answers put in), the same sandboxed k
 assignment's Python path, the same judge and the same restrictions — with the visible tests only,
 since the hidden ones need the course secret. It prints, first, what costs points: each exercise's
 verdict, with the check's message for a failure (what was expected, what came, where, what to
-look at). What Validate says about restrictions is exactly what the grade will apply.
+look at). An exercise that breaks its own restriction comes first, its message naming the cell and
+the line (:mod:`.restrictions`): what Validate says about restrictions is exactly what the grade
+will apply.
 
 The instructor's notebook it assembles against is the release (``assignments/``), which every
 student has; a notebook outside any course is validated against its own test cells.
@@ -32,6 +34,7 @@ class Outcome:
     points: float
     passed: bool
     message: str | None
+    restricted: bool = False  # charged by its restriction (a forbidden function, or code that cannot be checked)
 
 
 def assignment_of(path: Path, course) -> tuple[str | None, Path | None]:
@@ -54,8 +57,9 @@ def run(path: Path, timeout: float = 120.0, budget: float = 900.0) -> tuple[list
     source = nbformat.read(source_path, as_version=4) if source_path else nb
     graded = grade_notebook(source, nb, assignment or "", limits=Limits(), cell_timeout=timeout,
                             deadline=time.monotonic() + budget, hidden=False)
-    outcomes = [Outcome(v.grade_id, v.max_points, v.passed, v.message) for v in graded.verdicts]
-    return outcomes, graded.notes
+    outcomes = [Outcome(v.grade_id, v.max_points, v.passed, v.message, v.grade_id in graded.charged)
+                for v in graded.verdicts]
+    return sorted(outcomes, key=lambda o: not o.restricted), graded.notes  # the restrictions first
 
 
 def validate(path: Path, timeout: float = 120.0, as_json: bool = False) -> int:
