@@ -432,8 +432,8 @@ def _forward(*args, **kwargs):
     return out
 
 
-def _inspect(model):  # the state before the call, forever: no hook added, no mode changed
-    return _first.setdefault(id(model), _real["inspect"](model))
+def _inspect(model):  # the state first seen, forever, and no hook: nothing added, no mode changed
+    return {**_first.setdefault(id(model), _real["inspect"](model)), "hooks": 0}
 
 
 def _stop(recorder):

@@ -349,24 +349,29 @@ def _compare(got: Any, expected: torch.Tensor, label: str, what: str, hint: str,
     return arr
 
 
-def _call_on_held(fn: Callable, model: Any, case: Case, *args: Any, label: str, **kwargs: Any) -> tuple[Any, Any]:
-    """``fn(model, x, y, *args, **kwargs)`` where it lives, with x a batch the kernel keeps (what the call
-    does to it stays there, for :func:`_left_alone` to see); (the answer, that x)."""
+def _call_on_held(fn: Callable, case: Case, before: tuple, after: tuple, label: str, **kwargs: Any) -> tuple[Any, Any]:
+    """``fn(*before, x, y, *after, **kwargs)`` where it lives, with x a batch the kernel keeps (what the
+    call does to it stays there, for :func:`_left_alone` to see); (the answer, that x)."""
     held = student.make(student.side_of(fn), "hold", case.x.clone())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        got = guarded(label, lambda: student.op("call_with", fn, model, held, case.y.clone(), *args, **kwargs))
+        got = guarded(label, lambda: student.op("call_with", fn, *before, held, case.y.clone(), *after, **kwargs))
     return got, held
 
 
 def _left_alone(model: Any, held: Any, case: Case, net: nn.Module, label: str) -> None:
     """What the call left behind, by its consequences: afterwards the model, run in eval mode, must still
-    give the network's scores, on the x it was given (an x changed in place shows) and on another batch
-    (a hook left on the model shows when it returns a value — ``lambda m, i, out: seen.setdefault("A", out)``
-    does — since it then replaces the layer's output, on every later run, with the first call's)."""
+    give the network's scores on another batch (a hook left on the model shows when it returns a value —
+    ``lambda m, i, out: seen.setdefault("A", out)`` does — since it then replaces the layer's output, on
+    every later run, with the first call's; so does a run in training mode, which updates BatchNorm's
+    statistics), and on the x it was given (an x changed in place shows)."""
     hint = ("work on a copy of x (x.clone()), and leave the model as you found it but for its mode: every hook you "
-            "register removed again (handle.remove(), in a `finally:` block).")
-    for what, batch, given in (("on the x it was given", case.x, held), ("on another batch", (1 - case.x).flip(-1), None)):
+            "register removed again (handle.remove(), in a `finally:` block), no run in training mode.")
+    checks = (("on another batch", (1 - case.x).flip(-1), None,
+               "the call left the model changed: a hook left behind still runs, and one that returns a value "
+               "replaces its layer's output"),
+              ("on the x it was given", case.x, held, "the call modified x in place"))
+    for what, batch, given, cause in checks:
         with torch.no_grad():
             expected = net(_dev(batch)).cpu()
         try:
@@ -375,8 +380,6 @@ def _left_alone(model: Any, held: Any, case: Case, net: nn.Module, label: str) -
             raise CheckFailure(f"{label} left the model broken: afterwards, model(x) {what} (eval mode) raised "
                                f"{getattr(exc, 'type_name', type(exc).__name__)}: {exc}.\n  Hint: {hint}") from None
         if not _matches(_array(got, label, "the model's scores"), expected):
-            cause = ("the call modified x in place" if given is not None else
-                     "a hook left behind still runs, and one that returns a value replaces its layer's output")
             raise CheckFailure(f"{label}: afterwards, model(x) {what} (eval mode) no longer gives the network's "
                                f"scores: {cause}.\n  Hint: {hint}")
 
@@ -395,7 +398,7 @@ def _check_saliency_case(saliency_map: Callable, case: Case) -> np.ndarray:
     net = case.net()
     expected = reference_saliency(net, case.x, case.y)
     model = case.model_for(saliency_map)
-    got, held = _call_on_held(saliency_map, model, case, label=label)
+    got, held = _call_on_held(saliency_map, case, (model,), (), label)
     slips = [("the gradient without its absolute value", lambda: reference_saliency(net, case.x, case.y, absolute=False)),
              ("the mean over the channels instead of the maximum",
               lambda: reference_saliency(net, case.x, case.y, reduce="mean")),
@@ -463,7 +466,7 @@ def _check_occlusion_case(occlusion_map: Callable, case: Case, patch: int, strid
     expected = reference_occlusion(net, case.x, case.y, patch, stride, fill)
     model = case.model_for(occlusion_map)
     extra = {} if fill == 0.0 else {"fill": fill}  # fill=0.0 is the function's default: rely on it
-    got, held = _call_on_held(occlusion_map, model, case, patch, stride, label=label, **extra)
+    got, held = _call_on_held(occlusion_map, case, (model,), (patch, stride), label, **extra)
     H, W = case.x.shape[2:]
     slips = [("the raw class score instead of its softmax probability",
               lambda: reference_occlusion(net, case.x, case.y, patch, stride, fill, scores=True)),
@@ -516,10 +519,7 @@ def _check_grad_cam_case(grad_cam: Callable, case: Case, layer: str) -> None:
     expected = reference_grad_cam(net, layer, case.x, case.y)
     model = case.model_for(grad_cam)
     module = student.make(student.side_of(grad_cam), "submodule", model, layer)
-    held = student.make(student.side_of(grad_cam), "hold", case.x.clone())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        got = guarded(label, lambda: student.op("call_with", grad_cam, model, module, held, case.y.clone()))
+    got, held = _call_on_held(grad_cam, case, (model, module), (), label)
     slips = [("the weighted sum without the ReLU", lambda: reference_grad_cam(net, layer, case.x, case.y, relu=False)),
              ("weights summed over the map instead of averaged",
               lambda: reference_grad_cam(net, layer, case.x, case.y, weights="sum")),
@@ -631,7 +631,7 @@ def _check_fgsm_case(fgsm: Callable, case: Case, eps: float) -> None:
     net = case.net()
     expected, grad = reference_fgsm(net, case.x, case.y, eps)
     model = case.model_for(fgsm)
-    got, held = _call_on_held(fgsm, model, case, eps, label=label)
+    got, held = _call_on_held(fgsm, case, (model,), (eps,), label)
     arr = _array(got, label, f"an adversarial batch of shape {dims(expected.shape)}")
     if arr.shape != tuple(expected.shape):
         raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (the shape of x), got {dims(arr.shape)}.\n"
