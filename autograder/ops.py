@@ -5,6 +5,12 @@ These run where the student's code lives: inside the grading kernel, asked by th
 (through :mod:`autograder.student`, which also passes the answers through the protocol so that
 both see the same data). The checks never touch a student's object any other way.
 
+Every answer is data the kernel computed, and a student can rewrite this module in their kernel: the
+judge only compares answers with values it computed itself (outputs, gradients, weights). Side
+effects are tested by their consequences — :func:`forward` runs several passes on one ``x``, and
+:func:`hold` keeps an input in the kernel across calls — never by an operation that reports on an
+object's own state (docs/ARCHITECTURE.md, "Facts the judge takes from the kernel").
+
 PyTorch is imported inside the functions that need it: NumPy-only kernels import this module too.
 """
 
@@ -54,7 +60,10 @@ def get_item(obj: Any, attr: str, key: Any) -> Any:
 
 def module_info(model: Any) -> dict:
     """What the structural checks compare: whether it is an ``nn.Module``, its state_dict's names,
-    shapes and dtypes, its trainable parameter count, its children and its mode."""
+    shapes and dtypes, its trainable parameter count and its children. Facts the kernel states about
+    its own object: a check compares them with the reference's only to explain a failure sooner, and
+    the outputs with the judge's weights decide (docs/ARCHITECTURE.md, "Facts the judge takes from
+    the kernel")."""
     import torch.nn as nn
 
     if not isinstance(model, nn.Module):
@@ -66,7 +75,6 @@ def module_info(model: Any) -> dict:
         "trainable": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
         "children": {name: type(m).__name__ for name, m in model.named_children()},
         "modules": [[name, type(m).__name__, len(list(m.children()))] for name, m in model.named_modules()],
-        "training": bool(model.training),
     }
 
 
@@ -82,17 +90,27 @@ def state_dict(model: Any) -> dict:
     return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
 
 
-def forward(model: Any, x: Any, train: bool = False, dtype: str = "float64") -> dict:
-    """``model(x)`` on a copy in ``dtype``, in training mode if ``train``, without gradients;
-    also whether the forward pass changed ``x`` in place."""
+def forward(model: Any, x: Any, train: Any = False, dtype: str = "float64") -> Any:
+    """``model(x)`` on a copy in ``dtype``, without gradients: in training mode if ``train``, in the
+    mode the model is in if ``train`` is None. A list of modes runs one pass per mode, in order, each on
+    a fresh copy of the model but all on the *same* ``x``, and answers the list of outputs: a forward
+    pass that changed ``x`` in place shows as a later output the judge does not expect."""
     import torch
 
-    net = copy.deepcopy(model).to(getattr(torch, dtype))
-    net.train(train)
-    before = x.clone()
-    with torch.no_grad():
-        out = net(x)
-    return {"out": out, "input_changed": not torch.equal(before, x)}
+    if isinstance(x, Held):
+        x = x.value
+    if isinstance(x, torch.Tensor):
+        x = x.to(getattr(torch, dtype))  # x itself when it has the dtype already
+
+    def one(mode: Any) -> Any:
+        net = copy.deepcopy(model).to(getattr(torch, dtype))
+        if mode is not None:
+            net.train(bool(mode))
+        with torch.no_grad():
+            out = net(x)
+        return out.clone() if isinstance(out, torch.Tensor) else out  # not x itself, which the next pass may change
+
+    return [one(mode) for mode in train] if isinstance(train, (list, tuple)) else one(train)
 
 
 def trace(model: Any, x: Any, train: bool = False, kind: str = "post", names: list | None = None,
@@ -145,13 +163,6 @@ def gradients(model: Any, x: Any, y: Any, dtype: str = "float64") -> dict:
     loss = F.cross_entropy(net(x), y)
     loss.backward()
     return {k: None if p.grad is None else p.grad.detach().cpu().clone() for k, p in net.named_parameters()}
-
-
-def inspect(model: Any) -> dict:
-    """A module's hooks, modes and state: what a function given the module may have changed."""
-    hooks = sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
-    return {"hooks": hooks, "modes": {name: bool(m.training) for name, m in model.named_modules()},
-            "state": state_dict(model)}
 
 
 def set_mode(model: Any, train: bool) -> None:
@@ -255,28 +266,24 @@ def make_loss(name: str, **kwargs: Any) -> Any:
     return getattr(nn, name)(**kwargs)
 
 
-class Recorder:
-    """A forward pre-hook noting, at each call of a module, whether gradients were on and the
-    module was in training mode."""
+class Held:
+    """A value the judge keeps in the kernel (a batch ``x``) to hand to several calls: what a call
+    does to it in place reaches the next call, so its consequences can be checked."""
 
-    def __init__(self, model: Any):
-        import torch
-
-        self.calls: list[tuple[bool, bool]] = []
-        self.handle = model.register_forward_pre_hook(
-            lambda m, args: self.calls.append((torch.is_grad_enabled(), m.training)))
-
-    def stop(self) -> list:
-        self.handle.remove()
-        return [list(c) for c in self.calls]
+    def __init__(self, value: Any):
+        self.value = value
 
 
-def record(model: Any) -> Recorder:
-    return Recorder(model)
+def hold(value: Any) -> Held:
+    return Held(value)
 
 
-def stop(recorder: Recorder) -> list:
-    return recorder.stop()
+def call_with(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """``fn(*args, **kwargs)`` with every :class:`Held` argument replaced by the value it holds."""
+    def unheld(v: Any) -> Any:
+        return v.value if isinstance(v, Held) else v
+
+    return fn(*[unheld(a) for a in args], **{k: unheld(v) for k, v in kwargs.items()})
 
 
 def recipe(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -290,5 +297,5 @@ def recipe(name: str, *args: Any, **kwargs: Any) -> Any:
 
 OPERATIONS = {fn.__name__: fn for fn in (
     new, method, get, has, set_item, get_item, module_info, load, state_dict, forward, trace, gradients,
-    inspect, set_mode, submodule, make_model, make_layers, make_loader, make_generator, make_optimizer, make_loss,
-    record, stop, recipe)}
+    set_mode, submodule, make_model, make_layers, make_loader, make_generator, make_optimizer, make_loss,
+    hold, call_with, recipe)}

