@@ -171,7 +171,7 @@ def assert_tuple(result: Any, size: int, *, name: str, what: str, hint: str) -> 
 
 
 def call_twice(fn: Callable, *args: Any, name: str, what: str = "its input", context: dict | None = None,
-               **kwargs: Any) -> tuple[Any, Callable[[], None]]:
+               hint: str | None = None, **kwargs: Any) -> tuple[Any, Callable[[], None]]:
     """Call a student's function twice on the *same* argument objects (its own copies, where it runs)
     and give back ``(first result, again)``: ``again()`` fails unless the second answer is the same.
 
@@ -179,13 +179,14 @@ def call_twice(fn: Callable, *args: Any, name: str, what: str = "its input", con
     the caller's array, an element nudged and not put back) answers the second call differently:
     the consequence a caller would meet, observed from what comes back — never from the kernel's
     word about its own state. Check the first result before calling ``again()``, so that a wrong
-    answer is reported as wrong rather than as a side effect. ``what`` names the inputs in the message.
+    answer is reported as wrong rather than as a side effect. ``what`` names the inputs in the message;
+    ``hint`` is added to a crash's.
     """
     from . import student
 
     label = name
     first, second = _guarded(lambda: student.call(fn, *args, context=context, twice=True, **kwargs), label,
-                             lambda: label)
+                             lambda: label, hint)
 
     def again() -> None:
         hint = ("\n  Hint: compute new arrays instead of writing into your arguments (the caller, and other "
