@@ -231,10 +231,10 @@ class AgentChannel:
                 reply = protocol.decode(header, memoryview(payload), self.limits, resolve=self._resolve)
             except protocol.ProtocolError as exc:
                 self._drop(f"the kernel's answer broke the grader's protocol ({exc})")
-            except MemoryError:
+            except MemoryError:  # the worker's own cap (worker.cap_memory)
                 header = payload = None
-                self._drop("the kernel's answer needed more memory than the grader has for it "
-                           f"({(header_len + payload_len) / 2**20:,.0f} MiB declared)")
+                self._drop(f"the kernel's answer ({(header_len + payload_len) / 2**20:,.0f} MiB) needed more memory "
+                           f"than the grader may use{_memory_cap()}; return less data")
             del header, payload
             if reply.get("id") == rid:
                 return reply
@@ -348,6 +348,17 @@ class AgentChannel:
             raise protocol.ProtocolError("a malformed handle")
         self.handles.append(hid)
         return RemoteObject(self, protocol.Handle(hid, kind, why))
+
+
+def _memory_cap() -> str:
+    """" (its cap: N MiB)" for this process's data cap, when it has one."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    except (ImportError, OSError, ValueError):
+        return ""
+    return "" if soft == resource.RLIM_INFINITY else f" (its cap: {soft // 2**20:,} MiB)"
 
 
 def peer_pid(conn: socket.socket) -> int | None:
