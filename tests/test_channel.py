@@ -105,7 +105,7 @@ def f(x):
     with judged(tmp_path, flood) as channel:
         why, seconds = lost(channel, 1)
     assert "timed out: the code ran past the exercise's time limit (2 s)" in why, why
-    assert seconds < LIMIT_S + GRACE_S + 3, seconds
+    assert seconds < LIMIT_S + GRACE_S + 10, seconds  # bounded (it was not), with room for a busy machine
 
 
 def test_an_answer_trickled_a_byte_at_a_time_cannot_outrun_the_clock(tmp_path):
@@ -124,7 +124,7 @@ def f(x):
         why, seconds = lost(channel, 1)
     assert why == ("timed out: the code ran past the exercise's time limit (2 s) and ignored the interrupt, "
                    "so its kernel was replaced"), why
-    assert seconds < LIMIT_S + GRACE_S + 3, seconds
+    assert seconds < LIMIT_S + GRACE_S + 10, seconds  # bounded (it was not), with room for a busy machine
 
 
 def test_output_flooded_under_another_cells_id_cannot_outrun_the_clock(tmp_path):
@@ -137,7 +137,7 @@ def test_output_flooded_under_another_cells_id_cannot_outrun_the_clock(tmp_path)
     with judged(tmp_path, stubborn, printer) as channel:
         why, seconds = lost(channel, 1)
     assert "ignored the interrupt, so its kernel was replaced" in why, why
-    assert seconds < LIMIT_S + GRACE_S + 3, seconds
+    assert seconds < LIMIT_S + GRACE_S + 10, seconds  # bounded (it was not), with room for a busy machine
 
 
 def test_a_frame_declared_larger_than_the_judge_reads_is_refused_before_it_is_buffered(tmp_path):
