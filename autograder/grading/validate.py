@@ -8,7 +8,7 @@ verdict, with the check's message for a failure (what was expected, what came, w
 look at). What Validate says about restrictions is exactly what the grade will apply.
 
 The instructor's notebook it assembles against is the release (``assignments/``), which every
-student has, found by the nbgrader ``grade_id``\ s of the notebook's cells — whatever the file is
+student has, found by the nbgrader grade_ids of the notebook's cells — whatever the file is
 called (``a1_images_and_convolution (1).ipynb``, ``…-Copy1.ipynb``) — or, when every cell lost its
 metadata, by the file's name. Test code only ever comes from that release: a notebook that matches
 no assignment is refused with one line, never validated against test cells of its own (they would
