@@ -97,6 +97,28 @@ NO_RELEASE = ("scratch.ipynb is none of the course's assignment notebooks (no ce
               "notebook you fetched for the assignment")
 
 
+def test_validate_finds_the_release_by_grade_ids_whatever_the_file_is_called(tmp_path):
+    """The release is the one whose grade_ids the cells carry; the name counts only when no cell has
+    any (a copy's suffix dropped); otherwise one line, never the notebook's own cells."""
+    import json
+
+    from autograder.course import Course
+    from autograder.grading.validate import NoRelease, assignment_of
+
+    course, release = Course(ROOT), ROOT / "assignments" / A1 / f"{A1}.ipynb"
+    mine = json.loads(nbformat.writes(student_version(release_nb(A1), source_nb(A1))))
+    for name in ("whatever.ipynb", f"{A1} (1).ipynb", "a2_conv_layer.ipynb"):
+        assert assignment_of(tmp_path / name, mine, course) == (A1, release), name
+    bare = {"cells": [{"cell_type": "code", "metadata": {}, "source": "x = 1"}]}
+    for name in (f"{A1}.ipynb", f"{A1} (2).ipynb", f"{A1}-Copy1.ipynb"):
+        assert assignment_of(tmp_path / name, bare, course) == (A1, release), name
+    with pytest.raises(NoRelease) as info:
+        assignment_of(tmp_path / "scratch.ipynb", bare, course)
+    assert str(info.value) == NO_RELEASE
+    with pytest.raises(NoRelease, match="no course folder found"):
+        assignment_of(tmp_path / "scratch.ipynb", mine, None)
+
+
 @pytest.mark.slow
 def test_validate_runs_only_the_instructors_tests(tmp_path):
     """A copy saved under another name, its test cells rewritten: is it validated against a1's release
