@@ -109,7 +109,7 @@ class Agent:
         again: dict = {}
         if op == "call" and request.get("twice"):  # the same argument objects once more: see checks.call_twice
             try:  # a first answer that cannot cross is the answer: no second call to wait for
-                protocol.encode({}, handle=self.handle, result=result)
+                protocol.encode({}, handle=self.handle, limits=protocol.FROM_KERNEL, result=result)
             except Refused as exc:
                 return protocol.encode({"id": rid, "refused": str(exc)})
             try:
@@ -142,12 +142,32 @@ class Agent:
                         return
                     if header == b'{"op":"bye"}':
                         return
-                    reply = self.answer(header, payload)
+                    reply = _within_limits(self.answer(header, payload), header)
                 except KeyboardInterrupt:  # an interrupt that arrived between requests
                     continue
                 _send(sock, reply)
         finally:
             sock.close()
+
+
+def _within_limits(reply: bytes, request: bytes) -> bytes:
+    """``reply``, or, when it is larger than the judge reads (:data:`protocol.FROM_KERNEL`), a
+    refusal that says so: the judge would take the frame itself for a broken protocol."""
+    limits = protocol.FROM_KERNEL
+    _, header_len, payload_len = protocol._PREFIX.unpack(reply[:protocol.PREFIX_BYTES])
+    if payload_len > limits.payload_bytes:
+        why = (f"the answer is {payload_len / 2**20:,.0f} MiB of arrays, more than the "
+               f"{limits.payload_bytes // 2**20} MiB a reply may carry; return less data")
+    elif header_len > limits.header_bytes:
+        why = (f"the answer holds {header_len / 2**20:,.0f} MiB of numbers and strings outside arrays, more "
+               f"than the {limits.header_bytes // 2**20} MiB a reply may carry; return an array instead of lists")
+    else:
+        return reply
+    try:
+        request_id = json.loads(request).get("id")
+    except (ValueError, AttributeError):
+        request_id = None
+    return protocol.encode({"id": request_id, "refused": why})
 
 
 def _send(sock: socket.socket, data: bytes) -> None:

@@ -21,11 +21,11 @@ def validate_json(path: Path) -> dict:
     visible test passes (it says "Success! Your notebook passes all the tests."), else a ``failed``
     entry per exercise; ``success: False`` with one line when the notebook cannot be read."""
     from .grading.notebooks import Unreadable
-    from .grading.validate import run
+    from .grading.validate import NoRelease, run
 
     try:
         outcomes, notes = run(path)
-    except Unreadable as exc:
+    except (Unreadable, NoRelease) as exc:
         return {"success": False, "value": str(exc)}
     failed = [o for o in outcomes if not o.passed]
     if not failed:

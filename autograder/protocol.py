@@ -63,6 +63,12 @@ class Limits:
 
 
 DEFAULT = Limits()
+# What a kernel may send back: far more than any honest answer (the largest, a trained network's
+# weights or a batch of saliency maps, are a few MiB) and small enough that the judge can hold one
+# reply (payload, decoded copies, the header's JSON objects) in well under a GiB. The agent encodes
+# its replies with these limits, so an honest oversized answer is refused in the kernel with a
+# reason; the judge reads with them, so a rewritten agent's frame is refused before it is buffered.
+FROM_KERNEL = Limits(header_bytes=16 * 2**20, payload_bytes=256 * 2**20)
 
 
 @dataclass(frozen=True)
@@ -279,11 +285,14 @@ def encode(header: dict, *, handle: Callable[[Any], Handle] | None = None, limit
     tree = dict(header)
     for name, value in values.items():
         tree[name] = enc.value(value, "")
-    return frame(tree, enc.chunks, enc.size)
+    return frame(tree, enc.chunks, enc.size, limits)
 
 
-def frame(tree: dict, chunks: list, size: int) -> bytes:
+def frame(tree: dict, chunks: list, size: int, limits: Limits = DEFAULT) -> bytes:
     text = json.dumps(tree, separators=(",", ":")).encode()
+    if len(text) > limits.header_bytes:
+        raise Refused(f"the answer holds {len(text) / 2**20:,.0f} MiB of numbers and strings outside arrays, more "
+                      f"than the {limits.header_bytes // 2**20} MiB a reply may carry; return an array instead of lists")
     return b"".join([_PREFIX.pack(MAGIC, len(text), size), text, *chunks])
 
 

@@ -278,6 +278,39 @@ def test_feedback_math_renders_offline(graded_class, browser, request):
         assert not [u for u in blocked if "mathjax" in u.lower()], blocked
 
 
+def test_student_tex_in_feedback_is_shown_as_text_not_typeset(browser, request, tmp_path):
+    """A feedback page whose report, test output and student markdown carry TeX from a student's
+    exception: MathJax (the packaged copy, offline) typesets the instructor's math and nothing of
+    the student's, which reads as typed."""
+    from autograder.grading import feedback
+
+    tex = r"$\int_0^1 x\,dx$ and \(a^2\)"
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(feedback.report_cell(A1, [("pad2d", 0.0, 3.0, f"pad2d raised ValueError: {tex}")],
+                                         [f"cell '{tex}' is not in the assignment"]))
+    nb.cells.append(nbformat.v4.new_markdown_cell("The instructor's math: $E = mc^2$ and $$\\sum_i x_i$$"))
+    test = nbformat.v4.new_code_cell("check_pad2d(pad2d)")
+    test.outputs = feedback.verdict_outputs(False, f"pad2d raised ValueError: {tex}", f"printed {tex}\n")
+    nb.cells.append(test)
+    notes = nbformat.v4.new_markdown_cell(f"my notes: {tex}")
+    feedback.safe_markdown(notes)
+    nb.cells.append(notes)
+    page_file = tmp_path / "feedback" / "student" / A1 / f"{A1}.html"
+    feedback.render(nb, page_file)
+    if feedback.install_mathjax(tmp_path / "feedback") is None:
+        pytest.skip("jupyter-server-mathjax is not installed")
+    with page_for(browser, request) as page:
+        page.route("http*://**", lambda route: route.abort())
+        page.goto(page_file.as_uri())
+        page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.queue.pending === 0 && "
+                               "document.querySelectorAll('.MathJax, .MathJax_Display').length >= 2", timeout=60_000)
+        typeset = page.evaluate("() => Array.from(document.querySelectorAll('script[type^=\"math/tex\"]'))"
+                                ".map(s => s.textContent)")
+        text = page.evaluate("() => document.body.innerText")
+    assert typeset == ["E = mc^2", "\\sum_i x_i"], typeset
+    assert text.count(tex) == 5, text  # the report's reason and note, the output twice, the notes
+
+
 # ---------------------------------------------------------------------------------------------
 # The self-learner: the lectures as a site
 # ---------------------------------------------------------------------------------------------

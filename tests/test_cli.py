@@ -75,6 +75,67 @@ def test_validate_reports_pass_and_fail(tmp_path):
     assert "failed in 10 exercise(s)" in bad.stdout
 
 
+def hostile_copies(folder) -> tuple:
+    """(marker, a1's solution saved as a copy whose every test cell was rewritten, a notebook of no
+    assignment whose one "test cell" is its own): each rewritten test would leave ``marker``."""
+    from autograder.grading.notebooks import nbgrader_meta
+
+    marker = folder / "ran-outside-the-sandbox"
+    evil = f"open({str(marker)!r}, 'w').write('the notebook\\'s own test code ran as the grader')"
+    copy = student_version(release_nb(A1), source_nb(A1))
+    for cell in copy.cells:
+        if nbgrader_meta(cell).get("grade") and not nbgrader_meta(cell).get("solution"):
+            cell.source = evil
+    meta = {"nbgrader": {"grade": True, "grade_id": "mine", "locked": True, "points": 1, "schema_version": 3,
+                         "solution": False, "task": False}}
+    own = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(evil, metadata=meta)])
+    return marker, copy, own
+
+
+NO_RELEASE = ("scratch.ipynb is none of the course's assignment notebooks (no cell carries an exercise's grade_id, "
+              "and its name is no assignment's): Validate runs only the instructor's tests, so validate the "
+              "notebook you fetched for the assignment")
+
+
+def test_validate_finds_the_release_by_grade_ids_whatever_the_file_is_called(tmp_path):
+    """The release is the one whose grade_ids the cells carry; the name counts only when no cell has
+    any (a copy's suffix dropped); otherwise one line, never the notebook's own cells."""
+    import json
+
+    from autograder.course import Course
+    from autograder.grading.validate import NoRelease, assignment_of
+
+    course, release = Course(ROOT), ROOT / "assignments" / A1 / f"{A1}.ipynb"
+    mine = json.loads(nbformat.writes(student_version(release_nb(A1), source_nb(A1))))
+    for name in ("whatever.ipynb", f"{A1} (1).ipynb", "a2_conv_layer.ipynb"):
+        assert assignment_of(tmp_path / name, mine, course) == (A1, release), name
+    bare = {"cells": [{"cell_type": "code", "metadata": {}, "source": "x = 1"}]}
+    for name in (f"{A1}.ipynb", f"{A1} (2).ipynb", f"{A1}-Copy1.ipynb"):
+        assert assignment_of(tmp_path / name, bare, course) == (A1, release), name
+    with pytest.raises(NoRelease) as info:
+        assignment_of(tmp_path / "scratch.ipynb", bare, course)
+    assert str(info.value) == NO_RELEASE
+    with pytest.raises(NoRelease, match="no course folder found"):
+        assignment_of(tmp_path / "scratch.ipynb", mine, None)
+
+
+@pytest.mark.slow
+def test_validate_runs_only_the_instructors_tests(tmp_path):
+    """A copy saved under another name, its test cells rewritten: is it validated against a1's release
+    (found by its cells' grade_ids) without running a line of its own tests? And is a notebook of no
+    assignment refused in one line, its "tests" never run?"""
+    marker, copy, own = hostile_copies(tmp_path)
+    nbformat.write(copy, tmp_path / f"{A1} (1).ipynb")
+    nbformat.write(own, tmp_path / "scratch.ipynb")
+    proc = run("validate", str(tmp_path / f"{A1} (1).ipynb"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "visible tests all passed (25 of 25 points" in proc.stdout
+    assert "note: test cell pad2d was edited; the instructor's version was run" in proc.stdout
+    refused = run("validate", str(tmp_path / "scratch.ipynb"))
+    assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", f"error: {NO_RELEASE}\n")
+    assert not marker.exists()
+
+
 def test_validate_unreadable(tmp_path):
     broken = tmp_path / "broken.ipynb"
     broken.write_text('{"cells": [')

@@ -20,6 +20,7 @@ import pytest
 from autograder.grading.notebooks import solution_sources, student_version
 
 from .support import ROOT, free_port, release_nb, source_nb, wait_for_jupyter
+from .test_cli import NO_RELEASE, hostile_copies
 
 pytestmark = pytest.mark.slow
 
@@ -74,6 +75,19 @@ def test_validate_button_runs_the_course_validation(server):
     names = [f["source"].split()[0] for f in broken]
     assert "correlate2d" in names and "layout" not in names
     assert "values differ from the reference" in broken[names.index("correlate2d")]["error"]
+
+
+def test_validate_button_runs_only_the_instructors_tests(server):
+    """The toolbar's road: a renamed copy whose test cells were rewritten passes on a1's release
+    without its own tests running; a notebook of no assignment gets one line, its "tests" unrun."""
+    root, base = server
+    marker, copy, own = hostile_copies(root)
+    (root / "hostile").mkdir()
+    nbformat.write(copy, root / "hostile" / f"{A1} (1).ipynb")
+    nbformat.write(own, root / "hostile" / "scratch.ipynb")
+    assert press_validate(base, f"hostile/{A1} (1).ipynb".replace(" ", "%20")) == {"success": True, "value": {}}
+    assert press_validate(base, "hostile/scratch.ipynb") == {"success": False, "value": NO_RELEASE}
+    assert not marker.exists()
 
 
 def test_validate_button_refuses_paths_outside_the_server_root(server):

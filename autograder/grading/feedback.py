@@ -10,7 +10,9 @@ Everything that came from the student — their code's outputs, their markdown, 
 exceptions — is made safe to open before the page is rendered: outputs keep only plain text and
 valid PNG images, their markdown cells become literal text, messages are escaped; nbconvert
 escapes code, text and tracebacks itself. So no student HTML or script runs when an instructor or
-a student opens the page, while the instructor's own markdown renders as written.
+a student opens the page, while the instructor's own markdown renders as written. Student text is
+inert to MathJax too (:func:`inert`): a ``$\\int$`` in an exception's message is shown as typed,
+not typeset, here and in formgrader.
 """
 
 from __future__ import annotations
@@ -84,6 +86,21 @@ def escape(text: str) -> str:
         .replace("*", "&#42;").replace("_", "&#95;")
 
 
+# MathJax typesets TeX wherever it finds it in a page's text ($…$, \(…\), \begin{…}), and entities
+# do not hide it: it reads the text after the browser has decoded them. What it skips is an element
+# of its ignore class: tex2jax_ignore (MathJax 2: nbconvert's pages, formgrader) and mathjax_ignore
+# (MathJax 3 and later), and <pre> and <code>, which is where outputs and tracebacks are rendered.
+MATH_IGNORE = "tex2jax_ignore mathjax_ignore"
+
+
+def inert(text: str) -> str:
+    """Student-controlled text made inert inside markdown: escaped (no HTML, no markdown; ``$`` and
+    ``\\`` too, which the markdown renderer would otherwise take for math and escapes), in an element
+    that MathJax skips (no TeX typeset). The reader sees the text exactly as it was."""
+    text = escape(text).replace("$", "&#36;").replace("\\", "&#92;").replace("~", "&#126;")
+    return f'<span class="{MATH_IGNORE}">{text}</span>'
+
+
 def report_cell(assignment: str, rows: list, notes: list[str]) -> NotebookNode:
     """The markdown cell opening the feedback: the score, every lost point and why, and the notes.
     ``rows``: (exercise id, points, max points, reason or None)."""
@@ -95,19 +112,21 @@ def report_cell(assignment: str, rows: list, notes: list[str]) -> NotebookNode:
         lines += ["Points lost:", ""]
         for gid, pts, max_pts, reason in lost:
             first = (reason or "no reason recorded").strip().splitlines()[0]
-            lines.append(f"- `{gid}` (−{max_pts - pts:g}): {escape(first[:400])}")
+            lines.append(f"- `{gid}` (−{max_pts - pts:g}): {inert(first[:400])}")
     else:
         lines.append("No points lost.")
     if notes:
-        lines += ["", "What the grader did with your notebook:", ""] + [f"- {escape(n)}" for n in notes]
+        lines += ["", "What the grader did with your notebook:", ""] + [f"- {inert(n)}" for n in notes]
     cell = nbformat.v4.new_markdown_cell("\n".join(lines))
     cell.id = "grading-report"
     return cell
 
 
 def safe_markdown(cell: NotebookNode) -> None:
-    """A markdown cell the student wrote, shown as text (no HTML of theirs reaches the page)."""
-    cell.source = "\n".join("    " + line for line in escape(cell.get("source", "")).splitlines())
+    """A markdown cell the student wrote, shown as text: every line indented, so the whole cell is
+    one code block, which markdown shows literally (HTML-escaped by the renderer, not HTML) and
+    MathJax skips (``<pre><code>``). Escaping it here as well would show the entities themselves."""
+    cell.source = "\n".join("    " + line for line in str(cell.get("source", "")).splitlines())
 
 
 _EXPORTER = None

@@ -24,9 +24,11 @@ from __future__ import annotations
 import builtins
 import contextlib
 import io
+import os
 import queue
 import select
 import socket
+import struct
 import symtable
 import time
 import traceback
@@ -42,12 +44,13 @@ from .assemble import split_hidden
 from .execute import GRACE_S, KernelDied, KernelSession, Meter
 
 AGENT_START_S = 60.0  # how long the agent may take to connect (a cold kernel imports numpy first)
+WATCH_EVERY_S = 0.05  # the longest the judge reads the socket or the kernel's output without a look at its clock
 
 
 class AgentChannel:
     """The judge's end of one conversation with a kernel's agent (one test cell's worth)."""
 
-    def __init__(self, session: KernelSession, limits: protocol.Limits = protocol.DEFAULT):
+    def __init__(self, session: KernelSession, limits: protocol.Limits = protocol.FROM_KERNEL):
         self.session = session
         self.limits = limits
         self.conn: socket.socket | None = None
@@ -66,7 +69,19 @@ class AgentChannel:
     # -- opening and closing ---------------------------------------------------------------------
 
     def open(self) -> None:
-        """Start the agent in the kernel (a fresh kernel if the last one was lost) and connect."""
+        """Start the agent in the kernel (a fresh kernel if the last one was lost) and connect.
+
+        Only the kernel's own process may answer. The socket lies in the kernel's scratch folder,
+        where the kernel's children (and, without bubblewrap, any process of the grading user) can
+        reach it too; a nonce handed to the agent would not tell them apart, since the code in the
+        kernel reads whatever the agent reads. What cannot be forged is who connected: the peer's
+        pid from the kernel (``SO_PEERCRED``). A connection from any other process — a child the
+        student's code forked, something left over from an earlier kernel or another submission —
+        is closed unanswered and the judge goes on waiting for the agent; the first connection
+        from the kernel's process is the only one accepted (the listening socket is closed and
+        removed right after it). Code in the kernel's own process can still take the agent's place
+        (it can rewrite the agent anyway): that changes only data, which the judge checks.
+        """
         try:
             self.kernel = self.session.kernel()
         except KernelDied as exc:
@@ -76,17 +91,15 @@ class AgentChannel:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             listener.bind(str(path))
-            listener.listen(1)
+            listener.listen(8)
             listener.setblocking(False)
             code = f"__import__('autograder.agent', fromlist=['serve']).serve({str(path)!r})"
             self.msg_id = self.kernel.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
             self.ended = False
             give_up = time.monotonic() + AGENT_START_S
             while True:
-                ready, _, _ = select.select([listener], [], [], 0.05)
-                if ready:
-                    self.conn, _ = listener.accept()
-                    self.conn.setblocking(False)
+                ready, _, _ = select.select([listener], [], [], WATCH_EVERY_S)
+                if ready and self._accept(listener):
                     return
                 self._pump()
                 if self.ended or not self.kernel.alive() or time.monotonic() > give_up:
@@ -96,6 +109,32 @@ class AgentChannel:
         finally:
             listener.close()
             path.unlink(missing_ok=True)
+
+    def _accept(self, listener: socket.socket) -> bool:
+        """Take one pending connection: True when it is the kernel's, which becomes the channel."""
+        try:
+            conn, _ = listener.accept()
+        except (BlockingIOError, InterruptedError):
+            return False
+        expected = self._kernel_pid()
+        peer = peer_pid(conn)
+        if peer is not None and expected is not None and peer != expected:
+            conn.close()  # a forked child, a leftover process, another student's: never answered
+            self.refused += 1
+            return False
+        conn.setblocking(False)
+        self.conn = conn
+        return True
+
+    refused = 0  # connections closed because they did not come from the kernel's process
+    _pid: tuple = (None, None)  # (the kernel object, its process id)
+
+    def _kernel_pid(self) -> int | None:
+        """The process id of the kernel the judge started, as this process sees it (None: unknown)."""
+        if self._pid[0] is not self.kernel:
+            process = getattr(self.kernel.km.provisioner, "process", None)
+            self._pid = (self.kernel, kernel_process(process.pid) if process is not None else None)
+        return self._pid[1]
 
     def close(self) -> None:
         """Say goodbye and wait for the agent's cell to finish, so the notebook's next cell can run."""
@@ -186,60 +225,70 @@ class AgentChannel:
     def _send(self, data: bytes, limit: float, what: str) -> None:
         view = memoryview(data)
         while view:
-            _, writable, _ = select.select([], [self.conn], [], 0.05)
+            _, writable, _ = select.select([], [self.conn], [], WATCH_EVERY_S)
             if writable:
                 try:
                     sent = self.conn.send(view[: 1 << 20])
                 except (BlockingIOError, InterruptedError):
-                    continue
+                    sent = 0
                 except OSError:
                     self._lost()
                 view = view[sent:]
             self._watch(limit, what)
 
     def _receive(self, rid: int, limit: float, what: str) -> dict:
-        buffer = bytearray()
-        need = protocol.PREFIX_BYTES
-        sizes = None
+        """The agent's answer to request ``rid`` (earlier answers that arrive late are skipped).
+
+        A frame's sizes are checked against :attr:`limits` (:data:`protocol.FROM_KERNEL`) before a
+        byte of it is buffered: a larger declared size is a protocol break, and the buffers are then
+        allocated once, at the declared sizes. The clock is looked at however the bytes come."""
         while True:
-            if len(buffer) >= need:
-                if sizes is None:
-                    try:
-                        sizes = protocol.read_prefix(bytes(buffer[:protocol.PREFIX_BYTES]), self.limits)
-                    except protocol.ProtocolError as exc:
-                        self._drop(f"the kernel's answer broke the grader's protocol ({exc})")
-                    need = protocol.PREFIX_BYTES + sizes[0] + sizes[1]
-                    continue
-                start = protocol.PREFIX_BYTES
-                header = bytes(buffer[start:start + sizes[0]])
-                payload = memoryview(buffer)[start + sizes[0]:need]
-                try:
-                    reply = protocol.decode(header, payload, self.limits, resolve=self._resolve)
-                except protocol.ProtocolError as exc:
-                    self._drop(f"the kernel's answer broke the grader's protocol ({exc})")
-                del payload
-                rest = buffer[need:]
-                if reply.get("id") == rid:
-                    return reply
-                buffer, need, sizes = bytearray(rest), protocol.PREFIX_BYTES, None  # a late answer
+            prefix = self._read(protocol.PREFIX_BYTES, limit, what)
+            try:
+                header_len, payload_len = protocol.read_prefix(bytes(prefix), self.limits)
+            except protocol.ProtocolError as exc:
+                self._drop(f"the kernel's answer broke the grader's protocol ({exc})")
+            try:
+                header = self._read(header_len, limit, what)
+                payload = self._read(payload_len, limit, what)
+                reply = protocol.decode(header, memoryview(payload), self.limits, resolve=self._resolve)
+            except protocol.ProtocolError as exc:
+                self._drop(f"the kernel's answer broke the grader's protocol ({exc})")
+            except MemoryError:  # the worker's own cap (worker.cap_memory)
+                header = payload = None
+                self._drop(f"the kernel's answer ({(header_len + payload_len) / 2**20:,.0f} MiB) needed more memory "
+                           f"than the grader may use{_memory_cap()}; return less data")
+            del header, payload
+            if reply.get("id") == rid:
+                return reply
+
+    def _read(self, n: int, limit: float, what: str) -> bytearray:
+        """Exactly ``n`` bytes from the agent. The clock is looked at (:meth:`_watch`) at least every
+        ``WATCH_EVERY_S`` whatever the kernel does: sends nothing, a byte at a time, or frame after
+        frame without a pause."""
+        data = bytearray(n)
+        view = memoryview(data)
+        got = 0
+        while got < n:
+            if time.monotonic() - self._watched >= WATCH_EVERY_S:  # since the last look, in any read
+                self._watch(limit, what)
+            ready, _, _ = select.select([self.conn], [], [], WATCH_EVERY_S)
+            if not ready:
                 continue
-            ready, _, _ = select.select([self.conn], [], [], 0.05)
-            if ready:
-                try:
-                    chunk = self.conn.recv(min(1 << 22, need - len(buffer)))
-                except (BlockingIOError, InterruptedError):
-                    chunk = None
-                except OSError:
-                    chunk = b""
-                if chunk == b"":
-                    self._lost()
-                if chunk:
-                    buffer += chunk
-                    continue
-            self._watch(limit, what)
+            try:
+                k = self.conn.recv_into(view[got:], min(n - got, 1 << 22))
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                k = 0
+            if k == 0:
+                self._lost()
+            got += k
+        return data
 
     def _watch(self, limit: float, what: str) -> None:
         """Between reads: drain the kernel's output, notice its death, enforce the time limit."""
+        self._watched = time.monotonic()
         self._pump()
         if not self.kernel.alive():
             self._lost()
@@ -253,6 +302,7 @@ class AgentChannel:
 
     _stop_at: float | None = None
     _meter: Meter | None = None  # the CPU-limited request under way
+    _watched = 0.0  # when _watch last looked at the clock
 
     def _interrupt(self, reason: str) -> None:
         self.stop_reason = reason
@@ -266,10 +316,14 @@ class AgentChannel:
         self.output, self.printed, self.metered = [], 0, []
 
     def _pump(self, wait: float = 0.0, most: int = 500) -> None:
-        """Read the kernel's pending output messages (at most ``most``, so that a kernel flooding its
-        output cannot keep the judge from its clock)."""
+        """Read the kernel's pending output messages: at most ``most`` of them, for at most ``wait`` +
+        ``WATCH_EVERY_S`` seconds, so that a kernel flooding its output (under any parent id) cannot
+        keep the judge from its clock."""
         cap = self.session.limits.output_kb * 1024
+        stop = time.monotonic() + wait + WATCH_EVERY_S
         for _ in range(most):
+            if time.monotonic() > stop:
+                return
             try:
                 msg = self.kernel.kc.get_iopub_msg(timeout=wait)
             except queue.Empty:
@@ -320,6 +374,72 @@ class AgentChannel:
             raise protocol.ProtocolError("a malformed handle")
         self.handles.append(hid)
         return RemoteObject(self, protocol.Handle(hid, kind, why))
+
+
+def _memory_cap() -> str:
+    """" (its cap: N MiB)" for this process's data cap, when it has one."""
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_DATA)
+    except (ImportError, OSError, ValueError):
+        return ""
+    return "" if soft == resource.RLIM_INFINITY else f" (its cap: {soft // 2**20:,} MiB)"
+
+
+def peer_pid(conn: socket.socket) -> int | None:
+    """The process id of whoever connected to ``conn``, numbered in this process's PID namespace (the
+    kernel records it at connect time; the peer cannot choose it). None where the system does not
+    say (``SO_PEERCRED`` is Linux's)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None:
+        return None
+    try:
+        pid, _uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, option, struct.calcsize("3i")))
+    except OSError:
+        return None
+    return pid or None
+
+
+def kernel_process(launcher: int) -> int | None:
+    """The pid of the kernel's own process (the one the agent's cell runs in), from the pid of the
+    process Jupyter launched; None when it cannot be told (no ``/proc``).
+
+    Without bubblewrap the launcher *is* the kernel (the sandbox wrapper execs it). With bubblewrap
+    the launcher is bwrap, whose one child is the init of the kernel's PID namespace, whose first
+    child is the kernel. Processes the student's code forks are the kernel's descendants; one that
+    is orphaned is re-parented to that init, beside the kernel — so of init's children the kernel is
+    the oldest: everything else there was started, directly or not, by the kernel after it started."""
+    from .sandbox import BUBBLEWRAP, isolation
+
+    if isolation() != BUBBLEWRAP:
+        return launcher
+    pid: int | None = launcher
+    for _ in range(2):  # bwrap → the namespace's init → the kernel
+        children = _children(pid)
+        if not children:
+            return None
+        pid = min(children, key=lambda c: (children[c], c))
+    return pid
+
+
+def _children(parent: int) -> dict[int, int]:
+    """{pid: start time} of the processes whose parent is ``parent`` (from ``/proc``)."""
+    out = {}
+    try:
+        entries = [e for e in os.listdir("/proc") if e.isdigit()]
+    except OSError:
+        return out
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as fh:
+                stat = fh.read()
+        except OSError:  # it ended meanwhile
+            continue
+        fields = stat[stat.rindex(b")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        if int(fields[1]) == parent:
+            out[int(entry)] = int(fields[19])  # starttime, field 22 of stat
+    return out
 
 
 def _wire(value: Any) -> Any:

@@ -329,6 +329,8 @@ def apply_limits(limits: Limits, processes: bool) -> None:
             pass
 
     mib = 1024 * 1024
+    _, data = resource.getrlimit(resource.RLIMIT_DATA)  # the judge's own cap is not the kernel's
+    resource.setrlimit(resource.RLIMIT_DATA, (data, data))
     cap(resource.RLIMIT_AS, limits.memory_mb * mib)
     cap(resource.RLIMIT_CPU, limits.cpu_s)
     cap(resource.RLIMIT_FSIZE, limits.file_mb * mib)

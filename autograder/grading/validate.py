@@ -10,12 +10,17 @@ the line (:mod:`.restrictions`): what Validate says about restrictions is exactl
 will apply.
 
 The instructor's notebook it assembles against is the release (``assignments/``), which every
-student has; a notebook outside any course is validated against its own test cells.
+student has, found by the nbgrader grade_ids of the notebook's cells — whatever the file is
+called (``a1_images_and_convolution (1).ipynb``, ``…-Copy1.ipynb``) — or, when every cell lost its
+metadata, by the file's name. Test code only ever comes from that release: a notebook that matches
+no assignment is refused with one line, never validated against test cells of its own (they would
+run as the grader's code, outside the sandbox, as whoever pressed Validate).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -37,25 +42,68 @@ class Outcome:
     restricted: bool = False  # charged by its restriction (a forbidden function, or code that cannot be checked)
 
 
-def assignment_of(path: Path, course) -> tuple[str | None, Path | None]:
-    """(assignment id, the release notebook to assemble against) for a notebook called like one."""
+class NoRelease(Exception):
+    """The notebook is none of the course's: Validate has no instructor's tests to run on it."""
+
+
+_COPY = re.compile(r"^(.*?)(?:-Copy\d+| ?\(\d+\)| copy(?: \d+)?)$")
+
+
+def grade_ids(nb: dict) -> set[str]:
+    """The nbgrader grade_ids of a notebook's cells."""
+    ids = set()
+    for cell in nb.get("cells", []):
+        meta = cell.get("metadata") if isinstance(cell, dict) else None
+        nbgrader = meta.get("nbgrader") if isinstance(meta, dict) else None
+        gid = nbgrader.get("grade_id") if isinstance(nbgrader, dict) else None
+        if isinstance(gid, str):
+            ids.add(gid)
+    return ids
+
+
+def assignment_of(path: Path, nb: dict, course) -> tuple[str, Path]:
+    """(assignment id, the instructor's notebook to assemble against) for the notebook at ``path``:
+    the release that shares the most grade_ids with it (its name breaks a tie), else — no cell
+    has a known grade_id — the one it is named after, a copy's suffix dropped; :class:`NoRelease`
+    when there is none or the choice is not clear."""
     if course is None:
-        return None, None
+        raise NoRelease(f"{path.name}: no course folder found (nbgrader_config.py and solutions/), so there "
+                        "are no instructor's tests to validate it with")
+    mine = grade_ids(nb)
+    copy = _COPY.match(path.stem)
+    names = {path.stem, copy.group(1) if copy else path.stem}
+    candidates = []
     for assignment in course.assignment_ids():
-        if path.stem in course.notebooks(assignment):
-            release = course.assignments / assignment / f"{path.stem}.ipynb"
-            return assignment, release if release.is_file() else course.solutions / assignment / f"{path.stem}.ipynb"
-    return None, None
+        for name in course.notebooks(assignment):
+            release = course.assignments / assignment / f"{name}.ipynb"
+            source = release if release.is_file() else course.solutions / assignment / f"{name}.ipynb"
+            candidates.append((len(mine & grade_ids(_json(source))), name in names, assignment, source))
+    best = max(((shared, named) for shared, named, _, _ in candidates), default=(0, False))
+    chosen = [(a, s) for shared, named, a, s in candidates if (shared, named) == best and (shared or named)]
+    if len(chosen) == 1:
+        return chosen[0]
+    if chosen:
+        raise NoRelease(f"{path.name}: its cells match {' and '.join(a for a, _ in chosen)} equally; validate "
+                        "the notebook you fetched for one assignment")
+    raise NoRelease(f"{path.name} is none of the course's assignment notebooks (no cell carries an exercise's "
+                    "grade_id, and its name is no assignment's): Validate runs only the instructor's tests, "
+                    "so validate the notebook you fetched for the assignment")
+
+
+def _json(path: Path) -> dict:
+    with path.open(encoding="utf-8") as fh:
+        return json.load(fh)
 
 
 def run(path: Path, timeout: float = 120.0, budget: float = 900.0) -> tuple[list[Outcome], list[str]]:
-    """Validate ``path``: an outcome per exercise, and the notes on what was restored."""
+    """Validate ``path``: an outcome per exercise, and the notes on what was restored.
+    Raises :class:`.notebooks.Unreadable` or :class:`NoRelease` (one line each)."""
     from .worker import grade_notebook
 
     nb = read_submission(path)
-    assignment, source_path = assignment_of(path, course_of(path))
-    source = nbformat.read(source_path, as_version=4) if source_path else nb
-    graded = grade_notebook(source, nb, assignment or "", limits=Limits(), cell_timeout=timeout,
+    assignment, source_path = assignment_of(path, nb, course_of(path))
+    source = nbformat.read(source_path, as_version=4)
+    graded = grade_notebook(source, nb, assignment, limits=Limits(), cell_timeout=timeout,
                             deadline=time.monotonic() + budget, hidden=False)
     outcomes = [Outcome(v.grade_id, v.max_points, v.passed, v.message, v.grade_id in graded.charged)
                 for v in graded.verdicts]
@@ -67,7 +115,7 @@ def validate(path: Path, timeout: float = 120.0, as_json: bool = False) -> int:
     path = path.expanduser()
     try:
         outcomes, notes = run(path, timeout)
-    except Unreadable as exc:
+    except (Unreadable, NoRelease) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if as_json:

@@ -264,6 +264,36 @@ def zero_result(job: Job, status: str, message: str) -> StudentResult:
                          f"feedback/{job.student}/{job.assignment}/", digest=job.digest)
 
 
+JUDGE_MEMORY_MB = 8192  # a worker's own memory cap (``$AUTOGRADER_JUDGE_MEMORY_MB``; 0: none)
+
+
+def judge_memory_mb() -> int:
+    import os
+
+    try:
+        return max(0, int(os.environ.get("AUTOGRADER_JUDGE_MEMORY_MB", JUDGE_MEMORY_MB)))
+    except ValueError:
+        return JUDGE_MEMORY_MB
+
+
+def cap_memory(mb: int) -> None:
+    """Cap this worker's data (heap and private memory: ``RLIMIT_DATA``), so that whatever a kernel
+    makes the judge hold — a reply, the kernel's output, a check's arrays — ends in a MemoryError
+    that costs the submission being graded, not a machine out of memory. Address space
+    (``RLIMIT_AS``) would also count the GPU driver's reserved ranges; data does not. Only the soft
+    limit: the sandbox gives each kernel its own caps (:func:`.sandbox.apply_limits`)."""
+    if mb <= 0 or not sys.platform.startswith("linux"):
+        return
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+    value = mb * 2**20 if hard == resource.RLIM_INFINITY else min(mb * 2**20, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_DATA, (value, hard))
+    except (ValueError, OSError):
+        pass
+
+
 def _die_with_parent() -> None:
     """A grader killed mid-batch takes its workers (and through them, their kernels) with it."""
     if sys.platform.startswith("linux"):
@@ -286,6 +316,12 @@ def run_job(path: Path) -> StudentResult:
     with log_path.open("w") as log, secret.using(_secret(), salt):
         try:
             result = grade(job, log)
+        except MemoryError:  # the worker's own cap (cap_memory): this submission made the judge hold too much
+            import traceback
+
+            log.write(traceback.format_exc())
+            result = zero_result(job, ERROR, "grading stopped: this submission made the grader use more than its "
+                                             f"{judge_memory_mb()} MiB memory cap")
         except Exception as exc:  # noqa: BLE001 - a grader bug or a file that vanished: this student only
             import traceback
 
@@ -317,6 +353,7 @@ def warm(assignment: str) -> None:
 
 def main(argv: list[str]) -> int:
     _die_with_parent()
+    cap_memory(judge_memory_mb())
     if argv[:1] == ["--serve"]:
         import os
 
