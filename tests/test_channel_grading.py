@@ -15,7 +15,6 @@ small memory cap of their own (``$AUTOGRADER_JUDGE_MEMORY_MB``), which the solut
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from html.parser import HTMLParser
