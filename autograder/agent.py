@@ -109,16 +109,17 @@ class Agent:
         again: dict = {}
         if op == "call" and request.get("twice"):  # the same argument objects once more: see checks.call_twice
             try:  # a first answer that cannot cross is the answer: no second call to wait for
-                protocol.encode({}, handle=self.handle, limits=protocol.FROM_KERNEL, result=result)
+                size = len(protocol.encode({}, handle=self.handle, limits=protocol.FROM_KERNEL, result=result))
             except Refused as exc:
                 return protocol.encode({"id": rid, "refused": str(exc)})
-            try:
-                with _context(request.get("context") or {}):
-                    again = {"again": request["target"](*args, **kwargs)}
-            except KeyboardInterrupt:
-                return protocol.encode({"id": rid, "interrupted": True})
-            except BaseException as exc:  # noqa: BLE001 - the second answer differs: that is the finding
-                again = {"again_raised": raised(exc)}
+            if size <= protocol.FROM_KERNEL.payload_bytes // 2:  # else two would not fit one reply: no second
+                try:
+                    with _context(request.get("context") or {}):
+                        again = {"again": request["target"](*args, **kwargs)}
+                except KeyboardInterrupt:
+                    return protocol.encode({"id": rid, "interrupted": True})
+                except BaseException as exc:  # noqa: BLE001 - the second answer differs: that is the finding
+                    again = {"again_raised": raised(exc)}
         try:
             return protocol.encode({"id": rid, "ok": True}, handle=self.handle, result=result, **again)
         except Refused as exc:

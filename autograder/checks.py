@@ -189,6 +189,8 @@ def call_twice(fn: Callable, *args: Any, name: str, what: str = "its input", con
                              lambda: label, hint)
 
     def again() -> None:
+        if second is student.NOT_CALLED:  # an answer that large is wrong for the judge's small inputs anyway
+            return
         hint = ("\n  Hint: compute new arrays instead of writing into your arguments (the caller, and other "
                 "layers' caches, still need them); if you change an element temporarily, put it back exactly.")
         if isinstance(second, BaseException):

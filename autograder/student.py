@@ -49,6 +49,10 @@ class TimedOut(BaseException):
     """The exercise ran past its time limit; the kernel was interrupted (and survived)."""
 
 
+NOT_CALLED = Handle(0, "not called", "the first answer was too large to send twice")  # call(..., twice=True)'s
+# second answer when there is none
+
+
 class CpuLimit:
     """The CPU time one call of the student's code may take (``seconds``), and, after it, what it
     took (``used``). When grading, the judge measures it from outside the kernel: the CPU time of

@@ -556,7 +556,10 @@ def reports_clean(a: Assignment, wrong: list[tuple[str, str]], patches: list[tup
     nb = a.nb(dict(a.wrong(label, exercise) for exercise, label in wrong))
     for after, code in patches:
         a.add_cell(nb, code, after=after)
-    return Case("reports_clean", a.file(nb), a.max - sum(a.points[e] for e, _ in wrong), {e: "" for e, _ in wrong})
+    # the patches set attributes by computed names: code that can change any name, so every exercise that
+    # forbids a function is charged as "cannot be checked" too (autograder.grading.restrictions)
+    lost = {e for e, _ in wrong} | set(profile(a.id).restrictions)
+    return Case("reports_clean", a.file(nb), a.max - sum(a.points[e] for e in lost), {e: "" for e in lost})
 
 
 def a4_cases(a: Assignment) -> list[Case]:

@@ -120,8 +120,10 @@ class ClassGradingTests:
                 assert wa.exercise in lost and lost[wa.exercise].points == 0, f"{wa.id} kept its points"
                 assert any(n in lost[wa.exercise].reason for n in wa.names), (wa.id, lost[wa.exercise].reason)
             solutions = classes.Assignment(self.assignment).sol
-            verdicts = run_cells(graded_version(self.assignment, {wa.cell: wa.apply(solutions[wa.cell])
-                                                                  for wa in case.group}))
+            (salt,) = self._salts(graded, case.student)  # the hidden cases this student's submission drew
+            with secret.using(SECRET.encode(), salt):
+                verdicts = run_cells(graded_version(self.assignment, {wa.cell: wa.apply(solutions[wa.cell])
+                                                                      for wa in case.group}))
             assert set(lost) == {gid for gid, v in verdicts.items() if not v.passed}, case.student
 
     def test_outcome(self, graded, student):
@@ -174,11 +176,12 @@ class ClassGradingTests:
             assert not found, (path, found)
 
     @staticmethod
-    def _salts(graded) -> list[str]:
-        """Every student's hidden-seed salt, as the worker makes it (their id and submission's bytes)."""
+    def _salts(graded, *students: str) -> list[str]:
+        """The hidden-seed salt of every student (or of ``students``), as the worker makes it: their id and
+        their submission's bytes."""
         (name,) = COURSE.notebooks(graded.assignment)
         salts = []
-        for student in graded.results:
+        for student in students or graded.results:
             for path in (graded.subs / student).rglob(f"{name}.ipynb"):
                 salts.append(secret.submission_salt(student, worker.digest(path.parent, [name], "")))
         return salts

@@ -162,7 +162,8 @@ class AgentChannel:
                 cpu: student.CpuLimit | None = None) -> Any:
         """Ask the agent one thing; the answer as data (see :mod:`autograder.student` for the errors).
         ``twice`` (a call): the target is called again on the same argument objects, and the answer is
-        ``(first, second)``, the second an exception object if that call raised. With ``cpu``, the
+        ``(first, second)``, the second an exception object if that call raised (or
+        :data:`student.NOT_CALLED` when the first answer was too large to send twice). With ``cpu``, the
         kernel's CPU time limits it (measured from outside, :class:`.execute.Meter`) and the wall clock
         only as a backstop; its wall time does not count against the test cell's.
 
@@ -204,10 +205,10 @@ class AgentChannel:
             raise NotData(str(reply["refused"]))
         if "error" in reply or not reply.get("ok"):
             self._drop(f"the kernel's answer broke the grader's protocol ({reply.get('error', 'no result')})")
-        if twice:
+        if twice:  # no second answer (a first too large to send twice): nothing to compare
             raised = reply.get("again_raised")
             return reply.get("result"), (student.error_from(raised if isinstance(raised, dict) else {})
-                                         if "again_raised" in reply else reply.get("again"))
+                                         if "again_raised" in reply else reply.get("again", student.NOT_CALLED))
         return reply.get("result")
 
     def release(self) -> None:
@@ -527,6 +528,8 @@ def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str,
     except (CheckFailure, StudentError, NotData, TimedOut, KernelLost) as exc:
         verdict.lost_kernel = isinstance(exc, KernelLost)
         verdict.message = hidden_failure(exc) if part == "hidden" else visible_failure(exc)
+        if part == "hidden" and log is not None:  # the instructor's log (never shown to the student): the whole story
+            log.write(f"[{grade_id}] hidden case failed: {visible_failure(exc)}\n")
     except Exception as exc:  # noqa: BLE001 - the check could not use the answer; say so, log the rest
         verdict.message = ("the test could not use what your code returned in a hidden case" if part == "hidden" else
                            f"the test could not use what your code returned ({type(exc).__name__}: "
