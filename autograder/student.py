@@ -272,13 +272,15 @@ def new(factory: Any, *args: Any, meta: bool = False, **kwargs: Any) -> Any:
     return op("new", factory, *args, meta=meta, **kwargs)
 
 
-def op(name: str, *args: Any, timeout: float | None = None, context: dict | None = None, **kwargs: Any) -> Any:
-    """One of :mod:`autograder.ops`' operations on the student's objects, answered as data."""
+def op(name: str, *args: Any, timeout: float | None = None, context: dict | None = None,
+       cpu: CpuLimit | None = None, **kwargs: Any) -> Any:
+    """One of :mod:`autograder.ops`' operations on the student's objects, answered as data; like
+    :func:`call`, on copies of the check's arrays, and with ``cpu`` limited by CPU time."""
     session = _session_of(None, args, kwargs)
     if session is not None:
-        return session.request(name, args=args, kwargs=kwargs, context=context or {}, timeout=timeout)
-    with _local_context(context or {}):
-        return _local(ops.OPERATIONS[name](*_unwrap(args), **_unwrap(kwargs)))
+        return session.request(name, args=args, kwargs=kwargs, context=context or {}, timeout=timeout, cpu=cpu)
+    with _local_context(context or {}), _local_cpu(cpu):
+        return _local(ops.OPERATIONS[name](*_unwrap(_private(args)), **_unwrap(_private(kwargs))))
 
 
 def method(obj: Any, name: str, *args: Any, **kwargs: Any) -> Any:

@@ -195,8 +195,9 @@ class AgentChannel:
                 meter.read()
                 cpu.used = meter.cpu
                 self.deadline += time.monotonic() - meter.started
-                self.metered.append(f"{getattr(target, '__name__', op)} used {meter.cpu:.1f} s of its "
-                                    f"{cpu.seconds:g} s CPU limit")
+                who = (getattr(target, "__name__", None)
+                       or (f"the grader's {args[0]} training run" if op == "recipe" and args else op))
+                self.metered.append(f"{who} used {meter.cpu:.1f} s of its {cpu.seconds:g} s CPU limit")
         if reply.get("interrupted"):
             raise TimedOut(self.stop_reason or "timed out")
         if "raised" in reply:

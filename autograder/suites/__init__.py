@@ -48,13 +48,21 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def recipe(name: str, *args, **kwargs):
-    """Run the grader's training recipe ``name`` where the student's code is (:mod:`autograder.recipes`);
-    a run the recipe stopped (a diverging loss, too slow) becomes a CheckFailure with its message."""
+def recipe(name: str, *args, cpu_seconds: float | None = None, **kwargs):
+    """Run the grader's training recipe ``name`` where the student's code is (:mod:`autograder.recipes`),
+    limited to ``cpu_seconds`` of the kernel's CPU time as the judge measures it from outside (a busy
+    grading machine costs nothing); a run the recipe stopped (a diverging loss, too slow) becomes a
+    CheckFailure with its message, and so does a run past its CPU limit."""
     from .. import student
 
+    cpu = student.CpuLimit(cpu_seconds) if cpu_seconds else None
     try:
-        return student.op("recipe", name, *args, **kwargs)
+        return student.op("recipe", name, *args, cpu=cpu, **kwargs)
+    except student.TimedOut as exc:
+        if cpu is None:
+            raise
+        why = str(exc).removeprefix("stopped: ").removeprefix("timed out: ")
+        raise CheckFailure(f"the grader's {name} training run was stopped: {why}.") from None
     except Exception as exc:
         if getattr(exc, "type_name", type(exc).__name__) == "Stopped":
             raise CheckFailure(str(exc)) from None
