@@ -53,8 +53,10 @@ hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the cours
 
 # Exercise 5: the grader's training run (the same for every submission).
 NET = dict(blocks=1, widths=(8, 16, 32), num_classes=10, in_channels=1)
-TRAIN = dict(epochs=1, batch_size=32, lr=0.3, momentum=0.9)
-THRESHOLD = 0.80  # accuracy required on the perturbed held-out digits (a correct model: 0.86-0.92)
+# Two epochs: with one, a correct model scored 0.76-0.92 over hidden seeds (per-submission seeds met the
+# tail: a false failure); with two, 0.937-0.964 over 24 seeds, far from the bar.
+TRAIN = dict(epochs=2, batch_size=32, lr=0.3, momentum=0.9)
+THRESHOLD = 0.80  # accuracy required on the perturbed held-out digits
 TIME_LIMIT = 60.0  # seconds of the kernel's CPU time the training may take (measured by the judge)
 MAX_LISTED = 4  # state_dict keys named in one message
 
