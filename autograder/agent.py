@@ -106,22 +106,24 @@ class Agent:
             return protocol.encode({"id": rid, "interrupted": True})
         except BaseException as exc:  # noqa: BLE001 - whatever the student's code raises is the answer
             return protocol.encode({"id": rid}, raised=raised(exc))
-        again: dict = {}
-        if op == "call" and request.get("twice"):  # the same argument objects once more: see checks.call_twice
-            try:  # a first answer that cannot cross is the answer: no second call to wait for
-                size = len(protocol.encode({}, handle=self.handle, limits=protocol.FROM_KERNEL, result=result))
-            except Refused as exc:
-                return protocol.encode({"id": rid, "refused": str(exc)})
-            if size <= protocol.FROM_KERNEL.payload_bytes // 2:  # else two would not fit one reply: no second
+        # One encoder for the whole reply, so that the first answer is encoded once (serve refuses,
+        # with a reason, a reply larger than the judge reads: protocol.FROM_KERNEL).
+        enc = protocol.Encoder(self.handle)
+        try:
+            tree = {"id": rid, "ok": True, "result": enc.value(result, "")}
+            if op == "call" and request.get("twice") and enc.size <= protocol.FROM_KERNEL.payload_bytes // 2:
+                # the same argument objects once more (see checks.call_twice); an answer larger than half
+                # a reply could not come back twice: no second call
                 try:
                     with _context(request.get("context") or {}):
-                        again = {"again": request["target"](*args, **kwargs)}
+                        tree["again"] = enc.value(request["target"](*args, **kwargs), "")
                 except KeyboardInterrupt:
                     return protocol.encode({"id": rid, "interrupted": True})
+                except Refused:
+                    raise
                 except BaseException as exc:  # noqa: BLE001 - the second answer differs: that is the finding
-                    again = {"again_raised": raised(exc)}
-        try:
-            return protocol.encode({"id": rid, "ok": True}, handle=self.handle, result=result, **again)
+                    tree["again_raised"] = enc.value(raised(exc), "")
+            return protocol.frame(tree, enc.chunks, enc.size)
         except Refused as exc:
             return protocol.encode({"id": rid, "refused": str(exc)})
 

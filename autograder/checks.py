@@ -7,7 +7,9 @@ where the test knows it, what to look at next. Nothing here prints instead of as
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+import contextlib
+import contextvars
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -23,6 +25,7 @@ __all__ = [
     "assert_tuple",
     "call",
     "call_twice",
+    "case",
     "check_gradient",
     "describe",
     "numeric_gradient",
@@ -38,6 +41,65 @@ class CheckFailure(AssertionError):
     def __init__(self, message: str = "", kind: str = "check"):
         super().__init__(message)
         self.kind = kind
+
+
+class Tally:
+    """The cases of a hidden part as the judge counts them: how many ran, and the failures of those
+    that failed (the judge reports their number and kinds, and logs their messages)."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.failures: list[Exception] = []
+        self.depth = 0
+        self.stopped_in_case = False  # a timeout or a lost kernel ended the check inside a case
+
+
+_TALLY: contextvars.ContextVar[Tally | None] = contextvars.ContextVar("autograder_tally", default=None)
+
+
+@contextlib.contextmanager
+def counting() -> Iterator[Tally]:
+    """While the block runs, every :func:`case` is counted in the returned :class:`Tally` and a failed
+    case does not stop the check. The judge runs a test cell's hidden part so; nothing else does."""
+    tally = Tally()
+    token = _TALLY.set(tally)
+    try:
+        yield tally
+    finally:
+        _TALLY.reset(token)
+
+
+@contextlib.contextmanager
+def case() -> Iterator[None]:
+    """One case of a check (``for cfg in cases: with case(): ...``).
+
+    In a notebook and in a test cell's visible part this does nothing: the first failure ends the
+    check and its whole message is the student's to read. In the hidden part the judge counts
+    (:func:`counting`): a failed case is recorded and the check goes on with the next one, so the
+    verdict can say "3 of 40 hidden cases failed" and of which kinds — never which inputs. A case
+    inside another case is part of it. A lost kernel or a timeout is not a case's failure: it stops
+    the check (neither is an ``Exception``)."""
+    tally = _TALLY.get()
+    if tally is None or tally.depth:
+        yield
+        return
+    tally.total += 1
+    tally.depth += 1
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - a failed case, counted; the judge reports its kind
+        link: BaseException | None = exc
+        for _ in range(20):  # keep the failure, not the frames (and the arrays) it was raised in
+            if link is None:
+                break
+            link.__traceback__ = None
+            link = link.__cause__ or link.__context__
+        tally.failures.append(exc)
+    except BaseException:
+        tally.stopped_in_case = True
+        raise
+    finally:
+        tally.depth -= 1
 
 
 def describe(value: Any) -> str:

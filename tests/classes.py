@@ -346,7 +346,7 @@ def a1_cases(a: Assignment) -> list[Case]:
             "global _calls\n_calls = globals().get('_calls', 0) + 1\n"
             "if _calls <= 2:\n    print('VISIBLEPRINT', _args)\n"
             "if _calls > 30:\n    print('HIDDEN' + 'PRINT', _args)\n    raise ValueError('HIDDEN' + f'RAISE {_args}')"))})),
-             a.max - P["layout"], {"layout": "hidden cases failed: your code raised ValueError"}),
+             a.max - P["layout"], {"layout": "failed — your code raised ValueError"}),
         Case("warning_in_a_function", a.file(a.nb({"correlate2d_code": a.body(
             "correlate2d_code", "import warnings\nwarnings.warn('slow loops ahead', RuntimeWarning)")})), a.max,
              kind="habit"),

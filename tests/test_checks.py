@@ -209,3 +209,75 @@ def test_check_gradient_names_argument_and_index():
     bad[1, 0] += 1.0
     msg = fails(check_gradient, lambda a: np.sum(a**2), x, bad, name="square_backward", argname="x")
     assert msg.startswith("square_backward: d/dx") and "index (1, 0)" in msg
+
+
+# ---------------------------------------------------------------------------------------------
+# Cases: a hidden part counts them, and says how many failed and of which kinds only
+# ---------------------------------------------------------------------------------------------
+
+def _sweep(answers):
+    """A check over five cases, failing where the answer is wrong (a kind per way it is wrong)."""
+    from autograder.checks import case
+
+    for i, answer in enumerate(answers):
+        with case():
+            if answer == "shape":
+                assert_shape(np.zeros((2, 3)), (3, 2), name=f"f(case {i})")
+            elif answer == "values":
+                assert_close(np.ones(3), np.zeros(3), name=f"f(case {i})")
+            elif answer == "raises":
+                raise IndexError(f"secret input {i}")
+            elif answer == "stop":
+                raise KeyboardInterrupt  # what a timeout or a lost kernel is to a check: not an Exception
+
+
+def test_outside_a_count_the_first_failure_ends_the_check():
+    msg = fails(_sweep, ["ok", "values", "shape"])
+    assert msg.startswith("f(case 1)")
+
+
+def test_a_count_goes_on_past_failed_cases_and_keeps_their_kinds():
+    from autograder import checks
+    from autograder.grading.judge import hidden_failure
+
+    with checks.counting() as tally:
+        _sweep(["ok", "values", "shape", "values", "raises"])
+    assert tally.total == 5 and [type(e).__name__ for e in tally.failures] == \
+        ["CheckFailure", "CheckFailure", "CheckFailure", "IndexError"]
+    assert all(e.__traceback__ is None for e in tally.failures)  # the failures, not their frames
+    said = hidden_failure(tally=tally)
+    assert said.startswith("hidden cases: 4 of 5 cases failed — values differ from the reference (2); "), said
+    assert "wrong shape (1)" in said and "secret" not in said and "case 1" not in said
+
+
+def test_a_stop_inside_a_case_says_where_it_stopped_and_what_failed_before():
+    from autograder import checks
+    from autograder.grading.judge import hidden_failure
+    from autograder.student import TimedOut
+
+    with checks.counting() as tally, pytest.raises(KeyboardInterrupt):
+        _sweep(["ok", "values", "ok", "stop", "ok"])
+    assert tally.total == 4 and tally.stopped_in_case
+    said = hidden_failure(TimedOut("timed out: 8 s"), tally)
+    assert said.startswith("hidden cases: case 4 stopped the test — it ran past the exercise's time limit; "
+                           "before it, 1 of 3 cases failed — values differ from the reference."), said
+
+
+def test_a_failure_outside_every_case_is_one_more_case():
+    from autograder import checks
+    from autograder.grading.judge import hidden_failure
+
+    with checks.counting() as tally:
+        _sweep(["ok", "ok"])
+    said = hidden_failure(CheckFailure("f(secret): no", "no ValueError raised"), tally)
+    assert said.startswith("hidden cases: 1 of 3 cases failed — no ValueError was raised where one should be"), said
+
+
+def test_a_case_inside_a_case_is_part_of_it():
+    from autograder import checks
+
+    with checks.counting() as tally:
+        for _ in range(3):
+            with checks.case():
+                _sweep(["values", "ok"])
+    assert tally.total == 3 and len(tally.failures) == 3

@@ -235,6 +235,29 @@ def test_a_dask_worker_killed_mid_run_loses_and_doubles_nothing(classes_, embedd
     client.wait_for_workers(2, timeout=120)  # the nanny brought it back for the tests after this
 
 
+def test_a_cluster_whose_kernels_cannot_start_records_nothing(classes_, tmp_path):
+    """Dask workers on a host where a grading kernel cannot start (a bubblewrap that passes the
+    sandbox's own check but fails every kernel): the run stops before anyone is graded, with one
+    line naming the workers and the cause — no result, no gradebook, no 0 for every student."""
+    from distributed import LocalCluster
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "bwrap").write_text('#!/bin/sh\nfor a in "$@"; do last="$a"; done\n[ "$last" = true ] && exit 0\n'
+                                'echo "bwrap: setting up uid map: Permission denied" >&2\nexit 1\n')
+    (fake / "bwrap").chmod(0o755)
+    env = {"PATH": f"{fake}{os.pathsep}{os.environ.get('PATH', '')}"}
+    folder, _ = classes_[A1]
+    out = tmp_path / "out"
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      memory_limit=0, env=env) as broken:
+        proc = autograder("grade", A1, str(folder), "--out", str(out), "--scheduler", broken.scheduler_address)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr[-3000:])
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "cannot start on 1 of 1 Dask workers" in lines[0] and "uid map" in lines[0], lines
+    assert not list((out / "results").rglob("*.json")) and not (out / "gradebook.db").exists()
+
+
 def test_unreachable_scheduler_is_one_line(classes_, tmp_path):
     folder, _ = classes_[A1]
     proc = autograder("grade", A1, str(folder), "--out", str(tmp_path / "out"), "--scheduler", "tcp://127.0.0.1:9")

@@ -579,6 +579,8 @@ def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], ski
         why = probe(KernelSite(assignment), grader.limits)
         if why:
             raise UsageError(f"grading kernels cannot start on this machine, so nothing was graded or recorded: {why}")
+    elif todo:  # on a cluster: on every worker host
+        engine.probe(assignment, grader.limits)
     grader.prepare()
     for early in early_results:
         early.save(out)

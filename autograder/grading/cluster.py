@@ -72,6 +72,16 @@ class DaskEngine:
             raise UsageError(f"--scheduler {address}: {len(differ)} of {len(found)} workers ({', '.join(differ[:3])}) "
                              "grade with different code than this checkout; update their course checkout and restart them")
 
+    def probe(self, assignment: str, limits) -> None:
+        """Can a grading kernel start on every worker? A UsageError naming the workers that cannot,
+        and why, before anyone is graded: a fault of a grading host is nobody's 0."""
+        found = self.client.run(probe_here, assignment, asdict(limits))
+        failing = sorted((addr, why) for addr, why in found.items() if why)
+        if failing:
+            addr, why = failing[0]
+            raise UsageError(f"grading kernels cannot start on {len(failing)} of {len(found)} Dask workers "
+                             f"({', '.join(a for a, _ in failing[:3])}), so nothing was graded or recorded: {why}")
+
     def results(self, jobs: list[Job]) -> Iterator[StudentResult]:
         """Submit ``jobs`` now; the iterator yields each result as it is committed."""
         g = self.grader
@@ -217,6 +227,14 @@ def _threads() -> int:
         return max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
     except (ImportError, ValueError, AttributeError):
         return 1
+
+
+def probe_here(assignment: str, limits: dict) -> str | None:
+    """On a Dask worker: why no grading kernel can start on this host (:func:`execute.probe`), or None."""
+    from .execute import probe
+    from .sandbox import KernelSite, Limits
+
+    return probe(KernelSite(assignment), Limits(**limits))
 
 
 def grade_task(payload: dict) -> dict:

@@ -22,6 +22,7 @@ gets a fresh kernel in which the notebook's earlier cells run again (:class:`.ex
 from __future__ import annotations
 
 import builtins
+import collections
 import contextlib
 import io
 import os
@@ -37,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import protocol, student
+from .. import checks, protocol, student
 from ..checks import CheckFailure
 from ..student import KernelLost, NotData, RemoteName, RemoteObject, StudentError, TimedOut
 from .assemble import split_hidden
@@ -505,15 +506,18 @@ def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str,
     """Run one test cell's code here against the kernel; the verdict and what it said.
 
     The visible part's messages and output are the student's to read. The hidden part says nothing
-    but its verdict: what the checks and the student's code print while it runs is dropped, and a
-    failure there is reported by its kind alone (:func:`hidden_failure`) — never an input, a shape, a
-    message from the kernel or a line the student's code printed."""
+    but its verdict: what the checks and the student's code print while it runs is dropped, its
+    cases are counted (:func:`checks.case`: a failed case does not stop the others), and the student
+    reads how many failed and of which kinds (:func:`hidden_failure`) — never an input, a shape, a
+    message from the kernel or a line the student's code printed. The instructor's log gets the
+    whole story."""
     visible, hidden_part = split_hidden(test_source)
     names = free_names(test_source)
     start = time.monotonic()
     verdict = Verdict(grade_id, points, False)
     out = io.StringIO()
     part, shown = "visible", None  # shown: how much of the kernel's output belongs to the visible part
+    tally = None
     try:
         channel.begin(seconds)
         channel.open()
@@ -523,16 +527,20 @@ def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str,
             exec(compile(visible, f"<test {grade_id}>", "exec"), namespace)  # the instructor's code
             if hidden and hidden_part.strip():
                 part, shown = "hidden", len(channel.output)
-                with contextlib.redirect_stdout(io.StringIO()):
+                with contextlib.redirect_stdout(io.StringIO()), checks.counting() as tally:
                     exec(compile(hidden_part, f"<hidden test {grade_id}>", "exec"), namespace)
-        verdict.passed = True
+        if tally is not None and tally.failures:
+            verdict.message = hidden_failure(tally=tally)
+            _log_hidden(log, grade_id, tally.failures)
+        else:
+            verdict.passed = True
     except (CheckFailure, StudentError, NotData, TimedOut, KernelLost) as exc:
         verdict.lost_kernel = isinstance(exc, KernelLost)
-        verdict.message = hidden_failure(exc) if part == "hidden" else visible_failure(exc)
-        if part == "hidden" and log is not None:  # the instructor's log (never shown to the student): the whole story
-            log.write(f"[{grade_id}] hidden case failed: {visible_failure(exc)}\n")
+        verdict.message = hidden_failure(exc, tally) if part == "hidden" else visible_failure(exc)
+        if part == "hidden":
+            _log_hidden(log, grade_id, [*(tally.failures if tally else ()), exc])
     except Exception as exc:  # noqa: BLE001 - the check could not use the answer; say so, log the rest
-        verdict.message = ("the test could not use what your code returned in a hidden case" if part == "hidden" else
+        verdict.message = (hidden_failure(exc, tally) if part == "hidden" else
                            f"the test could not use what your code returned ({type(exc).__name__}: "
                            f"{_first_line(exc)})")
         if log is not None:
@@ -546,8 +554,25 @@ def judge(channel: AgentChannel, grade_id: str, points: float, test_source: str,
     verdict.notes += channel.metered
     printed = "".join(channel.output[:shown])
     verdict.output = out.getvalue() + (f"\n[your code printed]\n{printed}" if printed.strip() else "")
+    if verdict.passed and tally is not None and tally.total:
+        verdict.output += f"{'' if verdict.output.endswith(chr(10)) or not verdict.output else chr(10)}" \
+                          f"hidden tests: all {_cases(tally.total)} passed\n"
     verdict.seconds = time.monotonic() - start
     return verdict
+
+
+def _cases(n: int) -> str:
+    return f"{n} case{'s' if n != 1 else ''}"
+
+
+def _log_hidden(log: Any, grade_id: str, failures: list) -> None:
+    """The hidden failures' whole story, for the instructor's log only (the first ten of them)."""
+    if log is None:
+        return
+    for exc in failures[:10]:
+        log.write(f"[{grade_id}] hidden case failed: {visible_failure(exc)}\n")
+    if len(failures) > 10:
+        log.write(f"[{grade_id}] ... and {len(failures) - 10} more hidden cases failed\n")
 
 
 def visible_failure(exc: BaseException) -> str:
@@ -569,28 +594,52 @@ HIDDEN_KINDS = {
 }
 
 
-def hidden_failure(exc: BaseException) -> str:
+def hidden_kind(exc: BaseException) -> str:
     """A hidden case's failure by its kind only: what the student may learn without the case's inputs."""
     from ..checks import raised_kind
 
     reason = str(exc)
     if isinstance(exc, TimedOut):
-        kind = ("it printed more than the output cap allows" if reason.startswith("output cap")
+        return ("it printed more than the output cap allows" if reason.startswith("output cap")
                 else "it ran past the exercise's time limit")
-    elif isinstance(exc, KernelLost):  # the grader's own words from an exit status, else a category: no kernel text
-        kind = (reason.split("\n")[0] if reason.startswith(("the kernel died:", "the kernel exited with status"))
+    if isinstance(exc, KernelLost):  # the grader's own words from an exit status, else a category: no kernel text
+        return (reason.split("\n")[0] if reason.startswith(("the kernel died:", "the kernel exited with status"))
                 else "the kernel stopped answering (it broke the protocol or ignored an interrupt)")
-    elif isinstance(exc, StudentError):
-        kind = f"your code {raised_kind(exc)}"
-    elif isinstance(exc, NotData):
-        kind = "your code returned something that is not data"
+    if isinstance(exc, StudentError):
+        return f"your code {raised_kind(exc)}"
+    if isinstance(exc, NotData):
+        return "your code returned something that is not data"
+    if not isinstance(exc, CheckFailure):
+        return "the test could not use what your code returned"
+    code = getattr(exc, "kind", "check")
+    if code.startswith("no "):  # assert_raises: "no ValueError raised"
+        return f"{code.removesuffix(' raised')} was raised where one should be"
+    return HIDDEN_KINDS.get(code) or (f"your code {code}" if code.startswith("raised") else "a check on the result failed")
+
+
+def hidden_failure(stopped: BaseException | None = None, tally: Any = None) -> str:
+    """What the student reads of a hidden part that failed: how many of its cases failed and of which
+    kinds (most frequent first), or, when a timeout or a lost kernel stopped it, where and why.
+    Counts and kinds only — see :func:`hidden_kind`."""
+    failures = list(tally.failures) if tally is not None else []
+    total = tally.total if tally is not None else 0
+
+    def kinds(excs: list) -> str:
+        counted = collections.Counter(hidden_kind(e) for e in excs)
+        return "; ".join(f"{kind} ({n})" if len(counted) > 1 else kind for kind, n in counted.most_common())
+
+    if isinstance(stopped, (TimedOut, KernelLost)):
+        at = total if tally is not None and tally.stopped_in_case else total + 1
+        head = f"hidden cases: case {at} stopped the test — {hidden_kind(stopped)}"
+        if failures:
+            head += f"; before it, {len(failures)} of {_cases(at - 1)} failed — {kinds(failures)}"
     else:
-        code = getattr(exc, "kind", "check")
-        kind = (HIDDEN_KINDS.get(code) or (f"your code {code}" if code.startswith(("raised", "no "))
-                                            else "a check on the result failed"))
-    return (f"hidden cases failed: {kind}.\n  Your code passes the visible tests; the hidden tests try more "
-            "shapes and settings (their inputs are not shown). Make the function right in general, not for the "
-            "visible cases.")
+        if stopped is not None:  # a failure outside every case is one more case
+            failures.append(stopped)
+            total += 1
+        head = f"hidden cases: {len(failures)} of {_cases(total)} failed — {kinds(failures)}"
+    return (f"{head}.\n  Your code passes the visible tests; the hidden tests try more shapes and settings "
+            "(their inputs are not shown). Make the function right in general, not for the visible cases.")
 
 
 def explain_error(exc: StudentError, label: str | None) -> str:

@@ -155,6 +155,7 @@ def render_table(results: list[StudentResult], exercises: list[tuple[str, float]
                          r.status))
     lines += ["", "Why points were lost:"]
     before = len(lines)
+    notes = []  # what the grader did or measured (a restored cell, CPU used against a limit): no points
     for r in results:
         if r.status != GRADED:
             lines.append(f"  {r.student}: {r.status}: {r.message}")
@@ -166,10 +167,12 @@ def render_table(results: list[StudentResult], exercises: list[tuple[str, float]
             lines += [f"  {r.student}: {c.grade_id} (-{c.max_points - c.points:g}): {first_line(c.reason)}"
                       for c in lost]
         if r.message:
-            lines.append(f"  {r.student}: note: {r.message}")
+            notes.append(f"  {r.student}: {r.message}")
         if r.seconds_late > 0:
             lines.append(f"  {r.student}: late by {late_text(r.seconds_late)}"
                          + (f" (-{r.late_penalty:g})" if r.late_penalty else " (no penalty)"))
     if len(lines) == before:
         lines.append("  nowhere: every submission has full marks")
+    if notes:
+        lines += ["", "Notes (no points):", *notes]
     return "\n".join(lines)

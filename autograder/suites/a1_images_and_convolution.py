@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_equal, assert_raises, call, call_twice
+from ..checks import CheckFailure, assert_close, assert_equal, assert_raises, call, call_twice, case
 from ..secret import seeds_for
 from ..seed import rng
 from . import forbid
@@ -79,20 +79,21 @@ def check_layout(hwc_to_chw: Callable, chw_to_hwc: Callable, seed: int | None = 
     if seed is not None:
         shapes += [tuple(int(v) for v in g.integers(1, 9, size=int(g.integers(3, 5)))) for _ in range(n)]
     for shape in shapes:
-        image = g.integers(0, 256, size=shape, dtype=np.uint8)
-        t = torch.from_numpy(image)
-        perm = (2, 0, 1) if image.ndim == 3 else (0, 3, 1, 2)
-        expected = t.permute(*perm).numpy()
-        label = f"hwc_to_chw(image of shape {shape})"
-        got, again = call_twice(hwc_to_chw, image, name=label, what="image")
-        assert_close(got, expected, name=label, check_dtype=True,
-                     hint="move the channel axis with a transpose (np.transpose / np.moveaxis); "
-                          "a reshape keeps the memory order and scrambles the pixels.")
-        again()
-        back_label = f"chw_to_hwc(image of shape {expected.shape})"
-        back = call(chw_to_hwc, expected.copy(), name=back_label)
-        assert_close(back, image, name=back_label, check_dtype=True,
-                     hint="chw_to_hwc must undo hwc_to_chw exactly.")
+        with case():
+            image = g.integers(0, 256, size=shape, dtype=np.uint8)
+            t = torch.from_numpy(image)
+            perm = (2, 0, 1) if image.ndim == 3 else (0, 3, 1, 2)
+            expected = t.permute(*perm).numpy()
+            label = f"hwc_to_chw(image of shape {shape})"
+            got, again = call_twice(hwc_to_chw, image, name=label, what="image")
+            assert_close(got, expected, name=label, check_dtype=True,
+                         hint="move the channel axis with a transpose (np.transpose / np.moveaxis); "
+                              "a reshape keeps the memory order and scrambles the pixels.")
+            again()
+            back_label = f"chw_to_hwc(image of shape {expected.shape})"
+            back = call(chw_to_hwc, expected.copy(), name=back_label)
+            assert_close(back, image, name=back_label, check_dtype=True,
+                         hint="chw_to_hwc must undo hwc_to_chw exactly.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,20 +114,21 @@ def check_dtype_range(to_float01: Callable, to_uint8: Callable, seed: int | None
     if seed is not None:
         shapes += [tuple(int(v) for v in g.integers(1, 9, size=int(g.integers(2, 5)))) for _ in range(n)]
     for shape in shapes:
-        image = g.integers(0, 256, size=shape, dtype=np.uint8)
-        image.flat[0], image.flat[-1] = 0, 255  # both ends of the range
-        expected = (torch.from_numpy(image).to(torch.float32) / 255).numpy()
-        label = f"to_float01(uint8 image of shape {shape})"
-        assert_close(call(to_float01, image, name=label), expected, name=label, check_dtype=True,
-                     hint="divide by 255 (the largest uint8 value) and return float32.")
-        for dtype in (np.float32, np.float64):
-            x = _away_from_ties(g, shape, dtype)
-            t = torch.from_numpy(x.astype(np.float64))
-            expected8 = torch.clamp(torch.round(t * 255), 0, 255).to(torch.uint8).numpy()
-            label8 = f"to_uint8({np.dtype(dtype).name} array of shape {shape} with values in [-0.16, 1.16])"
-            assert_close(call(to_uint8, x, name=label8), expected8, name=label8, check_dtype=True,
-                         hint="scale by 255, round to the nearest integer, clip to [0, 255] "
-                              "*before* converting: uint8 arithmetic wraps around (256 -> 0).")
+        with case():
+            image = g.integers(0, 256, size=shape, dtype=np.uint8)
+            image.flat[0], image.flat[-1] = 0, 255  # both ends of the range
+            expected = (torch.from_numpy(image).to(torch.float32) / 255).numpy()
+            label = f"to_float01(uint8 image of shape {shape})"
+            assert_close(call(to_float01, image, name=label), expected, name=label, check_dtype=True,
+                         hint="divide by 255 (the largest uint8 value) and return float32.")
+            for dtype in (np.float32, np.float64):
+                x = _away_from_ties(g, shape, dtype)
+                t = torch.from_numpy(x.astype(np.float64))
+                expected8 = torch.clamp(torch.round(t * 255), 0, 255).to(torch.uint8).numpy()
+                label8 = f"to_uint8({np.dtype(dtype).name} array of shape {shape} with values in [-0.16, 1.16])"
+                assert_close(call(to_uint8, x, name=label8), expected8, name=label8, check_dtype=True,
+                             hint="scale by 255, round to the nearest integer, clip to [0, 255] "
+                                  "*before* converting: uint8 arithmetic wraps around (256 -> 0).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,12 +147,13 @@ def check_grayscale(rgb_to_gray: Callable, seed: int | None = None, n: int = 10)
             cases.append(g.integers(0, 256, size=shape, dtype=np.uint8) if g.random() < 0.5
                          else g.random(shape))
     for image in cases:
-        label = f"rgb_to_gray({image.dtype} image of shape {image.shape})"
-        got, again = call_twice(rgb_to_gray, image, name=label, what="image")
-        assert_close(got, ref.rgb_to_gray(image), name=label, rtol=1e-6, atol=1e-6, check_dtype="floating",
-                     hint="weight the channels 0.299, 0.587, 0.114 (R, G, B: channel last) and sum; "
-                          "a plain mean treats the eye as equally sensitive to all three.")
-        again()
+        with case():
+            label = f"rgb_to_gray({image.dtype} image of shape {image.shape})"
+            got, again = call_twice(rgb_to_gray, image, name=label, what="image")
+            assert_close(got, ref.rgb_to_gray(image), name=label, rtol=1e-6, atol=1e-6, check_dtype="floating",
+                         hint="weight the channels 0.299, 0.587, 0.114 (R, G, B: channel last) and sum; "
+                              "a plain mean treats the eye as equally sensitive to all three.")
+            again()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,22 +175,23 @@ def check_pad2d(pad2d: Callable, seed: int | None = None, n: int = 30) -> None:
             shape = (h, w) if g.random() < 0.5 else (int(g.integers(1, 4)), h, w)
             cases.append((shape, pad if g.random() < 0.7 else min(pad), mode))
     for i, (shape, pad, mode) in enumerate(cases):
-        image = g.integers(0, 100, size=shape).astype(np.float64)
-        label = f"pad2d(image of shape {shape}, pad={pad!r}, mode={mode!r})"
-        args = (image, pad) if i == 0 else (image, pad, mode)  # the first case by the default mode, "zero"
-        if i == 0:
-            label = f"pad2d(image of shape {shape}, pad={pad!r}) (the default mode, 'zero')"
-        with forbid(np, "pad", "pad2d", "build the padded array yourself (slices or index arrays)."):
-            got, again = call_twice(pad2d, *args, name=label, what="image")
-        assert_close(got, ref.pad2d(image, pad, mode), name=label,
-                     hint={"zero": "zeros on every side, pad_h rows top and bottom, pad_w columns left and right.",
-                           "reflect": "reflect mirrors around the edge pixel without repeating it "
-                                      "(row -1 is row 1), unlike NumPy's 'symmetric'.",
-                           "replicate": "replicate repeats the edge pixel (row -1 is row 0)."}[mode])
-        if np.asarray(got).dtype != image.dtype:
-            raise CheckFailure(f"{label}: returned dtype {np.asarray(got).dtype}, expected the input's "
-                               f"dtype {image.dtype}.")
-        again()
+        with case():
+            image = g.integers(0, 100, size=shape).astype(np.float64)
+            label = f"pad2d(image of shape {shape}, pad={pad!r}, mode={mode!r})"
+            args = (image, pad) if i == 0 else (image, pad, mode)  # the first case by the default mode, "zero"
+            if i == 0:
+                label = f"pad2d(image of shape {shape}, pad={pad!r}) (the default mode, 'zero')"
+            with forbid(np, "pad", "pad2d", "build the padded array yourself (slices or index arrays)."):
+                got, again = call_twice(pad2d, *args, name=label, what="image")
+            assert_close(got, ref.pad2d(image, pad, mode), name=label,
+                         hint={"zero": "zeros on every side, pad_h rows top and bottom, pad_w columns left and right.",
+                               "reflect": "reflect mirrors around the edge pixel without repeating it "
+                                          "(row -1 is row 1), unlike NumPy's 'symmetric'.",
+                               "replicate": "replicate repeats the edge pixel (row -1 is row 0)."}[mode])
+            if np.asarray(got).dtype != image.dtype:
+                raise CheckFailure(f"{label}: returned dtype {np.asarray(got).dtype}, expected the input's "
+                                   f"dtype {image.dtype}.")
+            again()
     assert_raises(pad2d, (np.zeros((3, 3)), 1, "circular"), {}, ValueError,
                   name="pad2d(image, 1, mode='circular')", why="an unknown mode must not silently pad with zeros")
 
@@ -210,21 +214,22 @@ def check_conv_output_size(conv_output_size: Callable, seed: int | None = None, 
         cases += [tuple(int(v) for v in (g.integers(1, 40), g.integers(1, 8), g.integers(1, 5),
                                             g.integers(0, 4), g.integers(1, 4))) for _ in range(n)]
     for size, kernel, stride, pad, dilation in cases:
-        label = f"conv_output_size(size={size}, kernel={kernel}, stride={stride}, pad={pad}, dilation={dilation})"
-        try:
-            expected = ref.conv_output_size(size, kernel, stride, pad, dilation)
-        except ValueError:
-            assert_raises(conv_output_size, (size, kernel, stride, pad, dilation), {}, ValueError, name=label,
-                          why="the dilated kernel does not fit in the padded input")
-            continue
-        defaults = (stride, pad, dilation) == (1, 0, 1)  # such a case calls it by its defaults
-        args = (size, kernel) if defaults else (size, kernel, stride, pad, dilation)
-        if defaults:
-            label = f"conv_output_size(size={size}, kernel={kernel}) (stride, pad and dilation by their defaults)"
-        got = call(conv_output_size, *args, name=label)
-        assert_equal(got, expected, name=label,
-                     hint="floor((size + 2*pad - dilation*(kernel - 1) - 1) / stride) + 1, with integer "
-                          "division (//), padding on both sides, and the dilated kernel span.")
+        with case():
+            label = f"conv_output_size(size={size}, kernel={kernel}, stride={stride}, pad={pad}, dilation={dilation})"
+            try:
+                expected = ref.conv_output_size(size, kernel, stride, pad, dilation)
+            except ValueError:
+                assert_raises(conv_output_size, (size, kernel, stride, pad, dilation), {}, ValueError, name=label,
+                              why="the dilated kernel does not fit in the padded input")
+                continue
+            defaults = (stride, pad, dilation) == (1, 0, 1)  # such a case calls it by its defaults
+            args = (size, kernel) if defaults else (size, kernel, stride, pad, dilation)
+            if defaults:
+                label = f"conv_output_size(size={size}, kernel={kernel}) (stride, pad and dilation by their defaults)"
+            got = call(conv_output_size, *args, name=label)
+            assert_equal(got, expected, name=label,
+                         hint="floor((size + 2*pad - dilation*(kernel - 1) - 1) / stride) + 1, with integer "
+                              "division (//), padding on both sides, and the dilated kernel span.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,18 +246,19 @@ def _check_correlation_like(fn: Callable, name: str, reference: Callable, seed: 
               dict(image=g.standard_normal((9, 10)), kernel=g.standard_normal((2, 2)), stride=2, dilation=2)]
     if seed is not None:
         cases += list(conv_configs(seed, n))
-    for case in cases:
-        image, kernel = case["image"], case["kernel"]
-        label = (f"{name}(image {_shape(image)}, kernel {_shape(kernel)}, "
-                 f"stride={case['stride']}, dilation={case['dilation']})")
-        if case["stride"] == case["dilation"] == 1:  # called by its defaults
-            got, again = call_twice(fn, image, kernel, name=label, what="the image or the kernel")
-        else:
-            got, again = call_twice(fn, image, kernel, stride=case["stride"], dilation=case["dilation"], name=label,
-                                    what="the image or the kernel")
-        expected = reference(image, kernel, stride=case["stride"], dilation=case["dilation"])
-        assert_close(got, expected, name=label, hint=hint)
-        again()
+    for cfg in cases:
+        with case():
+            image, kernel = cfg["image"], cfg["kernel"]
+            label = (f"{name}(image {_shape(image)}, kernel {_shape(kernel)}, "
+                     f"stride={cfg['stride']}, dilation={cfg['dilation']})")
+            if cfg["stride"] == cfg["dilation"] == 1:  # called by its defaults
+                got, again = call_twice(fn, image, kernel, name=label, what="the image or the kernel")
+            else:
+                got, again = call_twice(fn, image, kernel, stride=cfg["stride"], dilation=cfg["dilation"], name=label,
+                                        what="the image or the kernel")
+            expected = reference(image, kernel, stride=cfg["stride"], dilation=cfg["dilation"])
+            assert_close(got, expected, name=label, hint=hint)
+            again()
 
 
 def check_correlate2d(correlate2d: Callable, seed: int | None = None, n: int = 40) -> None:
@@ -288,22 +294,25 @@ def check_filters(box_filter: Callable, gaussian_filter: Callable, sharpen_filte
         box_sizes += [int(v) for v in g.integers(1, 10, size=n)]
         gauss += [(int(g.integers(1, 10)), float(g.uniform(0.4, 3.0))) for _ in range(n)]
     for size in box_sizes:
-        label = f"box_filter({size})"
-        kernel = call(box_filter, size, name=label)
-        assert_close(kernel, np.full((size, size), 1.0 / size**2), name=label,
-                     hint="size×size, every entry 1/size² so that the weights sum to 1 "
-                          "(correlating with it is a moving average, F.avg_pool2d with stride 1).")
+        with case():
+            label = f"box_filter({size})"
+            kernel = call(box_filter, size, name=label)
+            assert_close(kernel, np.full((size, size), 1.0 / size**2), name=label,
+                         hint="size×size, every entry 1/size² so that the weights sum to 1 "
+                              "(correlating with it is a moving average, F.avg_pool2d with stride 1).")
     for size, sigma in gauss:
-        label = f"gaussian_filter({size}, sigma={sigma:g})"
-        kernel = call(gaussian_filter, size, sigma, name=label)
-        assert_close(kernel, ref.gaussian_kernel(size, sigma), name=label,
-                     hint="exp(-(x² + y²) / (2 sigma²)) with x, y measured from the centre "
-                          "(size - 1) / 2, then divide by the sum.")
+        with case():
+            label = f"gaussian_filter({size}, sigma={sigma:g})"
+            kernel = call(gaussian_filter, size, sigma, name=label)
+            assert_close(kernel, ref.gaussian_kernel(size, sigma), name=label,
+                         hint="exp(-(x² + y²) / (2 sigma²)) with x, y measured from the centre "
+                              "(size - 1) / 2, then divide by the sum.")
     for fn, expected, label, why in ((sharpen_filter, SHARPEN, "sharpen_filter()",
                                       "5 at the centre, -1 at the four direct neighbours (sums to 1)"),
                                      (outline_filter, OUTLINE, "outline_filter()",
                                       "8 at the centre, -1 all around (sums to 0)")):
-        assert_close(call(fn, name=label), expected, name=label, hint=why)
+        with case():
+            assert_close(call(fn, name=label), expected, name=label, hint=why)
 
 
 def check_sobel(sobel_x: Callable, sobel_y: Callable, sobel_magnitude: Callable, seed: int | None = None,
@@ -321,11 +330,12 @@ def check_sobel(sobel_x: Callable, sobel_y: Callable, sobel_magnitude: Callable,
     if seed is not None:
         images += [g.standard_normal(tuple(int(v) for v in g.integers(3, 16, size=2))) for _ in range(n)]
     for image in images:
-        label = f"sobel_magnitude(image {_shape(image)})"
-        got = call(sobel_magnitude, image.copy(), name=label)
-        assert_close(got, ref.sobel_magnitude(image), name=label,
-                     hint="sqrt(gx**2 + gy**2) where gx, gy are the 'valid' correlations with "
-                          "sobel_x() and sobel_y(); the output is (H - 2, W - 2).")
+        with case():
+            label = f"sobel_magnitude(image {_shape(image)})"
+            got = call(sobel_magnitude, image.copy(), name=label)
+            assert_close(got, ref.sobel_magnitude(image), name=label,
+                         hint="sqrt(gx**2 + gy**2) where gx, gy are the 'valid' correlations with "
+                              "sobel_x() and sobel_y(); the output is (H - 2, W - 2).")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,15 +354,17 @@ def check_param_counts(linear_params: Callable, conv2d_params: Callable, seed: i
             k = int(g.integers(1, 8)) if g.random() < 0.5 else (int(g.integers(1, 8)), int(g.integers(1, 8)))
             conv.append((int(g.integers(1, 257)), int(g.integers(1, 257)), k, bool(g.random() < 0.5)))
     for fin, fout, bias in lin:
-        label = f"linear_params({fin}, {fout}, bias={bias})"
-        assert_equal(call(linear_params, fin, fout, name=label) if bias else
-                     call(linear_params, fin, fout, bias=bias, name=label),
-                     ref.linear_params(fin, fout, bias), name=label,
-                     hint="one weight per (input, output) pair, plus one bias per output when bias=True.")
+        with case():
+            label = f"linear_params({fin}, {fout}, bias={bias})"
+            assert_equal(call(linear_params, fin, fout, name=label) if bias else
+                         call(linear_params, fin, fout, bias=bias, name=label),
+                         ref.linear_params(fin, fout, bias), name=label,
+                         hint="one weight per (input, output) pair, plus one bias per output when bias=True.")
     for cin, cout, k, bias in conv:
-        label = f"conv2d_params({cin}, {cout}, kernel_size={k!r}, bias={bias})"
-        assert_equal(call(conv2d_params, cin, cout, k, name=label) if bias else
-                     call(conv2d_params, cin, cout, k, bias=bias, name=label),
-                     ref.conv2d_params(cin, cout, k, bias), name=label,
-                     hint="each of the out_channels filters has in_channels × KH × KW weights (an int "
-                          "kernel_size means KH = KW), plus one bias per filter when bias=True.")
+        with case():
+            label = f"conv2d_params({cin}, {cout}, kernel_size={k!r}, bias={bias})"
+            assert_equal(call(conv2d_params, cin, cout, k, name=label) if bias else
+                         call(conv2d_params, cin, cout, k, bias=bias, name=label),
+                         ref.conv2d_params(cin, cout, k, bias), name=label,
+                         hint="each of the out_channels filters has in_channels × KH × KW weights (an int "
+                              "kernel_size means KH = KW), plus one bias per filter when bias=True.")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .. import reference as ref
-from ..checks import assert_close, assert_tuple, call, call_twice
+from ..checks import assert_close, assert_tuple, call, call_twice, case
 from ..secret import seeds_for
 from ..student import probe
 from ..seed import rng
@@ -50,8 +50,8 @@ def configs(seed: int | None, n: int) -> Iterator[tuple]:
         yield (N, C, H, W), (F, KH, KW), stride, pad, dilation
 
 
-def _inputs(case: tuple, g: np.random.Generator):
-    (N, C, H, W), (F, KH, KW), stride, pad, dilation = case
+def _inputs(cfg: tuple, g: np.random.Generator):
+    (N, C, H, W), (F, KH, KW), stride, pad, dilation = cfg
     x = g.standard_normal((N, C, H, W))
     w = g.standard_normal((F, C, KH, KW))
     b = g.standard_normal(F)
@@ -86,16 +86,17 @@ def _forward(fn: Callable, name: str, x, w, b, conv: dict):
 def check_conv_forward(fn: Callable, name: str, seed: int | None = None, n: int = 30) -> None:
     """``fn(x, w, b, stride, pad, dilation) -> (out, cache)`` against ``F.conv2d``."""
     g = rng(20 if seed is None else seed)
-    for case in configs(seed, n):
-        x, w, b, conv = _inputs(case, g)
-        label = _label(name, x, w, conv)
-        result, again = call_twice(fn, x, w, b, name=label, what="x, w or b", **_given(conv))
-        out, _ = assert_tuple(result, 2, name=label, what="(out, cache)",
-                              hint="a forward function ends with `return out, cache`.")
-        assert_close(out, ref.conv2d(x, w, b, **conv), name=label,
-                     hint="out[n, f, i, j] = b[f] + sum over c, u, v of x_pad[n, c, i*stride + u*dilation, "
-                          "j*stride + v*dilation] * w[f, c, u, v]; the output is (N, F, H_out, W_out).")
-        again()
+    for cfg in configs(seed, n):
+        with case():
+            x, w, b, conv = _inputs(cfg, g)
+            label = _label(name, x, w, conv)
+            result, again = call_twice(fn, x, w, b, name=label, what="x, w or b", **_given(conv))
+            out, _ = assert_tuple(result, 2, name=label, what="(out, cache)",
+                                  hint="a forward function ends with `return out, cache`.")
+            assert_close(out, ref.conv2d(x, w, b, **conv), name=label,
+                         hint="out[n, f, i, j] = b[f] + sum over c, u, v of x_pad[n, c, i*stride + u*dilation, "
+                              "j*stride + v*dilation] * w[f, c, u, v]; the output is (N, F, H_out, W_out).")
+            again()
 
 
 def check_conv_backward(forward: Callable, backward: Callable, name: str, seed: int | None = None,
@@ -104,53 +105,56 @@ def check_conv_backward(forward: Callable, backward: Callable, name: str, seed: 
     from the student's own ``forward``."""
     fwd_name = name.replace("backward", "forward")
     g = rng(21 if seed is None else seed)
-    for case in configs(seed, n):
-        x, w, b, conv = _inputs(case, g)
-        (out, cache), _ = _forward(forward, fwd_name, x, w, b, conv)
-        dout = g.standard_normal(np.shape(out))
-        label = f"{name}(dout {dout.shape}) after " + _label(fwd_name, x, w, conv)
-        grads = assert_tuple(call(backward, dout, cache, name=label), 3, name=label, what="(dx, dw, db)",
-                             hint="return dx, dw, db in that order.")
-        expected = ref.conv2d_backward(x, w, b, dout, **conv)
-        hints = {
-            "dx": "every window of x_pad gets dout[n, f, i, j] * w[f] added (+=, windows overlap); then cut "
-                  "the padding off. Equivalently a full convolution of dout with the flipped kernel.",
-            "dw": "dw[f] accumulates dout[n, f, i, j] * (the input window) over n, i, j — mind stride and "
-                  "dilation in the window.",
-            "db": "db[f] = sum of dout[:, f, :, :] (over batch, height and width).",
-        }
-        for what, got, exp in zip(("dx", "dw", "db"), grads, expected):
-            assert_close(got, exp, name=f"{label}: {what}", hint=hints[what])
+    for cfg in configs(seed, n):
+        with case():
+            x, w, b, conv = _inputs(cfg, g)
+            (out, cache), _ = _forward(forward, fwd_name, x, w, b, conv)
+            dout = g.standard_normal(np.shape(out))
+            label = f"{name}(dout {dout.shape}) after " + _label(fwd_name, x, w, conv)
+            grads = assert_tuple(call(backward, dout, cache, name=label), 3, name=label, what="(dx, dw, db)",
+                                 hint="return dx, dw, db in that order.")
+            expected = ref.conv2d_backward(x, w, b, dout, **conv)
+            hints = {
+                "dx": "every window of x_pad gets dout[n, f, i, j] * w[f] added (+=, windows overlap); then cut "
+                      "the padding off. Equivalently a full convolution of dout with the flipped kernel.",
+                "dw": "dw[f] accumulates dout[n, f, i, j] * (the input window) over n, i, j — mind stride and "
+                      "dilation in the window.",
+                "db": "db[f] = sum of dout[:, f, :, :] (over batch, height and width).",
+            }
+            for what, got, exp in zip(("dx", "dw", "db"), grads, expected):
+                assert_close(got, exp, name=f"{label}: {what}", hint=hints[what])
 
 
 def check_im2col(im2col: Callable, seed: int | None = None, n: int = 30) -> None:
     """``im2col(x, KH, KW, stride, pad, dilation)`` against ``F.unfold`` (rows (c, u, v), columns (n, i, j))."""
     g = rng(22 if seed is None else seed)
-    for case in configs(seed, n):
-        x, w, _, conv = _inputs(case, g)
-        KH, KW = w.shape[2:]
-        label = f"im2col(x {x.shape}, KH={KH}, KW={KW}, {_conv(conv)})"
-        got, again = call_twice(im2col, x, KH, KW, name=label, what="x", **_given(conv))
-        assert_close(got, ref.unfold(x, (KH, KW), **conv), name=label,
-                     hint="row (c*KH + u)*KW + v, column (n*H_out + i)*W_out + j holds "
-                          "x_pad[n, c, i*stride + u*dilation, j*stride + v*dilation].")
-        again()
+    for cfg in configs(seed, n):
+        with case():
+            x, w, _, conv = _inputs(cfg, g)
+            KH, KW = w.shape[2:]
+            label = f"im2col(x {x.shape}, KH={KH}, KW={KW}, {_conv(conv)})"
+            got, again = call_twice(im2col, x, KH, KW, name=label, what="x", **_given(conv))
+            assert_close(got, ref.unfold(x, (KH, KW), **conv), name=label,
+                         hint="row (c*KH + u)*KW + v, column (n*H_out + i)*W_out + j holds "
+                              "x_pad[n, c, i*stride + u*dilation, j*stride + v*dilation].")
+            again()
 
 
 def check_col2im(col2im: Callable, seed: int | None = None, n: int = 30) -> None:
     """``col2im(cols, x_shape, KH, KW, stride, pad, dilation)`` against ``F.fold`` (overlaps add up)."""
     g = rng(23 if seed is None else seed)
     cases = list(configs(seed, n)) + [((1, 1, 5, 5), (1, 3, 3), 1, 0, 1)]  # maximal overlap
-    for case in cases:
-        x, w, _, conv = _inputs(case, g)
-        KH, KW = w.shape[2:]
-        rows = x.shape[1] * KH * KW
-        cols = g.standard_normal((rows, ref.unfold(x, (KH, KW), **conv).shape[1]))
-        label = f"col2im(cols {cols.shape}, x_shape={x.shape}, KH={KH}, KW={KW}, {_conv(conv)})"
-        got = call(col2im, cols.copy(), x.shape, KH, KW, name=label, **_given(conv))
-        assert_close(got, ref.fold(cols, x.shape, (KH, KW), **conv), name=label,
-                     hint="each column entry is added (+=) to the pixel im2col read it from: overlapping "
-                          "receptive fields sum up; entries that fall in the padding are dropped.")
+    for cfg in cases:
+        with case():
+            x, w, _, conv = _inputs(cfg, g)
+            KH, KW = w.shape[2:]
+            rows = x.shape[1] * KH * KW
+            cols = g.standard_normal((rows, ref.unfold(x, (KH, KW), **conv).shape[1]))
+            label = f"col2im(cols {cols.shape}, x_shape={x.shape}, KH={KH}, KW={KW}, {_conv(conv)})"
+            got = call(col2im, cols.copy(), x.shape, KH, KW, name=label, **_given(conv))
+            assert_close(got, ref.fold(cols, x.shape, (KH, KW), **conv), name=label,
+                         hint="each column entry is added (+=) to the pixel im2col read it from: overlapping "
+                              "receptive fields sum up; entries that fall in the padding are dropped.")
 
 
 def _numeric_cases(g: np.random.Generator, seed: int | None, n: int):
@@ -178,14 +182,15 @@ def check_numerical_gradient(eval_numerical_gradient_array: Callable, seed: int 
     """The student's central differences against autograd: accurate to O(h²), x restored, views copied."""
     g = rng(24 if seed is None else seed)
     for desc, f, torch_f, x in _numeric_cases(g, seed, n):
-        t = torch.tensor(x, requires_grad=True)
-        y = torch_f(t)
-        dout = g.standard_normal(tuple(y.shape))
-        y.backward(torch.from_numpy(dout))
-        label = f"eval_numerical_gradient_array({desc}, x {x.shape})"
-        got, again = call_twice(eval_numerical_gradient_array, f, x, dout, name=label,
-                                what="x (was each nudged element put back?)")
-        assert_close(got, t.grad.numpy(), name=label, rtol=1e-7, atol=1e-8,
-                     hint="(L(x + h) - L(x - h)) / (2h) with L = sum(f(x) * dout); copy f's output before "
-                          "nudging again (f may return a view of x); a one-sided difference is only O(h).")
-        again()
+        with case():
+            t = torch.tensor(x, requires_grad=True)
+            y = torch_f(t)
+            dout = g.standard_normal(tuple(y.shape))
+            y.backward(torch.from_numpy(dout))
+            label = f"eval_numerical_gradient_array({desc}, x {x.shape})"
+            got, again = call_twice(eval_numerical_gradient_array, f, x, dout, name=label,
+                                    what="x (was each nudged element put back?)")
+            assert_close(got, t.grad.numpy(), name=label, rtol=1e-7, atol=1e-8,
+                         hint="(L(x + h) - L(x - h)) / (2h) with L = sum(f(x) * dout); copy f's output before "
+                              "nudging again (f may return a view of x); a one-sided difference is only O(h).")
+            again()

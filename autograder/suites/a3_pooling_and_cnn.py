@@ -29,7 +29,7 @@ import numpy as np
 from .. import reference as ref
 from .. import student
 from ..checks import (CheckFailure, assert_close, assert_shape, assert_tuple, call, call_twice, describe,
-                      guarded)
+                      guarded, case)
 from ..secret import seeds_for
 from ..seed import rng
 from . import dims, one_blas_thread, recipe
@@ -74,20 +74,21 @@ def check_relu(relu_forward: Callable, relu_backward: Callable, seed: int | None
     if seed is not None:
         shapes += [tuple(int(v) for v in g.integers(1, 7, size=int(g.integers(1, 5)))) for _ in range(n)]
     for shape in shapes:
-        x = g.standard_normal(shape)
-        before = x.copy()
-        label = f"relu_forward(x {_dims(shape)})"
-        (out, cache), again = _forward_twice(relu_forward, label, x)
-        assert_close(out, ref.relu(before), name=label,
-                     hint="max(x, 0) elementwise (np.maximum, not np.max, which reduces along an axis): "
-                          "negative entries become 0, the others pass unchanged; same shape as x.")
-        again()
-        dout = g.standard_normal(shape)
-        blabel = f"relu_backward(dout {_dims(shape)}, cache)"
-        dx = call(relu_backward, dout.copy(), cache, name=blabel)
-        assert_close(dx, ref.relu_vjp(before, dout), name=blabel,
-                     hint="dx = dout where the forward input x was > 0, and 0 elsewhere: the mask "
-                          "comes from x (keep it in the cache), not from dout.")
+        with case():
+            x = g.standard_normal(shape)
+            before = x.copy()
+            label = f"relu_forward(x {_dims(shape)})"
+            (out, cache), again = _forward_twice(relu_forward, label, x)
+            assert_close(out, ref.relu(before), name=label,
+                         hint="max(x, 0) elementwise (np.maximum, not np.max, which reduces along an axis): "
+                              "negative entries become 0, the others pass unchanged; same shape as x.")
+            again()
+            dout = g.standard_normal(shape)
+            blabel = f"relu_backward(dout {_dims(shape)}, cache)"
+            dx = call(relu_backward, dout.copy(), cache, name=blabel)
+            assert_close(dx, ref.relu_vjp(before, dout), name=blabel,
+                         hint="dx = dout where the forward input x was > 0, and 0 elsewhere: the mask "
+                              "comes from x (keep it in the cache), not from dout.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,26 +106,27 @@ def check_affine(affine_forward: Callable, affine_backward: Callable, seed: int 
             rest = tuple(int(v) for v in g.integers(1, 6, size=int(g.integers(1, 4))))
             cases.append(((int(g.integers(1, 6)),) + rest, int(g.integers(1, 8))))
     for shape, M in cases:
-        D = int(np.prod(shape[1:]))
-        x, w, b = g.standard_normal(shape), g.standard_normal((D, M)), g.standard_normal(M)
-        before = x.copy()
-        label = f"affine_forward(x {_dims(shape)}, w {_dims(w.shape)}, b {_dims(b.shape)})"
-        (out, cache), again = _forward_twice(affine_forward, label, x, w, b)
-        assert_close(out, ref.affine(before, w, b), name=label,
-                     hint=f"flatten each example to a row of D = {D} values (x.reshape(N, -1)), "
-                          "then out = x_rows @ w + b, of shape (N, M).")
-        again()
-        dout = g.standard_normal((shape[0], M))
-        blabel = f"affine_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
-        grads = assert_tuple(call(affine_backward, dout.copy(), cache, name=blabel), 3, name=blabel,
-                             what="(dx, dw, db)", hint="return dx, dw, db in that order.")
-        dx, dw, db = ref.affine_vjp(before, w, b, dout)
-        assert_close(grads[0], dx, name=f"{blabel}: dx",
-                     hint="dx = dout @ w.T, reshaped back to the shape of x (N, d_1, ..., d_k).")
-        assert_close(grads[1], dw, name=f"{blabel}: dw",
-                     hint="dw = x.reshape(N, D).T @ dout, of shape (D, M) like w.")
-        assert_close(grads[2], db, name=f"{blabel}: db",
-                     hint="db = dout summed over the batch axis (axis 0), of shape (M,) like b.")
+        with case():
+            D = int(np.prod(shape[1:]))
+            x, w, b = g.standard_normal(shape), g.standard_normal((D, M)), g.standard_normal(M)
+            before = x.copy()
+            label = f"affine_forward(x {_dims(shape)}, w {_dims(w.shape)}, b {_dims(b.shape)})"
+            (out, cache), again = _forward_twice(affine_forward, label, x, w, b)
+            assert_close(out, ref.affine(before, w, b), name=label,
+                         hint=f"flatten each example to a row of D = {D} values (x.reshape(N, -1)), "
+                              "then out = x_rows @ w + b, of shape (N, M).")
+            again()
+            dout = g.standard_normal((shape[0], M))
+            blabel = f"affine_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
+            grads = assert_tuple(call(affine_backward, dout.copy(), cache, name=blabel), 3, name=blabel,
+                                 what="(dx, dw, db)", hint="return dx, dw, db in that order.")
+            dx, dw, db = ref.affine_vjp(before, w, b, dout)
+            assert_close(grads[0], dx, name=f"{blabel}: dx",
+                         hint="dx = dout @ w.T, reshaped back to the shape of x (N, d_1, ..., d_k).")
+            assert_close(grads[1], dw, name=f"{blabel}: dw",
+                         hint="dw = x.reshape(N, D).T @ dout, of shape (D, M) like w.")
+            assert_close(grads[2], db, name=f"{blabel}: db",
+                         hint="db = dout summed over the batch axis (axis 0), of shape (M,) like b.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -169,29 +171,31 @@ def _check_pool_forward(fn: Callable, name: str, reference: Callable, seed: int 
                         hint: str) -> None:
     g = rng(303 if seed is None else seed + 1)
     for shape, ph, pw, stride in pool_configs(seed, n):
-        x = g.standard_normal(shape)
-        before = x.copy()
-        label = _pool_label(name, "x", shape, ph, pw, stride)
-        (out, _), again = _forward_twice(fn, label, x, ph, pw, stride)
-        assert_close(out, reference(before, (ph, pw), stride), name=label, hint=hint)
-        again()
+        with case():
+            x = g.standard_normal(shape)
+            before = x.copy()
+            label = _pool_label(name, "x", shape, ph, pw, stride)
+            (out, _), again = _forward_twice(fn, label, x, ph, pw, stride)
+            assert_close(out, reference(before, (ph, pw), stride), name=label, hint=hint)
+            again()
 
 
 def _check_pool_backward(forward: Callable, backward: Callable, names: tuple[str, str], vjp: Callable,
                          seed: int | None, n: int, hint: str) -> None:
     g = rng(304 if seed is None else seed + 2)
     for shape, ph, pw, stride in pool_configs(seed, n):
-        x = g.standard_normal(shape)
-        before = x.copy()
-        _, cache = _forward(forward, _pool_label(names[0], "x", shape, ph, pw, stride), x, ph, pw, stride)
-        H_out, W_out = (shape[2] - ph) // stride + 1, (shape[3] - pw) // stride + 1
-        dout = g.standard_normal(shape[:2] + (H_out, W_out))
-        label = _pool_label(names[1], "dout", dout.shape, ph, pw, stride) + f" for x {_dims(shape)}"
-        dx = call(backward, dout.copy(), cache, name=label)
-        extra = (" The windows overlap here (stride < pool size), so one input receives gradient from "
-                 "several windows: accumulate with += instead of overwriting with =."
-                 if _overlap(ph, pw, stride) else "")
-        assert_close(dx, vjp(before, (ph, pw), stride, dout), name=label, hint=hint + extra)
+        with case():
+            x = g.standard_normal(shape)
+            before = x.copy()
+            _, cache = _forward(forward, _pool_label(names[0], "x", shape, ph, pw, stride), x, ph, pw, stride)
+            H_out, W_out = (shape[2] - ph) // stride + 1, (shape[3] - pw) // stride + 1
+            dout = g.standard_normal(shape[:2] + (H_out, W_out))
+            label = _pool_label(names[1], "dout", dout.shape, ph, pw, stride) + f" for x {_dims(shape)}"
+            dx = call(backward, dout.copy(), cache, name=label)
+            extra = (" The windows overlap here (stride < pool size), so one input receives gradient from "
+                     "several windows: accumulate with += instead of overwriting with =."
+                     if _overlap(ph, pw, stride) else "")
+            assert_close(dx, vjp(before, (ph, pw), stride, dout), name=label, hint=hint + extra)
 
 
 MAX_FORWARD_HINT = ("out[n, c, i, j] = the max of x[n, c, i*stride : i*stride + pool_height, "
@@ -243,20 +247,21 @@ def check_global_avg_pool(global_avg_pool_forward: Callable, global_avg_pool_bac
     if seed is not None:
         shapes += [tuple(int(v) for v in g.integers(1, 9, size=4)) for _ in range(n)]
     for shape in shapes:
-        x = g.standard_normal(shape)
-        before = x.copy()
-        label = f"global_avg_pool_forward(x {_dims(shape)})"
-        (out, cache), again = _forward_twice(global_avg_pool_forward, label, x)
-        assert_close(out, ref.global_avg_pool(before), name=label,
-                     hint="the mean of each H×W plane: average over axes 2 and 3, giving (N, C) "
-                          "(no keepdims).")
-        again()
-        dout = g.standard_normal(shape[:2])
-        blabel = f"global_avg_pool_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
-        dx = call(global_avg_pool_backward, dout.copy(), cache, name=blabel)
-        assert_close(dx, ref.global_avg_pool_vjp(before, dout), name=blabel,
-                     hint="every one of the H*W pixels of plane (n, c) gets dout[n, c] / (H*W); "
-                          "dx has the shape of x.")
+        with case():
+            x = g.standard_normal(shape)
+            before = x.copy()
+            label = f"global_avg_pool_forward(x {_dims(shape)})"
+            (out, cache), again = _forward_twice(global_avg_pool_forward, label, x)
+            assert_close(out, ref.global_avg_pool(before), name=label,
+                         hint="the mean of each H×W plane: average over axes 2 and 3, giving (N, C) "
+                              "(no keepdims).")
+            again()
+            dout = g.standard_normal(shape[:2])
+            blabel = f"global_avg_pool_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
+            dx = call(global_avg_pool_backward, dout.copy(), cache, name=blabel)
+            assert_close(dx, ref.global_avg_pool_vjp(before, dout), name=blabel,
+                         hint="every one of the H*W pixels of plane (n, c) gets dout[n, c] / (H*W); "
+                              "dx has the shape of x.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -276,33 +281,34 @@ def check_softmax_loss(softmax_loss: Callable, seed: int | None = None, n: int =
                 x = x + g.uniform(-1000, 1000, size=(N, 1))
             cases.append(x)
     for x in cases:
-        N, K = x.shape
-        y = g.integers(0, K, size=N)
-        before = x.copy()
-        large = float(np.abs(x).max()) > 100
-        label = f"softmax_loss(x {_dims(x.shape)}{' with scores near ' + format(np.median(x), '.0f') if large else ''}, y ({N},))"
-        try:
-            with np.errstate(over="raise", invalid="raise", divide="raise"):
-                result, again = call_twice(softmax_loss, x, y, name=label, what="x or y")
-        except CheckFailure as exc:
-            if isinstance(exc.__cause__, FloatingPointError):
-                raise CheckFailure(
-                    f"{exc}\n  Hint: exp of scores this large overflows. Subtract each row's maximum "
-                    "from the scores first (softmax does not change) and compute log-probabilities "
-                    "as shifted - log(sum(exp(shifted))).") from exc.__cause__
-            raise
-        loss, dx = assert_tuple(result, 2, name=label, what="(loss, dx)", hint="return loss, dx.")
-        if np.ndim(loss) != 0:
-            raise CheckFailure(f"{label}: the loss must be one number (the mean over the batch), "
-                               f"got {describe(np.asarray(loss))}.")
-        expected_loss, expected_dx = ref.cross_entropy(before, y)
-        assert_close(np.float64(loss), expected_loss, name=f"{label}: loss",
-                     hint="the mean over the N examples of -log softmax(x[i])[y[i]] (divide the sum by N; "
-                          "index one score per row: x[np.arange(N), y]).")
-        assert_close(dx, expected_dx, name=f"{label}: dx",
-                     hint="dx = (softmax(x) - one_hot(y)) / N: subtract 1 at each row's true class, "
-                          "and divide by N because the loss is a mean.")
-        again()
+        with case():
+            N, K = x.shape
+            y = g.integers(0, K, size=N)
+            before = x.copy()
+            large = float(np.abs(x).max()) > 100
+            label = f"softmax_loss(x {_dims(x.shape)}{' with scores near ' + format(np.median(x), '.0f') if large else ''}, y ({N},))"
+            try:
+                with np.errstate(over="raise", invalid="raise", divide="raise"):
+                    result, again = call_twice(softmax_loss, x, y, name=label, what="x or y")
+            except CheckFailure as exc:
+                if isinstance(exc.__cause__, FloatingPointError):
+                    raise CheckFailure(
+                        f"{exc}\n  Hint: exp of scores this large overflows. Subtract each row's maximum "
+                        "from the scores first (softmax does not change) and compute log-probabilities "
+                        "as shifted - log(sum(exp(shifted))).") from exc.__cause__
+                raise
+            loss, dx = assert_tuple(result, 2, name=label, what="(loss, dx)", hint="return loss, dx.")
+            if np.ndim(loss) != 0:
+                raise CheckFailure(f"{label}: the loss must be one number (the mean over the batch), "
+                                   f"got {describe(np.asarray(loss))}.")
+            expected_loss, expected_dx = ref.cross_entropy(before, y)
+            assert_close(np.float64(loss), expected_loss, name=f"{label}: loss",
+                         hint="the mean over the N examples of -log softmax(x[i])[y[i]] (divide the sum by N; "
+                              "index one score per row: x[np.arange(N), y]).")
+            assert_close(dx, expected_dx, name=f"{label}: dx",
+                         hint="dx = (softmax(x) - one_hot(y)) / N: subtract 1 at each row's true class, "
+                              "and divide by N because the loss is a mean.")
+            again()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -445,58 +451,59 @@ def _check_conv_net_loss(SmallConvNet: Callable, seed: int | None, n: int) -> No
         _check_defaults(SmallConvNet)
     g = rng(309 if seed is None else seed + 3)
     for cfg in net_configs(seed, n):
-        model, label, start = _build(SmallConvNet, cfg, weight_scale=1e-3)
-        K, N = cfg["num_classes"], cfg["N"]
-        X = g.standard_normal((N,) + tuple(cfg["input_dim"]))
-        y = g.integers(0, K, size=N)
-        # The initialisation: scaled normal weights, zero biases, loss near log(K).
-        for name in PARAM_NAMES:
-            arr = start[name]
-            if name.startswith("b") and np.any(arr != 0):
-                raise CheckFailure(f"{label}: params['{name}'] should start at zero.")
-            if name.startswith("W") and arr.size >= 12 and not 0.3e-3 < float(np.std(arr)) < 3e-3:
+        with case():
+            model, label, start = _build(SmallConvNet, cfg, weight_scale=1e-3)
+            K, N = cfg["num_classes"], cfg["N"]
+            X = g.standard_normal((N,) + tuple(cfg["input_dim"]))
+            y = g.integers(0, K, size=N)
+            # The initialisation: scaled normal weights, zero biases, loss near log(K).
+            for name in PARAM_NAMES:
+                arr = start[name]
+                if name.startswith("b") and np.any(arr != 0):
+                    raise CheckFailure(f"{label}: params['{name}'] should start at zero.")
+                if name.startswith("W") and arr.size >= 12 and not 0.3e-3 < float(np.std(arr)) < 3e-3:
+                    raise CheckFailure(
+                        f"{label} with weight_scale=1e-3: params['{name}'] has standard deviation "
+                        f"{float(np.std(arr)):.3g}, expected about 1e-3.\n  Hint: weights start as "
+                        "weight_scale * (standard normal samples) from np.random.default_rng(seed).")
+            init_label = f"{label}.loss(X {_dims(X.shape)}, y) at initialisation (weight_scale=1e-3)"
+            loss0, _ = _loss_of(model, init_label, X.copy(), y.copy())
+            if not abs(loss0 - math.log(K)) < 0.02 * math.log(K):
                 raise CheckFailure(
-                    f"{label} with weight_scale=1e-3: params['{name}'] has standard deviation "
-                    f"{float(np.std(arr)):.3g}, expected about 1e-3.\n  Hint: weights start as "
-                    "weight_scale * (standard normal samples) from np.random.default_rng(seed).")
-        init_label = f"{label}.loss(X {_dims(X.shape)}, y) at initialisation (weight_scale=1e-3)"
-        loss0, _ = _loss_of(model, init_label, X.copy(), y.copy())
-        if not abs(loss0 - math.log(K)) < 0.02 * math.log(K):
-            raise CheckFailure(
-                f"{init_label}: loss {loss0:.6g}, expected about log({K}) = {math.log(K):.6g}.\n"
-                "  Hint: with tiny weights every score is near 0, the softmax is uniform over the "
-                f"{K} classes and the loss is log(num_classes).")
-        # Known weights from here on (so the check does not depend on the student's random draws).
-        params = _grader_params(g, expected_shapes(**{k: cfg[k] for k in (
-            "input_dim", "num_filters", "filter_size", "hidden_dim", "num_classes")}))
-        _set_params(model, params, label)
-        slabel = f"{label}.loss(X {_dims(X.shape)})"
-        scores = guarded(slabel, lambda: student.method(model, "loss", X.copy()))
-        if isinstance(scores, tuple):
-            raise CheckFailure(f"{slabel}: without y, loss must return the scores array alone, "
-                               f"got a tuple of {len(scores)} items.")
-        assert_close(scores, reference_scores(X, params, cfg["filter_size"]), name=f"{slabel}: scores",
-                     hint="scores = affine(relu(affine(max_pool_2x2(relu(conv(X)))))) with the weights "
-                          f"read from self.params each call; the convolution has stride 1 and "
-                          f"padding (filter_size - 1) // 2 = {(cfg['filter_size'] - 1) // 2}; the "
-                          "pool is 2×2 with stride 2.")
-        llabel = f"{label}.loss(X {_dims(X.shape)}, y)"
-        loss, grads = _loss_of(model, llabel, X.copy(), y.copy())
-        expected_loss, expected_grads = ref.small_convnet(X, params, cfg["filter_size"], y=y, reg=cfg["reg"])
-        assert_close(np.float64(loss), expected_loss, name=f"{llabel}: loss",
-                     hint="the mean softmax cross-entropy of the scores plus "
-                          "0.5 * reg * (sum(W1**2) + sum(W2**2) + sum(W3**2)); biases are not regularised.")
-        if not isinstance(grads, dict) or set(grads) != set(params):
-            raise CheckFailure(f"{llabel}: grads should be a dict with the keys of params "
-                               f"({', '.join(PARAM_NAMES)}), got {describe(grads)}.")
-        for name in PARAM_NAMES:
-            hint = (f"the gradient of the loss with respect to params['{name}'] (autograd through the same "
-                    "network agrees with the loss above, so the error is in the backward pass).")
-            if name.startswith("W") and cfg["reg"]:
-                hint += (f" Also: reg = {cfg['reg']:g} here, and the gradient of 0.5 * reg * sum({name}**2) "
-                         f"is reg * {name}; add it to grads['{name}'].")
-            assert_close(grads[name], expected_grads[name], name=f"{llabel}: d/dparams['{name}']",
-                         rtol=1e-5, atol=1e-7, hint=hint)
+                    f"{init_label}: loss {loss0:.6g}, expected about log({K}) = {math.log(K):.6g}.\n"
+                    "  Hint: with tiny weights every score is near 0, the softmax is uniform over the "
+                    f"{K} classes and the loss is log(num_classes).")
+            # Known weights from here on (so the check does not depend on the student's random draws).
+            params = _grader_params(g, expected_shapes(**{k: cfg[k] for k in (
+                "input_dim", "num_filters", "filter_size", "hidden_dim", "num_classes")}))
+            _set_params(model, params, label)
+            slabel = f"{label}.loss(X {_dims(X.shape)})"
+            scores = guarded(slabel, lambda: student.method(model, "loss", X.copy()))
+            if isinstance(scores, tuple):
+                raise CheckFailure(f"{slabel}: without y, loss must return the scores array alone, "
+                                   f"got a tuple of {len(scores)} items.")
+            assert_close(scores, reference_scores(X, params, cfg["filter_size"]), name=f"{slabel}: scores",
+                         hint="scores = affine(relu(affine(max_pool_2x2(relu(conv(X)))))) with the weights "
+                              f"read from self.params each call; the convolution has stride 1 and "
+                              f"padding (filter_size - 1) // 2 = {(cfg['filter_size'] - 1) // 2}; the "
+                              "pool is 2×2 with stride 2.")
+            llabel = f"{label}.loss(X {_dims(X.shape)}, y)"
+            loss, grads = _loss_of(model, llabel, X.copy(), y.copy())
+            expected_loss, expected_grads = ref.small_convnet(X, params, cfg["filter_size"], y=y, reg=cfg["reg"])
+            assert_close(np.float64(loss), expected_loss, name=f"{llabel}: loss",
+                         hint="the mean softmax cross-entropy of the scores plus "
+                              "0.5 * reg * (sum(W1**2) + sum(W2**2) + sum(W3**2)); biases are not regularised.")
+            if not isinstance(grads, dict) or set(grads) != set(params):
+                raise CheckFailure(f"{llabel}: grads should be a dict with the keys of params "
+                                   f"({', '.join(PARAM_NAMES)}), got {describe(grads)}.")
+            for name in PARAM_NAMES:
+                hint = (f"the gradient of the loss with respect to params['{name}'] (autograd through the same "
+                        "network agrees with the loss above, so the error is in the backward pass).")
+                if name.startswith("W") and cfg["reg"]:
+                    hint += (f" Also: reg = {cfg['reg']:g} here, and the gradient of 0.5 * reg * sum({name}**2) "
+                             f"is reg * {name}; add it to grads['{name}'].")
+                assert_close(grads[name], expected_grads[name], name=f"{llabel}: d/dparams['{name}']",
+                             rtol=1e-5, atol=1e-7, hint=hint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -516,20 +523,21 @@ def check_sgd_momentum(sgd_momentum: Callable, seed: int | None = None, n: int =
                    float(g.choice([0.001, 0.01, 0.1, 0.5])), float(g.choice([0.0, 0.5, 0.9, 0.99])),
                    int(g.integers(2, 7))) for _ in range(n)]
     for shape, lr, mom, steps in cases:
-        w0 = g.standard_normal(shape)
-        dws = [g.standard_normal(shape) for _ in range(steps)]
-        expected = ref.sgd_momentum_steps(w0, dws, lr, mom)
-        w, v = w0.copy(), np.zeros(shape)
-        for t, dw in enumerate(dws):
-            label = (f"sgd_momentum(w {_dims(shape)}, dw, v, learning_rate={lr:g}, momentum={mom:g}) "
-                     f"at step {t + 1} of {steps} (v starts at zeros)")
-            result = assert_tuple(call(sgd_momentum, w.copy(), dw.copy(), v.copy(), lr, mom, name=label), 2,
-                                  name=label, what="(next_w, next_v)", hint="return next_w, next_v.")
-            assert_close(result[0], expected[t], name=f"{label}: next_w",
-                         hint="v = momentum * v - learning_rate * dw, then w = w + v (the new v); "
-                              "return both, since the next step starts from the new v.")
-            w = np.asarray(assert_shape(result[0], shape, name=f"{label}: next_w"), dtype=np.float64)
-            v = np.asarray(assert_shape(result[1], shape, name=f"{label}: next_v"), dtype=np.float64)
+        with case():
+            w0 = g.standard_normal(shape)
+            dws = [g.standard_normal(shape) for _ in range(steps)]
+            expected = ref.sgd_momentum_steps(w0, dws, lr, mom)
+            w, v = w0.copy(), np.zeros(shape)
+            for t, dw in enumerate(dws):
+                label = (f"sgd_momentum(w {_dims(shape)}, dw, v, learning_rate={lr:g}, momentum={mom:g}) "
+                         f"at step {t + 1} of {steps} (v starts at zeros)")
+                result = assert_tuple(call(sgd_momentum, w.copy(), dw.copy(), v.copy(), lr, mom, name=label), 2,
+                                      name=label, what="(next_w, next_v)", hint="return next_w, next_v.")
+                assert_close(result[0], expected[t], name=f"{label}: next_w",
+                             hint="v = momentum * v - learning_rate * dw, then w = w + v (the new v); "
+                                  "return both, since the next step starts from the new v.")
+                w = np.asarray(assert_shape(result[0], shape, name=f"{label}: next_w"), dtype=np.float64)
+                v = np.asarray(assert_shape(result[1], shape, name=f"{label}: next_v"), dtype=np.float64)
 
 
 @lru_cache(maxsize=1)

@@ -34,7 +34,7 @@ import torch.nn.functional as F
 
 from .. import datasets, models, ops, specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_twice, describe, guarded
+from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_twice, case, describe, guarded
 from ..secret import seeds_for
 from ..seed import rng
 from ..tolerances import tolerance
@@ -196,22 +196,23 @@ def check_lenet5(LeNet5: Callable, seed: int | None = None, n: int = 3) -> None:
     dev = ref.device()
     rtol, atol = _tol()
     for num_classes, batch in cases:
-        model, label, info = _build_lenet(LeNet5, num_classes)
-        _check_lenet_structure(info, label, num_classes)
-        reference = models.LeNet5(num_classes)
-        weights = models.reference_weights(reference, int(g.integers(0, 2**31)))
-        _reach(f"{label}.load_state_dict(reference weights)", lambda: student.op("load", model, weights))
-        x = torch.from_numpy(g.standard_normal((batch, 1, 28, 28)))
-        flabel = f"{label} with the reference's weights, on x {_dims(x.shape)}"
-        seen, out = _student_stage_io(model, x.clone(), flabel)
-        ref_seen, ref_out = _stage_io(copy.deepcopy(reference).to(device=dev, dtype=F64).eval(), x.to(dev))
-        for name in LENET_STAGES:
-            if name in seen:
-                assert_close(_np(seen[name], flabel, "a tensor"), ref_seen[name].numpy(), rtol=rtol, atol=atol,
-                             name=f"{flabel}: the input to {name}", hint=STAGE_HINTS[name])
-        scores = _np(out, flabel, f"scores of shape {_dims(ref_out.shape)}")
-        assert_close(scores, ref_out.cpu().numpy(), rtol=rtol, atol=atol, name=f"{flabel}: the scores",
-                     hint=STAGE_HINTS["out"] if scores.shape == tuple(ref_out.shape) else FORWARD_HINT)
+        with case():
+            model, label, info = _build_lenet(LeNet5, num_classes)
+            _check_lenet_structure(info, label, num_classes)
+            reference = models.LeNet5(num_classes)
+            weights = models.reference_weights(reference, int(g.integers(0, 2**31)))
+            _reach(f"{label}.load_state_dict(reference weights)", lambda: student.op("load", model, weights))
+            x = torch.from_numpy(g.standard_normal((batch, 1, 28, 28)))
+            flabel = f"{label} with the reference's weights, on x {_dims(x.shape)}"
+            seen, out = _student_stage_io(model, x.clone(), flabel)
+            ref_seen, ref_out = _stage_io(copy.deepcopy(reference).to(device=dev, dtype=F64).eval(), x.to(dev))
+            for name in LENET_STAGES:
+                if name in seen:
+                    assert_close(_np(seen[name], flabel, "a tensor"), ref_seen[name].numpy(), rtol=rtol, atol=atol,
+                                 name=f"{flabel}: the input to {name}", hint=STAGE_HINTS[name])
+            scores = _np(out, flabel, f"scores of shape {_dims(ref_out.shape)}")
+            assert_close(scores, ref_out.cpu().numpy(), rtol=rtol, atol=atol, name=f"{flabel}: the scores",
+                         hint=STAGE_HINTS["out"] if scores.shape == tuple(ref_out.shape) else FORWARD_HINT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -252,7 +253,8 @@ def check_trace_shapes(trace_shapes: Callable, seed: int | None = None, n: int =
     models.layer_shapes; the model (modes, parameters, buffers) and x left as they were, which the model's
     outputs afterwards show."""
     for k, (what, spec, train, x) in enumerate(_trace_cases(seed, n)):
-        _check_trace(trace_shapes, what, spec, train, x, (402 if seed is None else seed) + k)
+        with case():
+            _check_trace(trace_shapes, what, spec, train, x, (402 if seed is None else seed) + k)
 
 
 def _judge_forward(spec: dict, weights: dict[str, torch.Tensor], x: torch.Tensor, train: bool,
@@ -449,67 +451,68 @@ def check_batchnorm2d(batchnorm2d_forward: Callable, seed: int | None = None, n:
                           float(g.choice([1e-5, 1e-3, 0.1])), float(g.choice([0.1, 1.0, 10.0]))))
     rtol, atol = _tol()
     for i, (shape, training, momentum, eps, scale) in enumerate(cases):
-        a = _bn_inputs(g, shape, scale)
-        before = {k: v.clone() for k, v in a.items()}
-        label = (f"batchnorm2d_forward(x {_dims(shape)}, weight, bias, running_mean, running_var, "
-                 f"training={training}, momentum={momentum:g}, eps={eps:g})")
-        with contextlib.ExitStack() as stack:
-            advice = "compute the mean and variance yourself (x.mean, x.var)."
-            stack.enter_context(forbid(F, "batch_norm", "batchnorm2d_forward", advice))
-            stack.enter_context(forbid(torch, "batch_norm", "batchnorm2d_forward", advice))
-            stack.enter_context(forbid(torch, "native_batch_norm", "batchnorm2d_forward", advice))
-            given = {} if (momentum, eps) == (0.1, 1e-5) else dict(momentum=momentum, eps=eps)  # the defaults
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore")
-            # twice on the same tensors: a running statistic updated in place moves again on the second call
-            result, again = call_twice(batchnorm2d_forward, a["x"], a["weight"], a["bias"], a["running_mean"],
-                                       a["running_var"], training, **given, name=label,
-                                       what="one of its inputs (running_mean, running_var, x, ...)",
-                                       hint="the mean and variance over axes (0, 2, 3) are (C,) vectors, like "
-                                            "weight and bias; reshape each to (1, C, 1, 1) to broadcast against x "
-                                            "(N, C, H, W).")
-        out, new_mean, new_var = assert_tuple(result, 3, name=label, what="(out, new_running_mean, new_running_var)",
-                                              hint="return out, new_running_mean, new_running_var.")
-        expected = _bn_reference(before, training, momentum, eps)
-        got = _np(out, label, f"out of shape {_dims(shape)}")
-        if got.shape == tuple(shape):
-            found = _diagnose(got, _bn_variants(before, training, eps), expected[0].numpy())
-            if found:
-                raise CheckFailure(f"{label}: out differs from nn.BatchNorm2d's; {found}")
-        assert_close(got, expected[0].numpy(), rtol=rtol, atol=atol, name=f"{label}: out", hint=BN_OUT_HINT)
-        rm, rv, x = before["running_mean"], before["running_var"], before["x"]
-        for what, value, exp in (("new_running_mean", new_mean, expected[1]), ("new_running_var", new_var, expected[2])):
-            got_s = _np(value, label, f"{what} of shape ({shape[1]},)")
-            if training:
-                dims = (0, 2, 3)
-                bm, bv = x.mean(dims), x.var(dims, correction=0)
-                variants = [("it is the running value as it came: in training mode, update it.",
-                             rm if what == "new_running_mean" else rv),
-                            ("it matches the momentum used the other way round: new = (1 - momentum) * running "
-                             "+ momentum * batch statistic (PyTorch's convention).",
-                             momentum * rm + (1 - momentum) * bm if what == "new_running_mean"
-                             else momentum * rv + (1 - momentum) * x.var(dims, correction=1)
-                             if x.numel() // x.shape[1] > 1 else rv)]
-                if what == "new_running_var":
-                    variants.append(("it matches the update with the biased batch variance: the running "
-                                     "variance is updated with the unbiased one, var * n / (n - 1), "
-                                     "n = N*H*W.", (1 - momentum) * rv + momentum * bv))
-                hint = (f"{what} = (1 - momentum) * running + momentum * batch statistic, with the batch mean, "
-                        "and for the variance the unbiased batch variance (correction=1) over axes (0, 2, 3).")
-            else:
-                variants = []
-                hint = "in eval mode the running statistics stay as they are: return them (copies) unchanged."
-            if got_s.shape == (shape[1],):
-                found = _diagnose(got_s, variants, exp.numpy())
+        with case():
+            a = _bn_inputs(g, shape, scale)
+            before = {k: v.clone() for k, v in a.items()}
+            label = (f"batchnorm2d_forward(x {_dims(shape)}, weight, bias, running_mean, running_var, "
+                     f"training={training}, momentum={momentum:g}, eps={eps:g})")
+            with contextlib.ExitStack() as stack:
+                advice = "compute the mean and variance yourself (x.mean, x.var)."
+                stack.enter_context(forbid(F, "batch_norm", "batchnorm2d_forward", advice))
+                stack.enter_context(forbid(torch, "batch_norm", "batchnorm2d_forward", advice))
+                stack.enter_context(forbid(torch, "native_batch_norm", "batchnorm2d_forward", advice))
+                given = {} if (momentum, eps) == (0.1, 1e-5) else dict(momentum=momentum, eps=eps)  # the defaults
+                stack.enter_context(warnings.catch_warnings())
+                warnings.simplefilter("ignore")
+                # twice on the same tensors: a running statistic updated in place moves again on the second call
+                result, again = call_twice(batchnorm2d_forward, a["x"], a["weight"], a["bias"], a["running_mean"],
+                                           a["running_var"], training, **given, name=label,
+                                           what="one of its inputs (running_mean, running_var, x, ...)",
+                                           hint="the mean and variance over axes (0, 2, 3) are (C,) vectors, like "
+                                                "weight and bias; reshape each to (1, C, 1, 1) to broadcast against x "
+                                                "(N, C, H, W).")
+            out, new_mean, new_var = assert_tuple(result, 3, name=label, what="(out, new_running_mean, new_running_var)",
+                                                  hint="return out, new_running_mean, new_running_var.")
+            expected = _bn_reference(before, training, momentum, eps)
+            got = _np(out, label, f"out of shape {_dims(shape)}")
+            if got.shape == tuple(shape):
+                found = _diagnose(got, _bn_variants(before, training, eps), expected[0].numpy())
                 if found:
-                    raise CheckFailure(f"{label}: {what} differs from nn.BatchNorm2d's; {found}")
-            assert_close(got_s, exp.numpy(), rtol=rtol, atol=atol, name=f"{label}: {what}", hint=hint)
-        if seed is None and i < 2:  # the visible train and eval cases, against the layer itself too
-            for what, value, exp in zip(("out", "new_running_mean", "new_running_var"), (out, new_mean, new_var),
-                                        _bn_module(before, training, momentum, eps)):
-                assert_close(_np(value, label, what), exp.numpy(), rtol=rtol, atol=atol,
-                             name=f"{label}: {what} against nn.BatchNorm2d", hint=BN_OUT_HINT)
-        again()  # the same answer from the same inputs: none of them was changed in place
+                    raise CheckFailure(f"{label}: out differs from nn.BatchNorm2d's; {found}")
+            assert_close(got, expected[0].numpy(), rtol=rtol, atol=atol, name=f"{label}: out", hint=BN_OUT_HINT)
+            rm, rv, x = before["running_mean"], before["running_var"], before["x"]
+            for what, value, exp in (("new_running_mean", new_mean, expected[1]), ("new_running_var", new_var, expected[2])):
+                got_s = _np(value, label, f"{what} of shape ({shape[1]},)")
+                if training:
+                    dims = (0, 2, 3)
+                    bm, bv = x.mean(dims), x.var(dims, correction=0)
+                    variants = [("it is the running value as it came: in training mode, update it.",
+                                 rm if what == "new_running_mean" else rv),
+                                ("it matches the momentum used the other way round: new = (1 - momentum) * running "
+                                 "+ momentum * batch statistic (PyTorch's convention).",
+                                 momentum * rm + (1 - momentum) * bm if what == "new_running_mean"
+                                 else momentum * rv + (1 - momentum) * x.var(dims, correction=1)
+                                 if x.numel() // x.shape[1] > 1 else rv)]
+                    if what == "new_running_var":
+                        variants.append(("it matches the update with the biased batch variance: the running "
+                                         "variance is updated with the unbiased one, var * n / (n - 1), "
+                                         "n = N*H*W.", (1 - momentum) * rv + momentum * bv))
+                    hint = (f"{what} = (1 - momentum) * running + momentum * batch statistic, with the batch mean, "
+                            "and for the variance the unbiased batch variance (correction=1) over axes (0, 2, 3).")
+                else:
+                    variants = []
+                    hint = "in eval mode the running statistics stay as they are: return them (copies) unchanged."
+                if got_s.shape == (shape[1],):
+                    found = _diagnose(got_s, variants, exp.numpy())
+                    if found:
+                        raise CheckFailure(f"{label}: {what} differs from nn.BatchNorm2d's; {found}")
+                assert_close(got_s, exp.numpy(), rtol=rtol, atol=atol, name=f"{label}: {what}", hint=hint)
+            if seed is None and i < 2:  # the visible train and eval cases, against the layer itself too
+                for what, value, exp in zip(("out", "new_running_mean", "new_running_var"), (out, new_mean, new_var),
+                                            _bn_module(before, training, momentum, eps)):
+                    assert_close(_np(value, label, what), exp.numpy(), rtol=rtol, atol=atol,
+                                 name=f"{label}: {what} against nn.BatchNorm2d", hint=BN_OUT_HINT)
+            again()  # the same answer from the same inputs: none of them was changed in place
 
 
 # ---------------------------------------------------------------------------------------------
@@ -651,35 +654,36 @@ def check_batchnorm2d_backward(batchnorm2d_backward: Callable, seed: int | None 
     rtol, atol = _tol()
     advice = "write the gradients out by hand: the point of the exercise is the chain rule through the statistics."
     for shape, eps, scale, dscale in cases:
-        a = _bn_backward_inputs(g, shape, scale, dscale)
-        before = {k: v.clone() for k, v in a.items()}
-        label = f"batchnorm2d_backward(dout {_dims(shape)}, x {_dims(shape)}, weight ({shape[1]},), eps={eps:g})"
-        with contextlib.ExitStack() as stack:
-            stack.enter_context(forbid(torch.autograd, "grad", "batchnorm2d_backward", advice))
-            stack.enter_context(forbid(torch.autograd, "backward", "batchnorm2d_backward", advice))
-            stack.enter_context(forbid(torch.Tensor, "backward", "batchnorm2d_backward", advice))
-            given = {} if eps == 1e-5 else dict(eps=eps)  # the default
-            stack.enter_context(warnings.catch_warnings())
-            warnings.simplefilter("ignore")
-            result, again = call_twice(batchnorm2d_backward, a["dout"], a["x"], a["weight"], **given, name=label,
-                                       what="dout, x or weight",
-                                       hint="the mean and variance over axes (0, 2, 3) are per channel; keepdim=True "
-                                            "(or reshape to (1, C, 1, 1)) broadcasts them against x (N, C, H, W).")
-        grads = assert_tuple(result, 3, name=label, what="(dx, dweight, dbias)", hint="return dx, dweight, dbias.")
-        expected = _bn_autograd(before, eps)
-        variants = _bn_backward_variants(before, eps)
-        for what, value, exp in zip(("dx", "dweight", "dbias"), grads, expected):
-            want = tuple(exp.shape)
-            got = _np(value, label, f"{what} of shape {_dims(want)}")
-            if got.shape != want:
-                raise CheckFailure(f"{label}: {what} has shape {_dims(got.shape)}, expected {_dims(want)}.\n"
-                                   f"  Hint: {BN_BACKWARD_SHAPES[what]}")
-            found = _diagnose(got, [(t, v) for t, v in variants[what] if v is not None], exp.numpy())
-            if found:
-                raise CheckFailure(f"{label}: {what} differs from autograd's; {found}")
-            assert_close(got, exp.numpy(), rtol=rtol, atol=atol, name=f"{label}: {what} (autograd's, float64)",
-                         hint=BN_BACKWARD_HINT)
-        again()  # the same gradients from the same inputs: none of them was changed in place
+        with case():
+            a = _bn_backward_inputs(g, shape, scale, dscale)
+            before = {k: v.clone() for k, v in a.items()}
+            label = f"batchnorm2d_backward(dout {_dims(shape)}, x {_dims(shape)}, weight ({shape[1]},), eps={eps:g})"
+            with contextlib.ExitStack() as stack:
+                stack.enter_context(forbid(torch.autograd, "grad", "batchnorm2d_backward", advice))
+                stack.enter_context(forbid(torch.autograd, "backward", "batchnorm2d_backward", advice))
+                stack.enter_context(forbid(torch.Tensor, "backward", "batchnorm2d_backward", advice))
+                given = {} if eps == 1e-5 else dict(eps=eps)  # the default
+                stack.enter_context(warnings.catch_warnings())
+                warnings.simplefilter("ignore")
+                result, again = call_twice(batchnorm2d_backward, a["dout"], a["x"], a["weight"], **given, name=label,
+                                           what="dout, x or weight",
+                                           hint="the mean and variance over axes (0, 2, 3) are per channel; keepdim=True "
+                                                "(or reshape to (1, C, 1, 1)) broadcasts them against x (N, C, H, W).")
+            grads = assert_tuple(result, 3, name=label, what="(dx, dweight, dbias)", hint="return dx, dweight, dbias.")
+            expected = _bn_autograd(before, eps)
+            variants = _bn_backward_variants(before, eps)
+            for what, value, exp in zip(("dx", "dweight", "dbias"), grads, expected):
+                want = tuple(exp.shape)
+                got = _np(value, label, f"{what} of shape {_dims(want)}")
+                if got.shape != want:
+                    raise CheckFailure(f"{label}: {what} has shape {_dims(got.shape)}, expected {_dims(want)}.\n"
+                                       f"  Hint: {BN_BACKWARD_SHAPES[what]}")
+                found = _diagnose(got, [(t, v) for t, v in variants[what] if v is not None], exp.numpy())
+                if found:
+                    raise CheckFailure(f"{label}: {what} differs from autograd's; {found}")
+                assert_close(got, exp.numpy(), rtol=rtol, atol=atol, name=f"{label}: {what} (autograd's, float64)",
+                             hint=BN_BACKWARD_HINT)
+            again()  # the same gradients from the same inputs: none of them was changed in place
 
 
 # ---------------------------------------------------------------------------------------------
@@ -762,42 +766,43 @@ def check_vgg_accounting(vgg_accounting: Callable, seed: int | None = None, n: i
     """vgg_accounting(cfg, in_channels, image_size, num_classes, hidden) -> {"params", "activations",
     "bytes"}: exact integers, as models.vgg_accounting counts them."""
     for cfg, cin, size, classes, hidden in _vgg_cases(seed, n):
-        label = (f"vgg_accounting({_cfg_name(cfg)}, in_channels={cin}, image_size={size}, "
-                 f"num_classes={classes}, hidden={hidden})")
-        arg = list(cfg)
-        if (cin, size, classes, hidden) == (3, 224, 1000, 4096):  # VGG at ImageNet size: the defaults
-            got = _run(vgg_accounting, arg, label=label)
-        else:
-            got = _run(vgg_accounting, arg, in_channels=cin, image_size=size, num_classes=classes, hidden=hidden,
-                       label=label)
-        if arg != list(cfg):
-            raise CheckFailure(f"{label} modified its cfg list; read it, do not change it.")
-        if not isinstance(got, dict) or not {"params", "activations", "bytes"} <= set(got):
-            raise CheckFailure(f"{label}: expected a dict with the keys 'params', 'activations', 'bytes', "
-                               f"got {describe(got)}.")
-        expected = models.vgg_accounting(cfg, in_channels=cin, image_size=size, num_classes=classes, hidden=hidden)
-        for key in ("params", "activations"):
-            value = got[key]
-            if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == expected[key]:
-                continue
-            index = 0 if key == "params" else 1
-            known = [text for bugs, text in VGG_MISTAKES
-                     if isinstance(value, (int, float, np.integer, np.floating))
-                     and _count(cfg, cin, size, classes, hidden, **bugs)[index] == value
-                     and _count(cfg, cin, size, classes, hidden, **bugs)[index] != expected[key]]
-            hint = known[0] if known else (
-                "params: (3*3*C_in + 1) * C_out per conv, none for pools, (n_in + 1) * n_out per FC layer "
-                "(n_in = C*H*W after the last layer, then hidden, hidden, num_classes)."
-                if key == "params" else
-                "activations: the input C*H*W, then every conv and pool output (3×3 convs with padding 1 keep "
-                "H and W, each \"M\" halves them, rounding down), then the three FC outputs.")
-            if known:
-                hint = "your count matches a known mistake: " + hint
-            if isinstance(value, (float, np.floating)) and value == expected[key]:
-                hint = "the right count, as a float: use integer arithmetic (// rather than /) or int()."
-            assert_equal(value, expected[key], name=f"{label}['{key}']", hint=hint)
-        assert_equal(got["bytes"], expected["bytes"], name=f"{label}['bytes']",
-                     hint="float32 stores each value in 4 bytes: bytes = 4 * activations.")
+        with case():
+            label = (f"vgg_accounting({_cfg_name(cfg)}, in_channels={cin}, image_size={size}, "
+                     f"num_classes={classes}, hidden={hidden})")
+            arg = list(cfg)
+            if (cin, size, classes, hidden) == (3, 224, 1000, 4096):  # VGG at ImageNet size: the defaults
+                got = _run(vgg_accounting, arg, label=label)
+            else:
+                got = _run(vgg_accounting, arg, in_channels=cin, image_size=size, num_classes=classes, hidden=hidden,
+                           label=label)
+            if arg != list(cfg):
+                raise CheckFailure(f"{label} modified its cfg list; read it, do not change it.")
+            if not isinstance(got, dict) or not {"params", "activations", "bytes"} <= set(got):
+                raise CheckFailure(f"{label}: expected a dict with the keys 'params', 'activations', 'bytes', "
+                                   f"got {describe(got)}.")
+            expected = models.vgg_accounting(cfg, in_channels=cin, image_size=size, num_classes=classes, hidden=hidden)
+            for key in ("params", "activations"):
+                value = got[key]
+                if isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value == expected[key]:
+                    continue
+                index = 0 if key == "params" else 1
+                known = [text for bugs, text in VGG_MISTAKES
+                         if isinstance(value, (int, float, np.integer, np.floating))
+                         and _count(cfg, cin, size, classes, hidden, **bugs)[index] == value
+                         and _count(cfg, cin, size, classes, hidden, **bugs)[index] != expected[key]]
+                hint = known[0] if known else (
+                    "params: (3*3*C_in + 1) * C_out per conv, none for pools, (n_in + 1) * n_out per FC layer "
+                    "(n_in = C*H*W after the last layer, then hidden, hidden, num_classes)."
+                    if key == "params" else
+                    "activations: the input C*H*W, then every conv and pool output (3×3 convs with padding 1 keep "
+                    "H and W, each \"M\" halves them, rounding down), then the three FC outputs.")
+                if known:
+                    hint = "your count matches a known mistake: " + hint
+                if isinstance(value, (float, np.floating)) and value == expected[key]:
+                    hint = "the right count, as a float: use integer arithmetic (// rather than /) or int()."
+                assert_equal(value, expected[key], name=f"{label}['{key}']", hint=hint)
+            assert_equal(got["bytes"], expected["bytes"], name=f"{label}['bytes']",
+                         hint="float32 stores each value in 4 bytes: bytes = 4 * activations.")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -816,34 +821,34 @@ LOSSES = {
 }
 
 
-def _probe_spec(case: dict) -> dict:
-    return specnet.probe_net(case["K"], case["C"], case["width"], case["size"])
+def _probe_spec(trial: dict) -> dict:
+    return specnet.probe_net(trial["K"], trial["C"], trial["width"], trial["size"])
 
 
-def _probe_weights(case: dict) -> dict[str, torch.Tensor]:
-    """The probe network's weights for ``case``: reference weights, non-trivial BatchNorm statistics."""
-    net = specnet.build(_probe_spec(case)).to(F64)
-    models.reference_weights(net, case["seed"])
+def _probe_weights(trial: dict) -> dict[str, torch.Tensor]:
+    """The probe network's weights for ``trial``: reference weights, non-trivial BatchNorm statistics."""
+    net = specnet.build(_probe_spec(trial)).to(F64)
+    models.reference_weights(net, trial["seed"])
     return {k: v.clone() for k, v in net.state_dict().items()}
 
 
-def _epoch_data(case: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(case["seed"])
-    X = torch.randn((case["N"], case["C"], case["size"], case["size"]), generator=g, dtype=F64)
-    y = torch.randint(0, case["K"], (case["N"],), generator=g)
+def _epoch_data(trial: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(trial["seed"])
+    X = torch.randn((trial["N"], trial["C"], trial["size"], trial["size"]), generator=g, dtype=F64)
+    y = torch.randint(0, trial["K"], (trial["N"],), generator=g)
     return X, y
 
 
-def _epoch_setup(case: dict, start_training: bool, side: Any = None):
-    """A fresh (model, loader, optimizer, loss_fn) for ``case``, identical on every call and on either
+def _epoch_setup(trial: dict, start_training: bool, side: Any = None):
+    """A fresh (model, loader, optimizer, loss_fn) for ``trial``, identical on every call and on either
     side: made where the student's code runs (``side``), or here for the reference loop."""
-    X, y = _epoch_data(case)
+    X, y = _epoch_data(trial)
     make = (lambda name, *a, **k: student.make(side, name, *a, **k)) if side is not None \
         else (lambda name, *a, **k: ops.OPERATIONS[name](*a, **k))
-    model = make("make_model", _probe_spec(case), _probe_weights(case), "float64", start_training)
-    loader = make("make_loader", X, y, case["batch"], True, case["seed"] + 1)
-    opt_name, opt_kwargs = OPTIMIZERS[case["opt"]]
-    loss_name, loss_kwargs = LOSSES[case["loss"]]
+    model = make("make_model", _probe_spec(trial), _probe_weights(trial), "float64", start_training)
+    loader = make("make_loader", X, y, trial["batch"], True, trial["seed"] + 1)
+    opt_name, opt_kwargs = OPTIMIZERS[trial["opt"]]
+    loss_name, loss_kwargs = LOSSES[trial["loss"]]
     return model, loader, make("make_optimizer", model, opt_name, **opt_kwargs), make("make_loss", loss_name,
                                                                                         **loss_kwargs)
 
@@ -882,19 +887,19 @@ EPOCH_MISTAKES = {
 }
 
 
-def _epoch_run(fn: Callable | None, case: dict, label: str | None = None, mistake: str | None = None,
+def _epoch_run(fn: Callable | None, trial: dict, label: str | None = None, mistake: str | None = None,
                losses: list | None = None):
     """The student's epoch (``fn``, where it lives) or the reference's, from identical starts and with
     the same dropout masks; (the model's state_dict after it, the returned loss)."""
-    seed = case["seed"] + 2  # dropout masks: the same in every run
+    seed = trial["seed"] + 2  # dropout masks: the same in every run
     if fn is None:
-        model, loader, optimizer, loss_fn = _epoch_setup(case, case["start_training"])
+        model, loader, optimizer, loss_fn = _epoch_setup(trial, trial["start_training"])
         torch.manual_seed(seed)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             loss = reference_train_epoch(model, loader, optimizer, loss_fn, mistake, losses)
         return {k: v.detach().clone() for k, v in model.state_dict().items()}, loss
-    model, loader, optimizer, loss_fn = _epoch_setup(case, case["start_training"], student.side_of(fn))
+    model, loader, optimizer, loss_fn = _epoch_setup(trial, trial["start_training"], student.side_of(fn))
     loss = _run(fn, model, loader, optimizer, loss_fn, label=label, context={"torch_seed": seed})
     state = _reach(f"{label}: the model's state_dict afterwards", lambda: student.op("state_dict", model))
     return state, loss
@@ -922,60 +927,61 @@ def check_train_epoch(train_epoch: Callable, seed: int | None = None, n: int = 3
     parameters and BatchNorm statistics equal those of the reference loop (model.train(), then per
     batch zero_grad, forward, loss, backward, step)."""
     rtol, atol = tolerance(F64, "cpu")
-    for case in _epoch_cases(seed, n):
-        mode = "training" if case["start_training"] else "eval"
-        label = (f"train_epoch(model in {mode} mode, loader ({case['N']} examples in batches of {case['batch']}), "
-                 f"optimizer {case['opt']}, loss_fn {case['loss']})")
-        got_state, loss = _epoch_run(train_epoch, case, label)
-        batch_losses: list[float] = []
-        exp_state, ref_loss = _epoch_run(None, case, losses=batch_losses)
-        for key, exp in exp_state.items():
-            got = got_state.get(key) if isinstance(got_state, dict) else None
-            if not isinstance(got, torch.Tensor):
-                raise CheckFailure(f"{label}: the model has no {key} any more after the epoch.")
-            if exp.is_floating_point() and got.shape == exp.shape \
-                    and np.allclose(got.numpy(), exp.numpy(), rtol=rtol, atol=atol):
-                continue
-            if not exp.is_floating_point() and torch.equal(got, exp):
-                continue
-            hint = None
-            for mistake, text in EPOCH_MISTAKES.items():
-                alt, _ = _epoch_run(None, case, mistake=mistake)
-                if all(torch.allclose(got_state[k].to(F64), v.to(F64), rtol=rtol, atol=atol)
-                       for k, v in alt.items()):
-                    hint = "the parameters after your epoch differ from the reference loop's; " + text
-                    break
-            assert_close(got.to(F64).numpy(), exp.to(F64).numpy(), rtol=rtol, atol=atol,
-                         name=f"{label}: {key} after the epoch",
-                         hint=hint or "model.train(); then for each batch: optimizer.zero_grad(), "
-                                      "loss = loss_fn(model(X), y), loss.backward(), optimizer.step(). "
-                                      "Call the model once per batch (each call draws new dropout masks).")
-        value, eps = _number(loss, label, "the mean loss")
-        if not math.isclose(value, ref_loss, rel_tol=max(1e-9, 4 * eps), abs_tol=1e-12):
-            _, loader, _, _ = _epoch_setup(case, True)
-            sizes = [len(y) for _, y in loader]
-            known = {"the plain mean of the batch losses": float(np.mean(batch_losses)),
-                     "the last batch's loss": batch_losses[-1], "the sum of the batch losses": sum(batch_losses),
-                     "the sum over the examples, not divided by their number": ref_loss * case["N"]}
-            found = [what for what, v in known.items() if math.isclose(value, v, rel_tol=1e-9, abs_tol=1e-12)]
-            hint = ((f"you returned {found[0]}. " if found else "")
-                    + f"Weight the loss of every batch by its size, sum, and divide by the number of examples "
-                    f"({case['N']}); the batches here have {sizes} examples, the last one smaller, so the "
-                    "plain mean of the batch losses is not the mean over the examples.")
-            raise CheckFailure(f"{label} returned {value:.10g}, expected {ref_loss:.10g} (the mean loss over the "
-                               f"epoch's examples).\n  Hint: {hint}")
+    for trial in _epoch_cases(seed, n):
+        with case():
+            mode = "training" if trial["start_training"] else "eval"
+            label = (f"train_epoch(model in {mode} mode, loader ({trial['N']} examples in batches of {trial['batch']}), "
+                     f"optimizer {trial['opt']}, loss_fn {trial['loss']})")
+            got_state, loss = _epoch_run(train_epoch, trial, label)
+            batch_losses: list[float] = []
+            exp_state, ref_loss = _epoch_run(None, trial, losses=batch_losses)
+            for key, exp in exp_state.items():
+                got = got_state.get(key) if isinstance(got_state, dict) else None
+                if not isinstance(got, torch.Tensor):
+                    raise CheckFailure(f"{label}: the model has no {key} any more after the epoch.")
+                if exp.is_floating_point() and got.shape == exp.shape \
+                        and np.allclose(got.numpy(), exp.numpy(), rtol=rtol, atol=atol):
+                    continue
+                if not exp.is_floating_point() and torch.equal(got, exp):
+                    continue
+                hint = None
+                for mistake, text in EPOCH_MISTAKES.items():
+                    alt, _ = _epoch_run(None, trial, mistake=mistake)
+                    if all(torch.allclose(got_state[k].to(F64), v.to(F64), rtol=rtol, atol=atol)
+                           for k, v in alt.items()):
+                        hint = "the parameters after your epoch differ from the reference loop's; " + text
+                        break
+                assert_close(got.to(F64).numpy(), exp.to(F64).numpy(), rtol=rtol, atol=atol,
+                             name=f"{label}: {key} after the epoch",
+                             hint=hint or "model.train(); then for each batch: optimizer.zero_grad(), "
+                                          "loss = loss_fn(model(X), y), loss.backward(), optimizer.step(). "
+                                          "Call the model once per batch (each call draws new dropout masks).")
+            value, eps = _number(loss, label, "the mean loss")
+            if not math.isclose(value, ref_loss, rel_tol=max(1e-9, 4 * eps), abs_tol=1e-12):
+                _, loader, _, _ = _epoch_setup(trial, True)
+                sizes = [len(y) for _, y in loader]
+                known = {"the plain mean of the batch losses": float(np.mean(batch_losses)),
+                         "the last batch's loss": batch_losses[-1], "the sum of the batch losses": sum(batch_losses),
+                         "the sum over the examples, not divided by their number": ref_loss * trial["N"]}
+                found = [what for what, v in known.items() if math.isclose(value, v, rel_tol=1e-9, abs_tol=1e-12)]
+                hint = ((f"you returned {found[0]}. " if found else "")
+                        + f"Weight the loss of every batch by its size, sum, and divide by the number of examples "
+                        f"({trial['N']}); the batches here have {sizes} examples, the last one smaller, so the "
+                        "plain mean of the batch losses is not the mean over the examples.")
+                raise CheckFailure(f"{label} returned {value:.10g}, expected {ref_loss:.10g} (the mean loss over the "
+                                   f"epoch's examples).\n  Hint: {hint}")
 
 
-def _eval_case(case: dict):
+def _eval_case(trial: dict):
     """(the probe network's weights, X, y, the accuracy evaluate must return)."""
-    net = specnet.build(specnet.probe_net(case["K"], case["C"], case["width"], case["size"])).to(F64)
-    models.reference_weights(net, case["seed"])
-    g = torch.Generator().manual_seed(case["seed"])
-    X = torch.randn((case["N"], case["C"], case["size"], case["size"]), generator=g, dtype=F64)
+    net = specnet.build(specnet.probe_net(trial["K"], trial["C"], trial["width"], trial["size"])).to(F64)
+    models.reference_weights(net, trial["seed"])
+    g = torch.Generator().manual_seed(trial["seed"])
+    X = torch.randn((trial["N"], trial["C"], trial["size"], trial["size"]), generator=g, dtype=F64)
     with torch.no_grad():
         pred = copy.deepcopy(net).eval()(X).argmax(1)
-    flip = torch.rand(case["N"], generator=g) < 0.4
-    y = torch.where(flip, torch.randint(0, case["K"], (case["N"],), generator=g), pred)
+    flip = torch.rand(trial["N"], generator=g) < 0.4
+    y = torch.where(flip, torch.randint(0, trial["K"], (trial["N"],), generator=g), pred)
     expected = float((pred == y).double().mean())
     return {k: v.clone() for k, v in net.state_dict().items()}, X, y, expected
 
@@ -995,35 +1001,36 @@ def check_evaluate(evaluate: Callable, seed: int | None = None, n: int = 3) -> N
                               N=batch * int(g.integers(1, 4)) + int(g.integers(1, batch)), batch=batch,
                               start_training=bool(i % 2 == 0)))
     side = student.side_of(evaluate)
-    for case in cases:
-        weights, X, y, expected = _eval_case(case)
-        model = student.make(side, "make_model", specnet.probe_net(case["K"], case["C"], case["width"], case["size"]),
-                             weights, "float64", case["start_training"])
-        loader = student.make(side, "make_loader", X, y, case["batch"], False)
-        mode = "training" if case["start_training"] else "eval"
-        label = f"evaluate(model in {mode} mode, loader ({case['N']} examples in batches of {case['batch']}))"
-        result = _run(evaluate, model, loader, label=label, context={"torch_seed": case["seed"]},
-                      hint="the model returns scores (batch, classes); the prediction is their argmax over "
-                           "the classes, dim=1, one per example, compared with y.")
-        state = _reach(f"{label}: the model's state_dict afterwards", lambda: student.op("state_dict", model))
-        for key, before in weights.items():
-            after = state.get(key) if isinstance(state, dict) else None
-            if not isinstance(after, torch.Tensor) or not torch.equal(before, after):
-                raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: {_EVAL_HINT}")
-        spec = specnet.probe_net(case["K"], case["C"], case["width"], case["size"])
-        if not _close(_model_output(model, X, False, label), _judge_forward(spec, weights, X, False)):
-            raise CheckFailure(f"{label} changed the model: afterwards, in eval mode, it no longer gives the outputs "
-                               f"of the weights and BatchNorm statistics it came with.\n  Hint: {_EVAL_HINT}")
-        value, eps = _number(result, label, "the accuracy")
-        if not math.isclose(value, expected, rel_tol=max(1e-12, 4 * eps), abs_tol=1e-12):
-            sizes = [len(y[s:s + case["batch"]]) for s in range(0, case["N"], case["batch"])]
-            if value > 1:
-                hint = "return a fraction in [0, 1]: the number of correct predictions divided by the number of examples."
-            else:
-                hint = (f"count the correct predictions (the argmax over the classes, dim 1) over all {case['N']} "
-                        f"examples and divide by {case['N']}; the batches here have {sizes} examples, so the mean "
-                        "of the per-batch accuracies is not the accuracy.")
-            raise CheckFailure(f"{label} returned {value:.10g}, expected {expected:.10g}.\n  Hint: {hint}")
+    for trial in cases:
+        with case():
+            weights, X, y, expected = _eval_case(trial)
+            model = student.make(side, "make_model", specnet.probe_net(trial["K"], trial["C"], trial["width"], trial["size"]),
+                                 weights, "float64", trial["start_training"])
+            loader = student.make(side, "make_loader", X, y, trial["batch"], False)
+            mode = "training" if trial["start_training"] else "eval"
+            label = f"evaluate(model in {mode} mode, loader ({trial['N']} examples in batches of {trial['batch']}))"
+            result = _run(evaluate, model, loader, label=label, context={"torch_seed": trial["seed"]},
+                          hint="the model returns scores (batch, classes); the prediction is their argmax over "
+                               "the classes, dim=1, one per example, compared with y.")
+            state = _reach(f"{label}: the model's state_dict afterwards", lambda: student.op("state_dict", model))
+            for key, before in weights.items():
+                after = state.get(key) if isinstance(state, dict) else None
+                if not isinstance(after, torch.Tensor) or not torch.equal(before, after):
+                    raise CheckFailure(f"{label} changed the model's {key}.\n  Hint: {_EVAL_HINT}")
+            spec = specnet.probe_net(trial["K"], trial["C"], trial["width"], trial["size"])
+            if not _close(_model_output(model, X, False, label), _judge_forward(spec, weights, X, False)):
+                raise CheckFailure(f"{label} changed the model: afterwards, in eval mode, it no longer gives the outputs "
+                                   f"of the weights and BatchNorm statistics it came with.\n  Hint: {_EVAL_HINT}")
+            value, eps = _number(result, label, "the accuracy")
+            if not math.isclose(value, expected, rel_tol=max(1e-12, 4 * eps), abs_tol=1e-12):
+                sizes = [len(y[s:s + trial["batch"]]) for s in range(0, trial["N"], trial["batch"])]
+                if value > 1:
+                    hint = "return a fraction in [0, 1]: the number of correct predictions divided by the number of examples."
+                else:
+                    hint = (f"count the correct predictions (the argmax over the classes, dim 1) over all {trial['N']} "
+                            f"examples and divide by {trial['N']}; the batches here have {sizes} examples, so the mean "
+                            "of the per-batch accuracies is not the accuracy.")
+                raise CheckFailure(f"{label} returned {value:.10g}, expected {expected:.10g}.\n  Hint: {hint}")
 
 
 _EVAL_HINT = ("evaluation must not change the model: model.eval() first (in training mode BatchNorm updates its "
@@ -1130,53 +1137,54 @@ def check_augment(augment: Callable, seed: int | None = None, n: int = 3) -> Non
     seeds = [int(s) for s in g.integers(0, 2**31, size=64)]
     own, total = 0, 0
     for what, x in _augment_batches(seed, n):
-        N = len(x)
-        label = f"augment(x {_dims(x.shape)} {str(x.dtype).replace('torch.', '')} ({what}), generator)"
-        s = seeds.pop()
-        gen = student.make(side, "make_generator", s)
-        held = student.make(side, "hold", x.clone())  # one x in the kernel for two calls: see `again`
-        first = _augment_call(augment, x, gen, label, held)
-        changed = (first - x).abs().flatten(1).amax(1) > 1e-3
-        if N >= 5 and (float((first - x).abs().mean()) < 1e-3 or int(changed.sum()) < N // 2):
-            raise CheckFailure(f"{label}: {int(changed.sum())} of the {N} digits changed (mean change "
-                               f"{float((first - x).abs().mean()):.2g}): that is (almost) the identity.\n  Hint: "
-                               "return the transformed batch: shift (or rotate, scale) each digit by a random amount, "
-                               "vary its ink, add noise.")
-        again = _augment_call(augment, x, student.make(side, "make_generator", s), label, held)
-        if not torch.equal(first, again):
-            fresh = _augment_call(augment, x, student.make(side, "make_generator", s), label)
-            if torch.equal(first, fresh):  # the consequence of an input changed in place: the next call sees it
-                raise CheckFailure(f"{label} modified its input x in place: called again on the same x with a "
-                                   "generator seeded alike it gave another output, on a fresh copy of x the same one."
-                                   "\n  Hint: build a new tensor (out = ...), the caller's batch must stay as it was "
-                                   "(it is reused every epoch).")
-            raise CheckFailure(f"{label}: two generators seeded alike gave different outputs: the randomness must "
-                               "come from generator alone.\n  Hint: pass generator=generator to every torch.rand, "
-                               "torch.randn, torch.randint; torch's global generator, NumPy's and Python's random "
-                               "module make a run impossible to repeat.")
-        second = _augment_call(augment, x, gen, f"{label}, called again with the same generator")
-        if N >= 5 and torch.equal(first, second):
-            raise CheckFailure(f"{label}: a second call with the same generator gave the same output as the first: "
-                               "every epoch would see the same variants.\n  Hint: draw from the generator you are "
-                               "given and never re-seed it (generator.manual_seed) inside augment.")
-        if N > 1:  # each digit on its own: replace one input digit, the others' outputs stay as they were
-            k = int(g.integers(N))
-            swapped = x.clone()
-            swapped[k] = x[(k + 1) % N]
-            out = _augment_call(augment, swapped, student.make(side, "make_generator", s), label)
-            others = torch.arange(N) != k
-            moved = torch.nonzero(((out - first).abs().flatten(1).amax(1) > 1e-5) & others).flatten()
-            if len(moved):
-                raise CheckFailure(f"{label}: changing digit {k} of the input alone (same generator seed) changed "
-                                   f"the output at position {int(moved[0])} too: the digits of a batch are mixed.\n"
-                                   "  Hint: transform each digit on its own and keep the batch's order (output i is "
-                                   "input i, transformed: its label must still be the right one); no shuffling, no "
-                                   "blending with other digits, no statistics over the batch.")
-        if what.startswith("10 digits"):  # distinct classes: each output still looks most like its own input
-            for variant in (first, second):
-                best = _likeness(variant, x).argmax(1)
-                own += int((best == torch.arange(N)).sum())
-                total += N
+        with case():
+            N = len(x)
+            label = f"augment(x {_dims(x.shape)} {str(x.dtype).replace('torch.', '')} ({what}), generator)"
+            s = seeds.pop()
+            gen = student.make(side, "make_generator", s)
+            held = student.make(side, "hold", x.clone())  # one x in the kernel for two calls: see `again`
+            first = _augment_call(augment, x, gen, label, held)
+            changed = (first - x).abs().flatten(1).amax(1) > 1e-3
+            if N >= 5 and (float((first - x).abs().mean()) < 1e-3 or int(changed.sum()) < N // 2):
+                raise CheckFailure(f"{label}: {int(changed.sum())} of the {N} digits changed (mean change "
+                                   f"{float((first - x).abs().mean()):.2g}): that is (almost) the identity.\n  Hint: "
+                                   "return the transformed batch: shift (or rotate, scale) each digit by a random amount, "
+                                   "vary its ink, add noise.")
+            again = _augment_call(augment, x, student.make(side, "make_generator", s), label, held)
+            if not torch.equal(first, again):
+                fresh = _augment_call(augment, x, student.make(side, "make_generator", s), label)
+                if torch.equal(first, fresh):  # the consequence of an input changed in place: the next call sees it
+                    raise CheckFailure(f"{label} modified its input x in place: called again on the same x with a "
+                                       "generator seeded alike it gave another output, on a fresh copy of x the same one."
+                                       "\n  Hint: build a new tensor (out = ...), the caller's batch must stay as it was "
+                                       "(it is reused every epoch).")
+                raise CheckFailure(f"{label}: two generators seeded alike gave different outputs: the randomness must "
+                                   "come from generator alone.\n  Hint: pass generator=generator to every torch.rand, "
+                                   "torch.randn, torch.randint; torch's global generator, NumPy's and Python's random "
+                                   "module make a run impossible to repeat.")
+            second = _augment_call(augment, x, gen, f"{label}, called again with the same generator")
+            if N >= 5 and torch.equal(first, second):
+                raise CheckFailure(f"{label}: a second call with the same generator gave the same output as the first: "
+                                   "every epoch would see the same variants.\n  Hint: draw from the generator you are "
+                                   "given and never re-seed it (generator.manual_seed) inside augment.")
+            if N > 1:  # each digit on its own: replace one input digit, the others' outputs stay as they were
+                k = int(g.integers(N))
+                swapped = x.clone()
+                swapped[k] = x[(k + 1) % N]
+                out = _augment_call(augment, swapped, student.make(side, "make_generator", s), label)
+                others = torch.arange(N) != k
+                moved = torch.nonzero(((out - first).abs().flatten(1).amax(1) > 1e-5) & others).flatten()
+                if len(moved):
+                    raise CheckFailure(f"{label}: changing digit {k} of the input alone (same generator seed) changed "
+                                       f"the output at position {int(moved[0])} too: the digits of a batch are mixed.\n"
+                                       "  Hint: transform each digit on its own and keep the batch's order (output i is "
+                                       "input i, transformed: its label must still be the right one); no shuffling, no "
+                                       "blending with other digits, no statistics over the batch.")
+            if what.startswith("10 digits"):  # distinct classes: each output still looks most like its own input
+                for variant in (first, second):
+                    best = _likeness(variant, x).argmax(1)
+                    own += int((best == torch.arange(N)).sum())
+                    total += N
     if total and own < OWN_MATCH * total:
         raise CheckFailure(f"augment(x of 10 digits of distinct classes, generator): only {own} of {total} "
                            f"augmented digits look most like their own input digit (blurred, by correlation, allowing "

@@ -43,7 +43,7 @@ import torch.nn.functional as F
 
 from .. import models, specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, describe, not_implemented
+from ..checks import CheckFailure, assert_close, case, describe, not_implemented
 from ..secret import seeds_for
 from ..seed import rng
 from ..tolerances import tolerance
@@ -388,23 +388,24 @@ def _check_block(Block: Callable, name: str, reference_cls: type, expansion: int
                            "(output channels = planes * expansion; ResNet reads it).")
     side = student.side_of(Block)
     for inplanes, planes, stride, shape, given in cases:
-        out = planes * expansion
-        args: tuple = (inplanes, planes) if stride == 1 else (inplanes, planes, stride)
-        if given:  # the downsample is built where the student's code runs, as _make_layer would
-            spec, shown = _projection(inplanes, out, stride, given)
-            downsample = student.make(side, "make_layers", spec, None)
-            args = (inplanes, planes, stride, downsample)
-            label = f"{name}({inplanes}, {planes}, {stride}, downsample={shown})"
-        else:
-            label = signature(name, *args[:2], **({} if stride == 1 else {"stride": stride}))
-        model, info = build(Block, label, *args)
-        reference = reference_cls(inplanes, planes, stride,
-                                  specnet.build(_projection(inplanes, out, stride, given)[0]) if given else None)
-        weights = models.reference_weights(reference, _weight_seed(g))
-        compare_structure(info, reference, label, _BLOCK_HINTS[name])
-        model = load_reference(model, weights, label)
-        x = _input(g, shape)
-        compare_in_both_modes(model, reference, x, label, _FORWARD_HINTS[name])
+        with case():
+            out = planes * expansion
+            args: tuple = (inplanes, planes) if stride == 1 else (inplanes, planes, stride)
+            if given:  # the downsample is built where the student's code runs, as _make_layer would
+                spec, shown = _projection(inplanes, out, stride, given)
+                downsample = student.make(side, "make_layers", spec, None)
+                args = (inplanes, planes, stride, downsample)
+                label = f"{name}({inplanes}, {planes}, {stride}, downsample={shown})"
+            else:
+                label = signature(name, *args[:2], **({} if stride == 1 else {"stride": stride}))
+            model, info = build(Block, label, *args)
+            reference = reference_cls(inplanes, planes, stride,
+                                      specnet.build(_projection(inplanes, out, stride, given)[0]) if given else None)
+            weights = models.reference_weights(reference, _weight_seed(g))
+            compare_structure(info, reference, label, _BLOCK_HINTS[name])
+            model = load_reference(model, weights, label)
+            x = _input(g, shape)
+            compare_in_both_modes(model, reference, x, label, _FORWARD_HINTS[name])
 
 
 def check_basic_block(BasicBlock: Callable, seed: int | None = None, n: int = 6) -> None:
@@ -488,7 +489,8 @@ def _structure_of(factory: Callable, name: str, num_classes: int | None) -> None
 def _visible_resnet(ResNet: Callable, factories: dict, blocks: dict) -> None:
     g = rng(503)
     for name, factory in factories.items():
-        _structure_of(factory, name, None)
+        with case():
+            _structure_of(factory, name, None)
     label = signature("ResNet", blocks["Bottleneck"], [3, 4, 6, 3])  # num_classes by its default, 1000
     with torch.device("meta"):
         reference = models.ResNet(models.Bottleneck, [3, 4, 6, 3])
@@ -505,24 +507,26 @@ def _visible_resnet(ResNet: Callable, factories: dict, blocks: dict) -> None:
 def _hidden_resnet(ResNet: Callable, factories: dict, blocks: dict, seed: int, n: int) -> None:
     g = rng(seed)
     for name, factory in factories.items():
-        _structure_of(factory, name, int(g.integers(2, 2000)))
+        with case():
+            _structure_of(factory, name, int(g.integers(2, 2000)))
     _check_resnet_numerics(factories["resnet18"], "resnet18(num_classes=10)", (), {"num_classes": 10},
                            "BasicBlock", [2, 2, 2, 2], 10, 5031,
                            _input(g, (int(g.integers(1, 3)), 3, int(g.integers(33, 80)), int(g.integers(33, 80)))))
     for k in range(n):
-        block = ("BasicBlock", "Bottleneck")[k % 2]
-        layers = [int(v) for v in g.integers(1, 3, size=4)]
-        num_classes = int(g.integers(2, 20))
-        label = signature("ResNet", blocks[block], layers, num_classes=num_classes)
-        with torch.device("meta"):
-            reference = models.ResNet(getattr(models, block), layers, num_classes)
-        compare_structure(build(ResNet, label, blocks[block], layers, meta=True, num_classes=num_classes)[1],
-                          reference, label, _RESNET_HINT)
-        small = [1, 1, 1, 1] if block == "Bottleneck" else layers  # a Bottleneck stage costs more weights
-        x = _input(g, (int(g.integers(1, 3)), 3, int(g.integers(33, 70)), int(g.integers(33, 70))))
-        _check_resnet_numerics(ResNet, signature("ResNet", blocks[block], small, num_classes=num_classes),
-                               (blocks[block], small), {"num_classes": num_classes}, block, small, num_classes,
-                               _weight_seed(g), x)
+        with case():
+            block = ("BasicBlock", "Bottleneck")[k % 2]
+            layers = [int(v) for v in g.integers(1, 3, size=4)]
+            num_classes = int(g.integers(2, 20))
+            label = signature("ResNet", blocks[block], layers, num_classes=num_classes)
+            with torch.device("meta"):
+                reference = models.ResNet(getattr(models, block), layers, num_classes)
+            compare_structure(build(ResNet, label, blocks[block], layers, meta=True, num_classes=num_classes)[1],
+                              reference, label, _RESNET_HINT)
+            small = [1, 1, 1, 1] if block == "Bottleneck" else layers  # a Bottleneck stage costs more weights
+            x = _input(g, (int(g.integers(1, 3)), 3, int(g.integers(33, 70)), int(g.integers(33, 70))))
+            _check_resnet_numerics(ResNet, signature("ResNet", blocks[block], small, num_classes=num_classes),
+                                   (blocks[block], small), {"num_classes": num_classes}, block, small, num_classes,
+                                   _weight_seed(g), x)
 
 
 def stage_params(model: nn.Module) -> dict[str, int]:
@@ -573,16 +577,17 @@ def check_cifar_resnet(CifarResNet: Callable, seed: int | None = None, n: int = 
     g = rng(504 if seed is None else seed)
     with one_thread():
         for kwargs, shape in _cifar_cases(seed, n):
-            label = _cifar_label(kwargs)
-            model, info = build(CifarResNet, label, **kwargs)
-            reference = models.cifar_resnet(**kwargs)
-            weights = models.reference_weights(reference, _weight_seed(g))
-            compare_structure(info, reference, label, _CIFAR_HINT)
-            model = load_reference(model, weights, label)
-            x = _input(g, shape)
-            compare_in_both_modes(model, reference, x, label, _CIFAR_FORWARD_HINT)
-            y = torch.from_numpy(g.integers(0, reference.fc.out_features, size=shape[0]))
-            compare_gradients(model, reference, x, y, label)
+            with case():
+                label = _cifar_label(kwargs)
+                model, info = build(CifarResNet, label, **kwargs)
+                reference = models.cifar_resnet(**kwargs)
+                weights = models.reference_weights(reference, _weight_seed(g))
+                compare_structure(info, reference, label, _CIFAR_HINT)
+                model = load_reference(model, weights, label)
+                x = _input(g, shape)
+                compare_in_both_modes(model, reference, x, label, _CIFAR_FORWARD_HINT)
+                y = torch.from_numpy(g.integers(0, reference.fc.out_features, size=shape[0]))
+                compare_gradients(model, reference, x, y, label)
         if seed is not None:
             _check_training(CifarResNet, seed)
 
@@ -724,14 +729,15 @@ def check_se_block(SqueezeExcitation: Callable, seed: int | None = None, n: int 
             cases.append((C, S, (int(g.integers(1, 4)), C, int(g.integers(1, 10)), int(g.integers(1, 10)))))
     with one_thread():
         for C, S, shape in cases:
-            label = signature("SqueezeExcitation", C, S)
-            model, info = build(SqueezeExcitation, label, C, S)
-            reference = models.SqueezeExcitation(C, S)
-            weights = models.reference_weights(reference, _weight_seed(g))
-            compare_structure(info, reference, label, _SE_HINT)
-            model = load_reference(model, weights, label)
-            compare_in_eval_mode(model, reference, _input(g, shape),
-                                 f"{label}(x of shape {_dims(shape)}), with the reference's weights", _SE_FORWARD_HINT)
+            with case():
+                label = signature("SqueezeExcitation", C, S)
+                model, info = build(SqueezeExcitation, label, C, S)
+                reference = models.SqueezeExcitation(C, S)
+                weights = models.reference_weights(reference, _weight_seed(g))
+                compare_structure(info, reference, label, _SE_HINT)
+                model = load_reference(model, weights, label)
+                compare_in_eval_mode(model, reference, _input(g, shape),
+                                     f"{label}(x of shape {_dims(shape)}), with the reference's weights", _SE_FORWARD_HINT)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -813,14 +819,17 @@ def check_dense_block(DenseLayer: Callable, DenseBlock: Callable, Transition: Ca
     layers, blocks, transitions = _dense_cases(seed, n)
     with one_thread():
         for c, k, b, shape in layers:
-            _compare_module(DenseLayer, "DenseLayer", (c, k, b), models._DenseLayer(c, k, b), shape,
-                            _DENSE_LAYER_HINT, _DENSE_LAYER_FORWARD, g)
+            with case():
+                _compare_module(DenseLayer, "DenseLayer", (c, k, b), models._DenseLayer(c, k, b), shape,
+                                _DENSE_LAYER_HINT, _DENSE_LAYER_FORWARD, g)
         for L, c, b, k, shape in blocks:
-            _compare_module(DenseBlock, "DenseBlock", (L, c, b, k), models._DenseBlock(L, c, b, k), shape,
-                            _DENSE_BLOCK_HINT, _DENSE_BLOCK_FORWARD, g)
+            with case():
+                _compare_module(DenseBlock, "DenseBlock", (L, c, b, k), models._DenseBlock(L, c, b, k), shape,
+                                _DENSE_BLOCK_HINT, _DENSE_BLOCK_FORWARD, g)
         for c, out, shape in transitions:
-            _compare_module(Transition, "Transition", (c, out), models._Transition(c, out), shape, _TRANSITION_HINT,
-                            _TRANSITION_FORWARD, g)
+            with case():
+                _compare_module(Transition, "Transition", (c, out), models._Transition(c, out), shape, _TRANSITION_HINT,
+                                _TRANSITION_FORWARD, g)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -894,4 +903,5 @@ def check_densenet(DenseNet: Callable, densenet121: Callable, seed: int | None =
             _densenet_structure(densenet121, f"densenet121(num_classes={k})", {"num_classes": k}, k)
             cases = _densenet_cases(g, n)
         for kwargs, shape in cases:
-            _densenet_numerics(DenseNet, kwargs, shape, g)
+            with case():
+                _densenet_numerics(DenseNet, kwargs, shape, g)

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from .. import models, specnet, student
 from .. import reference as ref
 from ..checks import CheckFailure, assert_close, guarded
+from ..checks import case as a_case  # "case" is what this module calls a (network, x, y)
 from ..secret import seeds_for
 from ..seed import rng
 from . import dims, one_torch_thread, single_threaded
@@ -441,7 +442,8 @@ def _check_saliency_property(saliency_map: Callable, seed: int, patch: int = 6, 
 def check_saliency_map(saliency_map: Callable, seed: int | None = None, n: int = 4) -> None:
     """saliency_map(model, x, y) -> (N, H, W): max over channels of |d s_y / d x|, the model in eval mode."""
     for case in _cases(_visible(), seed, n):
-        _check_saliency_case(saliency_map, case)
+        with a_case():
+            _check_saliency_case(saliency_map, case)
     if seed is not None:
         _check_saliency_property(saliency_map, seed + 1)
 
@@ -500,9 +502,10 @@ def check_occlusion_map(occlusion_map: Callable, seed: int | None = None, n: int
     """occlusion_map(model, x, y, patch, stride, fill=0.0) -> (N, H_out, W_out) drops in p_y."""
     g = None if seed is None else rng(seed + 7)
     for k, case in enumerate(_cases(_visible(), seed, n)):
-        H, W = case.x.shape[2:]
-        patch, stride, fill = _occlusion_params(g, H, W) if g is not None else ((4, 2, 0.0) if k == 0 else (7, 3, 0.5))
-        _check_occlusion_case(occlusion_map, case, patch, stride, fill)
+        with a_case():
+            H, W = case.x.shape[2:]
+            patch, stride, fill = _occlusion_params(g, H, W) if g is not None else ((4, 2, 0.0) if k == 0 else (7, 3, 0.5))
+            _check_occlusion_case(occlusion_map, case, patch, stride, fill)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,7 +556,8 @@ def check_grad_cam(grad_cam: Callable, seed: int | None = None, n: int = 4) -> N
         g = rng(seed + 3)
         pairs = [(case, str(g.choice(LAYERS))) for case in _cases([], seed, n)]
     for case, layer in pairs:
-        _check_grad_cam_case(grad_cam, case, layer)
+        with a_case():
+            _check_grad_cam_case(grad_cam, case, layer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -648,24 +652,25 @@ def check_class_visualisation(class_visualisation: Callable, seed: int | None = 
     classes = [3, 0] if seed is None else [int(c) for c in rng(seed).choice(10, size=n, replace=False)]
     for k, y in enumerate(classes):
         # the first visible case uses the release's default seed, the others their own
-        kwargs = {} if seed is None and k == 0 else {"seed": 0 if seed is None else int(rng(seed + y).integers(1000))}
-        image = _visualise(class_visualisation, y, **kwargs)
-        p = _probabilities(image)
-        top = int(p.argmax())
-        if top != y or p[y] < VIS_PROBABILITY:
-            if p[top] > 0.5:
-                how = (f"the network is sure it sees a {top}: is the score you climb scores[0, y], the one "
-                       "of the class asked for?")
-            elif p[y] < 0.05:
-                how = "the step's sign: x = x + lr * grad climbs the score, x - lr * grad descends it."
-            else:
-                how = "more steps or a larger learning rate (your defaults are what the check uses)."
-            raise CheckFailure(
-                f"{_vis_label(y, **kwargs)}: the trained network gives your image class {y} with probability "
-                f"{p[y]:.3f} (its top class is {top}, probability {p[top]:.3f}); expected class {y} with at "
-                f"least {VIS_PROBABILITY}.\n  Hint: ascend s_y - l2 * ||x||^2 and clamp to [0, 1]; check {how}")
-        if not kwargs:
-            _same_as_default_seed(class_visualisation, y, image)
+        with a_case():
+            kwargs = {} if seed is None and k == 0 else {"seed": 0 if seed is None else int(rng(seed + y).integers(1000))}
+            image = _visualise(class_visualisation, y, **kwargs)
+            p = _probabilities(image)
+            top = int(p.argmax())
+            if top != y or p[y] < VIS_PROBABILITY:
+                if p[top] > 0.5:
+                    how = (f"the network is sure it sees a {top}: is the score you climb scores[0, y], the one "
+                           "of the class asked for?")
+                elif p[y] < 0.05:
+                    how = "the step's sign: x = x + lr * grad climbs the score, x - lr * grad descends it."
+                else:
+                    how = "more steps or a larger learning rate (your defaults are what the check uses)."
+                raise CheckFailure(
+                    f"{_vis_label(y, **kwargs)}: the trained network gives your image class {y} with probability "
+                    f"{p[y]:.3f} (its top class is {top}, probability {p[top]:.3f}); expected class {y} with at "
+                    f"least {VIS_PROBABILITY}.\n  Hint: ascend s_y - l2 * ||x||^2 and clamp to [0, 1]; check {how}")
+            if not kwargs:
+                _same_as_default_seed(class_visualisation, y, image)
     y = classes[0]
     free = _visualise(class_visualisation, y, l2=0.0, seed=1)
     tight = _visualise(class_visualisation, y, l2=0.1, seed=1)
@@ -736,6 +741,7 @@ def check_fgsm(fgsm: Callable, seed: int | None = None, n: int = 4) -> None:
     """fgsm(model, x, y, eps) -> clamp(x + eps * sign(d CE / d x), 0, 1); it must fool the trained network."""
     g = None if seed is None else rng(seed + 5)
     for case in _cases(_visible(), seed, n):
-        eps = 0.1 if g is None else float(g.choice([0.02, 0.05, 0.1, 0.3]))
-        _check_fgsm_case(fgsm, case, eps)
+        with a_case():
+            eps = 0.1 if g is None else float(g.choice([0.02, 0.05, 0.1, 0.3]))
+            _check_fgsm_case(fgsm, case, eps)
     _check_fgsm_property(fgsm, 0 if seed is None else seed + 1, n=60 if seed is None else 120)
