@@ -216,18 +216,45 @@ def _write(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
+def own_folder(path: Path, owner: str | None, mode: int) -> Path:
+    """Make ``path`` (if missing) a folder of ``owner`` (root when None) with ``mode``, never through
+    a symbolic link, and refuse one that belongs to anyone else: root changes only what it made or
+    what is already the owner's."""
+    account = pwd.getpwnam(owner) if owner else pwd.getpwuid(0)
+    try:
+        path.mkdir()
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise UsageError(f"{path} is not a folder (a symbolic link or a file); remove it and start again") from None
+    try:
+        st = os.fstat(fd)
+        if st.st_uid not in (0, account.pw_uid):
+            raise UsageError(f"{path} belongs to {_name(st.st_uid)}, not {account.pw_name}; remove it and start again")
+        os.fchown(fd, account.pw_uid, account.pw_gid)
+        os.fchmod(fd, mode)
+    finally:
+        os.close(fd)
+    return path
+
+
+def _name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid {uid}"
+
+
 def prepare_exchange(exchange: Path, owner: str) -> Path:
     """nbgrader's exchange at ``exchange`` (1777) with the course's folder owned by ``owner``
     and nbgrader's own modes on it; returns the course's folder."""
-    exchange.mkdir(parents=True, exist_ok=True)
-    exchange.chmod(0o1777)
-    account = pwd.getpwnam(owner)
+    exchange.parent.mkdir(parents=True, exist_ok=True)
+    own_folder(exchange, None, 0o1777)
     course = exchange / COURSE_ID
     for name, mode in EXCHANGE_MODES.items():
-        folder = course / name if name else course
-        folder.mkdir(exist_ok=True)
-        os.chown(folder, account.pw_uid, account.pw_gid)
-        folder.chmod(mode)
+        own_folder(course / name if name else course, owner, mode)
     return course
 
 
@@ -236,20 +263,15 @@ def private_homes(accounts: list[str]) -> list[str]:
     changed = []
     for name in accounts:
         home = Path(pwd.getpwnam(name).pw_dir)
-        if home.is_dir() and home.stat().st_mode & 0o077:
-            home.chmod(0o700)
+        if home.is_dir() and not home.is_symlink() and home.stat().st_mode & 0o077:
+            own_folder(home, name, 0o700)
             changed.append(str(home))
     return changed
 
 
 def instructor_folder(name: str) -> Path:
     """The instructor's nbgrader course directory, ``~/convnets``, theirs alone (0700)."""
-    account = pwd.getpwnam(name)
-    folder = Path(account.pw_dir) / COURSE_FOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    os.chown(folder, account.pw_uid, account.pw_gid)
-    folder.chmod(0o700)
-    return folder
+    return own_folder(Path(pwd.getpwnam(name).pw_dir) / COURSE_FOLDER, name, 0o700)
 
 
 @dataclass
