@@ -15,9 +15,9 @@ One command sets up and starts a hub for the course on this machine:
   feedback) and Validate in the toolbar, which :mod:`autograder.lab` answers with the grader's own
   path; formgrader, Create Assignment and the Course List hidden. ``instructor/`` — the same
   exchange, and nbgrader's course directory ``~/convnets`` (the gradebook, ``submitted/`` after
-  ``nbgrader collect``) with the course's ``solutions/`` as its source and ``assignments/`` as
-  its release folder, formgrader and every nbgrader panel shown, formgrader's math served from the
-  packaged MathJax.
+  ``nbgrader collect``, the course secret ``course_secret`` that ``grade`` makes on first use)
+  with the course's ``solutions/`` as its source and ``assignments/`` as its release folder,
+  formgrader and every nbgrader panel shown, formgrader's math served from the packaged MathJax.
 * **nbgrader's exchange** in a shared folder (``/srv/nbgrader/exchange`` by default), mode 1777 as
   nbgrader documents, its course folder made by the (first) instructor with nbgrader's own modes:
   ``outbound/`` readable by all, ``inbound/`` writable but not listable (a submission's folder name
@@ -42,7 +42,6 @@ import pwd
 import shutil
 import socket
 import stat
-import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -182,6 +181,8 @@ def by_role(spawner):
     env = {{**spawner.environment, "JUPYTER_CONFIG_PATH": ROLE_CONFIG[role]}}
     if role == "instructor":
         env["JUPYTER_PATH"] = INSTRUCTOR_DATA
+        # the course secret (the hidden tests' seeds): the instructor's own, made on first use (0600)
+        env["AUTOGRADER_SECRET_FILE"] = os.path.expanduser(f"~{{spawner.user.name}}/{folder}/course_secret")
     spawner.environment = env
 
 
@@ -330,7 +331,7 @@ def prepare(course: Course, people: People, hub_dir: Path = HUB_DIR, exchange: P
         allowed={*people.instructors, *people.students}, groups=set(people.groups),
         singleuser=str(singleuser), path=os.pathsep.join([bin_dir, "/usr/local/bin", "/usr/bin", "/bin"]),
         course=str(course.root), instructors=set(people.instructors), instructor_config=str(instructor),
-        student_config=str(student), instructor_data=str(data)))
+        student_config=str(student), instructor_data=str(data), folder=COURSE_FOLDER))
     needed = [Path(sys.executable).resolve(), Path(sys.prefix), singleuser, course.root, Path(proxy).resolve()]
     return Hub(config, private, url, blocked(needed))
 

@@ -90,13 +90,21 @@ class Hub:
 
     def __init__(self):
         self.passwords = {name: secrets.token_urlsafe(12) for name in USERS}
-        for name in USERS:
-            remove_user(name)
-            subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, capture_output=True)
-        subprocess.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in self.passwords.items()),
-                       text=True, check=True, capture_output=True)
-        self.uids = {pwd.getpwnam(n).pw_uid for n in USERS}
-        self.base = Path(tempfile.mkdtemp(prefix="convnets-hub-", dir="/tmp"))
+        self.proc, self.base, self.uids = None, None, set()
+        try:
+            for name in USERS:
+                remove_user(name)
+                subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, capture_output=True)
+                self.uids.add(pwd.getpwnam(name).pw_uid)
+            subprocess.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in self.passwords.items()),
+                           text=True, check=True, capture_output=True)
+            self.base = Path(tempfile.mkdtemp(prefix="convnets-hub-", dir="/tmp"))
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def start(self) -> None:
         self.base.chmod(0o755)
         self.dir, self.exchange = self.base / "hub", self.base / "exchange"
         self.port = free_port()
@@ -116,10 +124,8 @@ class Hub:
                     break
             time.sleep(0.5)
         else:
-            self.stop()
             pytest.fail(f"the hub did not start: {self.log.read_text()[-3000:]}")
         if self.proc.poll() is not None:
-            self.stop()
             pytest.fail(f"the hub stopped: {self.log.read_text()[-3000:]}")
         own = os.readlink("/proc/self/ns/mnt")
         self.namespaced = os.readlink(f"/proc/{self.proc.pid}/ns/mnt") != own
@@ -141,12 +147,13 @@ class Hub:
         return subprocess.run(["runuser", "-u", user, "--", *argv], capture_output=True).returncode == 0
 
     def stop(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)  # the hub stops every user's server, then itself
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=30)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)  # the hub stops every user's server, then itself
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=30)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
         for sig in (signal.SIGTERM, signal.SIGKILL):  # what the test's accounts still run: started here
             for pid in _processes_of(self.uids):
                 with contextlib.suppress(ProcessLookupError):
@@ -154,7 +161,19 @@ class Hub:
             time.sleep(1)
         for name in USERS:
             remove_user(name)
-        shutil.rmtree(self.base, ignore_errors=True)
+        if self.base is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+def server_environment(user: str) -> dict[str, str]:
+    """The environment of ``user``'s running single-user server."""
+    uid = pwd.getpwnam(user).pw_uid
+    for pid in _processes_of({uid}):
+        with contextlib.suppress(OSError):
+            if b"jupyterhub-singleuser" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+                return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+    raise AssertionError(f"{user} has no running server")
 
 
 def remove_user(name: str) -> None:
@@ -389,6 +408,8 @@ def test_instructor_sees_the_grades_in_formgrader(hub, graded, browser):  # noqa
         page.goto(f"{hub.url}/user/{INSTRUCTOR}/formgrader/manage_students")
         page.locator("tr", has_text=BO).first.wait_for(timeout=90_000)
         shot(page, "formgrader")
+        env = server_environment(INSTRUCTOR)
+        assert env["AUTOGRADER_SECRET_FILE"] == f"{pwd.getpwnam(INSTRUCTOR).pw_dir}/convnets/course_secret"
         for student, row in rows.items():
             cells = [c.strip() for c in page.locator("tr", has_text=student).first.locator("td").all_inner_texts()]
             assert f"{float(row['score']):g} / {float(row['max_score']):g}" in cells, cells
@@ -414,6 +435,7 @@ def test_one_student_reads_nothing_of_anothers(hub, feedback, graded):
         assert not hub.can(me, "ls", str(home)) and not hub.can(me, "cat", str(home / A1 / f"{A1}.ipynb"))
         assert not hub.can(me, "ls", str(course)) and not hub.can(me, "cat", str(out / "grades.csv"))
         assert hub.can(me, "ls", str(hub.exchange / "convnets" / "outbound" / A1))  # the release is everyone's
+        assert not {k for k in server_environment(me) if k.startswith("AUTOGRADER_SECRET")}  # no secret
     for entry in inbound.iterdir():  # a submission is hidden by a name no one else can guess
         student, assignment, _stamp, tail = entry.name.split("+")
         assert assignment == A1 and len(tail) >= 12, entry.name
