@@ -189,9 +189,13 @@ def hub():
     reason = missing()
     if reason:
         pytest.skip(reason)
-    server = Hub()
-    yield server
-    server.stop()
+    import fcntl
+
+    with open("/tmp/convnets-hub-test.lock", "w") as lock:  # the accounts are the machine's: one run at a time
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        server = Hub()
+        yield server
+        server.stop()
 
 
 def shot(page, name: str) -> None:
