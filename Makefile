@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip --disable-pip-version-check
 
-.PHONY: setup demo test bench release lectures lab site clean help
+.PHONY: setup demo test bench release lectures lab hub site clean help
 
 help:
 	@echo "make demo      release, grade a sample class, print students x points (the main job)"
@@ -18,6 +18,7 @@ help:
 	@echo "make release   regenerate assignments/ from solutions/"
 	@echo "make lectures  re-execute lectures/ in place (figures and outputs)"
 	@echo "make lab       JupyterLab for a student, on your own copies of the assignments (work/mine/)"
+	@echo "make hub       the course on a JupyterHub, as root: make hub INSTRUCTOR=name STUDENTS=name,name,@group [PORT=8000]"
 	@echo "make site      the lectures and blank assignments as a static HTML book (work/site/_build/html)"
 	@echo "make setup     only create .venv with the pinned dependencies"
 	@echo "make clean     remove .venv and work/"
@@ -50,6 +51,11 @@ bench: $(STAMP)
 
 lab: $(STAMP)
 	$(PY) -m autograder lab
+
+# make hub INSTRUCTOR=name STUDENTS=name,name,@group [PORT=8000]: as root; see README (Instructors: the hub)
+PORT ?= 8000
+hub: $(STAMP)
+	$(PY) -m autograder hub --instructor "$(INSTRUCTOR)" --student "$(STUDENTS)" --port $(PORT)
 
 site: $(STAMP)
 	$(PY) tools/build_site.py

@@ -7,6 +7,7 @@
   formgrader OUT                            nbgrader's formgrader (JupyterLab) on a graded class
   fetch ASSIGNMENT [DIR]                    your own copy of an assignment to work in (work/mine/)
   lab                                       JupyterLab on your copies, the student's view (make lab)
+  hub --instructor NAME [--student NAME|@GROUP]...   the course on a JupyterHub, as root (make hub)
   secret [--set VALUE | --new]              where the course secret is (the hidden tests' seeds); set it
   demo                                      release, build a sample class, grade it, print the table
 
@@ -95,6 +96,22 @@ def _parser() -> argparse.ArgumentParser:
     la.add_argument("--port", type=int, metavar="PORT", help="port for JupyterLab (default: its own choice)")
     la.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
+    h = sub.add_parser("hub", help="the course on a JupyterHub for instructors and students (run as root)",
+                       description="Set up and start a JupyterHub for the course on this machine: the named "
+                                   "Unix accounts log in with their own password; students get nbgrader's "
+                                   "Assignment List (fetch, submit, fetch feedback) and Validate, instructors "
+                                   "formgrader and a course folder ~/convnets; nbgrader's exchange is shared "
+                                   "in --exchange. Runs in the foreground; Ctrl-C stops it.")
+    h.add_argument("--instructor", action="append", default=[], metavar="NAME",
+                   help="an instructor's Unix account (repeat for several)")
+    h.add_argument("--student", action="append", default=[], metavar="NAME",
+                   help="a student's Unix account, or @GROUP for every member of a Unix group (repeat for several)")
+    h.add_argument("--port", type=int, default=8000, metavar="PORT", help="the hub's port (default 8000)")
+    h.add_argument("--ip", default="", metavar="IP", help="the address to listen on (default: all)")
+    h.add_argument("--dir", default=None, metavar="DIR", help="the hub's own folder (default /srv/convnets-hub)")
+    h.add_argument("--exchange", default=None, metavar="DIR",
+                   help="nbgrader's exchange (default /srv/nbgrader/exchange)")
+
     s = sub.add_parser("secret", help="where the course secret is kept (the hidden tests' seeds); set or renew it",
                        description="The hidden tests draw their inputs from a course secret kept outside the "
                                    "repository (work/course_secret, owner-only; or $AUTOGRADER_SECRET / "
@@ -168,6 +185,13 @@ def main(argv: list[str] | None = None) -> int:
             from .workspace import lab
 
             return lab(course, args.port, browser=not args.no_browser)
+        if args.command == "hub":
+            from . import hub
+
+            people = hub.People.parse([n for v in args.instructor for n in v.split(",") if n],
+                                      [n for v in args.student for n in v.split(",") if n])
+            return hub.serve(course, people, Path(args.dir) if args.dir else hub.HUB_DIR,
+                             Path(args.exchange) if args.exchange else hub.EXCHANGE, args.port, args.ip)
         if args.command == "secret":
             import secrets as random
 

@@ -7,7 +7,8 @@ overwritten. ``lab`` (``make lab``) fetches whatever is not fetched yet and star
 with the student's view of nbgrader: Validate in the toolbar (answered by :mod:`autograder.lab`,
 the grader's own path), and none of the panels that need nbgrader's exchange or an instructor's
 course directory — Assignment List, Course List, Formgrader, Create Assignment — which a course
-run from a checkout does not have. The environment's ``bin/`` goes first on PATH, so nothing
+run from a checkout does not have (on a JupyterHub, :mod:`autograder.hub` gives students the
+Assignment List, with the exchange it needs). The environment's ``bin/`` goes first on PATH, so nothing
 depends on the virtual environment being activated.
 """
 
