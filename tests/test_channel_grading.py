@@ -40,24 +40,23 @@ IMPORTS = "import socket, struct, sys, time"
 # (the agent's socket is a local of Agent.serve, up the stack): the notebook's own run goes on.
 
 
-FLOOD = """from autograder import protocol
-_f = sys._getframe()
+# The agent's socket, found up the stack from inside the student's function; the attack's body runs
+# only where it is found (indented under the ``if``).
+FIND = """_f = sys._getframe()
 while _f is not None and not isinstance(_f.f_locals.get('sock'), socket.socket):
     _f = _f.f_back
 if _f is not None:
-    _s, _frame = _f.f_locals['sock'], protocol.encode({'id': -1, 'ok': True}, result=0)
+    _s = _f.f_locals['sock']
+"""
+
+FLOOD = "from autograder import protocol\n" + FIND + """    _frame = protocol.encode({'id': -1, 'ok': True}, result=0)
     while True:
         try:
             _s.sendall(_frame)
         except KeyboardInterrupt:
             pass"""
 
-TRICKLE = """_f = sys._getframe()
-while _f is not None and not isinstance(_f.f_locals.get('sock'), socket.socket):
-    _f = _f.f_back
-if _f is not None:
-    _s = _f.f_locals['sock']
-    _s.sendall(struct.pack('>4sQQ', b'AGP1', 10**6, 0))
+TRICKLE = FIND + """    _s.sendall(struct.pack('>4sQQ', b'AGP1', 10**6, 0))
     while True:
         try:
             _s.send(b' ')
@@ -65,12 +64,7 @@ if _f is not None:
         except KeyboardInterrupt:
             pass"""
 
-DECLARED = """_f = sys._getframe()
-while _f is not None and not isinstance(_f.f_locals.get('sock'), socket.socket):
-    _f = _f.f_back
-if _f is not None:
-    _s = _f.f_locals['sock']
-    _s.sendall(struct.pack('>4sQQ', b'AGP1', 2, 300 * 2**20) + b'{}')
+DECLARED = FIND + """    _s.sendall(struct.pack('>4sQQ', b'AGP1', 2, 300 * 2**20) + b'{}')
     for _ in range(300):
         _s.sendall(bytes(2**20))
     time.sleep(60)"""

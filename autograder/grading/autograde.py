@@ -324,9 +324,11 @@ class ClassGrader:
         return result
 
     def start_workers(self, n: int) -> None:
-        """Start ``n`` workers now (their imports overlap the checks and the gradebook's preparation);
-        each gets a share of the cores for its own PyTorch and BLAS threads (the kernels use one)."""
-        self.threads = max(1, (os.cpu_count() or 1) // max(1, n))
+        """Start ``n`` workers now (their imports overlap the checks and the gradebook's preparation).
+        Each runs its own PyTorch and BLAS on one thread, like the kernels: the judge's tensors are
+        small, and a second thread only waits on the first — with the kernel busy beside it, a1's
+        references ran 25 times slower per call and a whole notebook took twice as long with two."""
+        self.threads = 1
         for _ in range(n):
             self.idle.put(self.start_worker())
 

@@ -220,15 +220,6 @@ def _clean_up() -> None:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def _threads() -> int:
-    try:
-        from distributed import get_worker
-
-        return max(1, (os.cpu_count() or 1) // max(1, get_worker().state.nthreads))
-    except (ImportError, ValueError, AttributeError):
-        return 1
-
-
 def probe_here(assignment: str, limits: dict) -> str | None:
     """On a Dask worker: why no grading kernel can start on this host (:func:`execute.probe`), or None."""
     from .execute import probe
@@ -250,7 +241,7 @@ def grade_task(payload: dict) -> dict:
 
     def make() -> Worker:
         base = _BASE[0]
-        env = Worker.environment(jupyter_home(base / "home"), payload["secret"], _threads())
+        env = Worker.environment(jupyter_home(base / "home"), payload["secret"], 1)  # see start_workers
         return Worker(base, env, base / "logs" / f"_worker_{uuid.uuid4().hex[:8]}.log", job.assignment)
 
     with _POOL_LOCK:
