@@ -1,0 +1,187 @@
+"""One grading road: nbgrader's own commands and formgrader's buttons, with the judge inside.
+
+``grade … --out OUT`` writes an ``nbgrader_config.py`` (:mod:`.formgrader`) that routes nbgrader's
+grading steps, wherever they are started in OUT — formgrader's Autograde, Generate Feedback and
+Release Feedback buttons, or ``nbgrader autograde`` / ``generate_feedback`` / ``release_feedback`` on
+the command line — to the grader's own:
+
+* **Autograde** keeps nbgrader's converter (which submissions, ``--force``, timestamps, the student
+  in the gradebook) but none of its preprocessors: no ``Execute`` (no kernel of nbgrader's, so no
+  student code outside the sandbox and no hidden test in a student's kernel), no ``SaveAutoGrades``.
+  Its one sanitising step, :class:`Judge`, grades the student with ``autograde.grade`` — the command
+  line's path: the worker, the judge, the sandbox, the result JSON, the graded notebook, the
+  feedback page, the gradebook's scores and grades.csv — and hands nbgrader back the graded
+  notebook the worker wrote, which nbgrader writes in its place unchanged; :class:`Judged`, its one
+  autograding step, refuses any notebook that did not come from the judge.
+* **Generate Feedback** renders the graded notebook with :class:`FeedbackPage`: the grader's own
+  sanitised page (:mod:`.feedback`: visible tests only, student text inert, MathJax offline).
+* **Release Feedback** (:class:`ReleaseFeedback`) is nbgrader's exchange, which hands each student's
+  page to that student alone (by the secret their ``nbgrader submit`` kept); a student whose
+  submission did not come through the exchange (no ``submission_secret.txt``) is named and left out
+  instead of stopping the release.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+from nbconvert.exporters import Exporter
+from nbconvert.preprocessors import Preprocessor
+from traitlets import Bool, Unicode, default
+
+from . import feedback
+
+REPORT_ID = "grading-report"  # the first cell of every notebook the judge graded (feedback.report_cell)
+ROUTE = {  # what formgrader.CONFIG sets, checked before formgrader starts
+    "Autograde.sanitize_preprocessors": ["autograder.grading.road.Judge"],
+    "Autograde.autograde_preprocessors": ["autograder.grading.road.Judged"],
+    "GenerateFeedback.preprocessors": [],
+    "GenerateFeedback.exporter_class": "autograder.grading.road.FeedbackPage",
+    "ExchangeFactory.release_feedback": "autograder.grading.road.ReleaseFeedback",
+}
+
+
+class NotJudged(Exception):
+    """A notebook that the judge did not grade reached one of nbgrader's grading steps."""
+
+
+def settings_path(out: Path, assignment: str) -> Path:
+    return out / "nbgrader" / ".settings" / f"{assignment}.json"
+
+
+def save_settings(out: Path, assignment: str, settings: dict) -> None:
+    """What ``grade`` was run with (time limits, kernel limits), so that a grade started from
+    nbgrader gives the same verdicts."""
+    path = settings_path(out, assignment)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(settings, indent=1))
+
+
+def load_settings(out: Path, assignment: str) -> dict:
+    try:
+        return json.loads(settings_path(out, assignment).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def judged(nb) -> bool:
+    cells = nb.get("cells") or []
+    return bool(cells) and cells[0].get("id") == REPORT_ID and cells[0].get("cell_type") == "markdown"
+
+
+def grade_student(out: Path, course_root: Path, assignment: str, student: str, db_url: str | None):
+    """``autograde.grade`` on one student of OUT's ``nbgrader/submitted`` (regraded: nbgrader
+    decided that this submission is to be graded). Returns the student's result."""
+    from ..course import Course
+    from .autograde import DEFAULT_CELL_TIMEOUT, DEFAULT_SUBMISSION_TIMEOUT, grade
+    from .sandbox import Limits
+
+    settings = load_settings(out, assignment)
+    limits = settings.get("limits")
+    report = grade(Course(course_root), assignment, out / "nbgrader" / "submitted", out,
+                   cell_timeout=settings.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
+                   submission_timeout=settings.get("submission_timeout", DEFAULT_SUBMISSION_TIMEOUT),
+                   limits=Limits(**limits) if limits else None, regrade=True, show_progress=False,
+                   db_url=db_url, students=[student])
+    (result,) = report.graded_now
+    return result
+
+
+class Judge(Preprocessor):
+    """nbgrader Autograde's only sanitising step: the student is graded by the judge, and the
+    notebook handed on is the graded notebook the worker wrote (the submission's own is dropped)."""
+
+    enabled = Bool(True)
+    out = Unicode(help="the graded class's folder (grade --out)").tag(config=True)
+    course = Unicode(help="the course root (its solutions/ and assignments/)").tag(config=True)
+
+    def preprocess(self, nb, resources):
+        meta = resources["nbgrader"]
+        student, assignment, notebook = meta["student"], meta["assignment"], meta["notebook"]
+        if not self.out or not self.course:
+            raise NotJudged("this course directory's nbgrader_config.py does not say where the grader is "
+                            "(Judge.out, Judge.course): run `python -m autograder grade` again to rewrite it")
+        out = Path(self.out)
+        converter = getattr(self.parent, "parent", None)  # nbgrader's Autograde: one grade per student per run
+        done = converter.__dict__.setdefault("_autograder_judged", {}) if converter is not None else {}
+        if (assignment, student) not in done:
+            self.log.info("Grading %s's %s with the judge, in the sandbox", student, assignment)
+            result = grade_student(out, Path(self.course), assignment, student, meta.get("db_url"))
+            done[(assignment, student)] = result
+            self.log.info("%s: %s, %g / %g%s", student, result.status, result.score, result.max_score,
+                          f" ({result.message})" if result.message else "")
+        result = done[(assignment, student)]
+        path = out / "nbgrader" / "autograded" / student / assignment / f"{notebook}.ipynb"
+        if result.status != "graded" or not path.is_file():
+            raise NotJudged(f"{student}'s {assignment} was not graded ({result.status}): {result.message} "
+                            f"(recorded as 0; its page: feedback/{student}/{assignment}/)")
+        graded = nbformat.read(path, as_version=4)
+        if not judged(graded):
+            raise NotJudged(f"{path} is not a notebook the judge graded")
+        return graded, resources
+
+
+class Judged(Preprocessor):
+    """nbgrader Autograde's only autograding step: the notebook must be the judge's (nothing runs)."""
+
+    enabled = Bool(True)
+
+    def preprocess(self, nb, resources):
+        if not judged(nb):
+            raise NotJudged("nbgrader's Autograde reached a notebook the judge did not grade; this course "
+                            "directory grades only through the judge (see its nbgrader_config.py)")
+        return nb, resources
+
+
+class FeedbackPage(Exporter):
+    """nbgrader GenerateFeedback's exporter: the grader's own sanitised page of a graded notebook."""
+
+    output_mimetype = "text/html"
+    export_from_notebook = None
+
+    @default("file_extension")
+    def _file_extension_default(self):
+        return ".html"
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        nb_copy, resources = super().from_notebook_node(nb, resources, **kw)
+        if not judged(nb_copy):
+            raise NotJudged("feedback is made only from notebooks the judge graded: autograde this "
+                            "submission again")
+        return feedback.page(nb_copy), resources
+
+
+def _release_feedback_class():
+    from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
+
+    class ReleaseFeedback(ExchangeReleaseFeedback):
+        """nbgrader's release of feedback through its exchange, leaving out (by name, with the
+        reason) each student whose page cannot be handed to them alone: a submission that did not
+        come through ``nbgrader submit`` has no secret to release it under."""
+
+        def copy_files(self):
+            import glob
+
+            left_out = []
+            for folder in sorted(glob.glob(self.src_path)):
+                student = Path(folder).parent.name
+                missing = [n for n in ("timestamp.txt", "submission_secret.txt")
+                           if not os.path.isfile(os.path.join(folder, n))]
+                if missing and glob.glob(os.path.join(folder, "*.html")):
+                    left_out.append(student)
+                    self.log.warning("Not releasing %s's feedback: the submission did not come through the "
+                                     "exchange (no %s); hand it over from %s", student, " or ".join(missing), folder)
+            before = self.coursedir.student_id_exclude
+            self.coursedir.student_id_exclude = ",".join(x for x in [before, *left_out] if x)
+            try:
+                super().copy_files()
+            finally:
+                self.coursedir.student_id_exclude = before
+
+    return ReleaseFeedback
+
+
+ReleaseFeedback = _release_feedback_class()
