@@ -72,16 +72,17 @@ def judged(nb) -> bool:
     return bool(cells) and cells[0].get("id") == REPORT_ID and cells[0].get("cell_type") == "markdown"
 
 
-def grade_student(out: Path, course_root: Path, assignment: str, student: str, db_url: str | None):
-    """``autograde.grade`` on one student of OUT's ``nbgrader/submitted`` (regraded: nbgrader
-    decided that this submission is to be graded). Returns the student's result."""
+def grade_student(out: Path, course_root: Path, assignment: str, student: str, db_url: str | None,
+                  submitted: Path):
+    """``autograde.grade`` into ``out`` on one student of nbgrader's ``submitted`` folder (regraded:
+    nbgrader decided that this submission is to be graded). Returns the student's result."""
     from ..course import Course
     from .autograde import DEFAULT_CELL_TIMEOUT, DEFAULT_SUBMISSION_TIMEOUT, grade
     from .sandbox import Limits
 
     settings = load_settings(out, assignment)
     limits = settings.get("limits")
-    report = grade(Course(course_root), assignment, out / "nbgrader" / "submitted", out,
+    report = grade(Course(course_root), assignment, submitted, out,
                    cell_timeout=settings.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
                    submission_timeout=settings.get("submission_timeout", DEFAULT_SUBMISSION_TIMEOUT),
                    limits=Limits(**limits) if limits else None, regrade=True, show_progress=False,
@@ -106,10 +107,14 @@ class Judge(Preprocessor):
                             "(Judge.out, Judge.course): run `python -m autograder grade` again to rewrite it")
         out = Path(self.out)
         converter = getattr(self.parent, "parent", None)  # nbgrader's Autograde: one grade per student per run
-        done = converter.__dict__.setdefault("_autograder_judged", {}) if converter is not None else {}
+        coursedir = getattr(converter, "coursedir", None)
+        if coursedir is None:
+            raise NotJudged("the Judge step runs only inside nbgrader's Autograde")
+        submitted = Path(coursedir.root) / coursedir.submitted_directory  # what nbgrader is grading
+        done = converter.__dict__.setdefault("_autograder_judged", {})
         if (assignment, student) not in done:
             self.log.info("Grading %s's %s with the judge, in the sandbox", student, assignment)
-            result = grade_student(out, Path(self.course), assignment, student, meta.get("db_url"))
+            result = grade_student(out, Path(self.course), assignment, student, meta.get("db_url"), submitted)
             done[(assignment, student)] = result
             self.log.info("%s: %s, %g / %g%s", student, result.status, result.score, result.max_score,
                           f" ({result.message})" if result.message else "")
