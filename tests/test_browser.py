@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -360,8 +361,7 @@ def test_nbgrader_autograde_in_the_course_dir_is_the_judge(graded_class):
     before = results_of(out, *scores)
     proc = nbgrader_cmd(["autograde", A1, "--force"], out)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    for student in scores:
-        assert f"Grading {student}'s {A1} with the judge" in proc.stdout, proc.stdout[-3000:]
+    assert f"Grading ada, bo, cleo's {A1} with the judge, in the sandbox" in proc.stdout, proc.stdout[-3000:]
     after = results_of(out, *scores)
     assert {s: verdicts(r) for s, r in after.items()} == {s: verdicts(r) for s, r in before.items()}
     assert gradebook_scores(out) == scores
@@ -465,6 +465,18 @@ def test_formgrader_buttons_grade_hostile_code_in_the_sandbox_and_release_our_fe
         assert proc.returncode == 0, proc.stdout[-2000:]
         fetched = sorted((tmp_path / student / A1 / "feedback").rglob("*.html"))
         assert [p.read_text() for p in fetched] == [ours], (student, fetched)  # their own page, and only it
+    # the fetched page opened through a Jupyter server, as from the Assignment List: math typeset offline
+    view = out / "student-view" / A1 / "feedback" / "2026-01-01 10:00:00 UTC"
+    view.mkdir(parents=True)
+    shutil.copy(fetched[0], view / f"{A1}.html")
+    with page_for(browser, request) as page:
+        blocked = []
+        page.route("http*://**", lambda route: route.continue_() if route.request.url.startswith(server.base)
+                   else (blocked.append(route.request.url), route.abort()))
+        page.goto(server.url(urllib.parse.quote(f"files/student-view/{A1}/feedback/{view.name}/{A1}.html")))
+        page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 3",
+                               timeout=60_000)
+    assert not [u for u in blocked if "mathjax" in u.lower()], blocked
 
 
 # ---------------------------------------------------------------------------------------------

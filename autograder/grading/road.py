@@ -72,10 +72,11 @@ def judged(nb) -> bool:
     return bool(cells) and cells[0].get("id") == REPORT_ID and cells[0].get("cell_type") == "markdown"
 
 
-def grade_student(out: Path, course_root: Path, assignment: str, student: str, db_url: str | None,
-                  submitted: Path):
-    """``autograde.grade`` into ``out`` on one student of nbgrader's ``submitted`` folder (regraded:
-    nbgrader decided that this submission is to be graded). Returns the student's result."""
+def grade_students(out: Path, course_root: Path, assignment: str, students: list[str], db_url: str | None,
+                   submitted: Path) -> dict:
+    """``autograde.grade`` into ``out`` on these students of nbgrader's ``submitted`` folder
+    (regraded: nbgrader decided that they are to be graded). Returns student -> (result, the graded
+    notebooks by name)."""
     from ..course import Course
     from .autograde import DEFAULT_CELL_TIMEOUT, DEFAULT_SUBMISSION_TIMEOUT, grade
     from .sandbox import Limits
@@ -86,9 +87,36 @@ def grade_student(out: Path, course_root: Path, assignment: str, student: str, d
                    cell_timeout=settings.get("cell_timeout", DEFAULT_CELL_TIMEOUT),
                    submission_timeout=settings.get("submission_timeout", DEFAULT_SUBMISSION_TIMEOUT),
                    limits=Limits(**limits) if limits else None, regrade=True, show_progress=False,
-                   db_url=db_url, students=[student])
-    (result,) = report.graded_now
-    return result
+                   db_url=db_url, students=students, workers=min(len(students), max(1, (os.cpu_count() or 1) // 2)))
+    graded = {}
+    for result in report.graded_now:
+        folder = out / "nbgrader" / "autograded" / result.student / assignment
+        notebooks = {}
+        if result.status == "graded":
+            for path in sorted(folder.glob("*.ipynb")):
+                notebooks[path.stem] = nbformat.read(path, as_version=4)
+        graded[result.student] = (result, notebooks)
+    return graded
+
+
+def to_grade(converter, assignment: str, student: str) -> list[str]:
+    """The students of ``assignment`` that nbgrader's Autograde will certainly grade in this run,
+    ``student`` first: with ``--force`` all it found, otherwise those it never graded (one grade
+    run for them all instead of one per student; the others are graded when nbgrader reaches them)."""
+    import re
+
+    coursedir = converter.coursedir
+    excluded = set(filter(None, (coursedir.student_id_exclude or "").split(",")))
+    pattern = converter._format_source("(?P<assignment_id>.*)", "(?P<student_id>.*)", escape=True)
+    found = [student]
+    for path in sorted(getattr(converter, "assignments", {}) or {}):
+        m = re.match(pattern, path)
+        if not m or m["assignment_id"] != assignment or m["student_id"] in excluded or m["student_id"] in found:
+            continue
+        dest = os.path.normpath(converter._format_dest(assignment, m["student_id"]))
+        if converter.force or not os.path.exists(dest):
+            found.append(m["student_id"])
+    return found
 
 
 class Judge(Preprocessor):
@@ -113,19 +141,20 @@ class Judge(Preprocessor):
         submitted = Path(coursedir.root) / coursedir.submitted_directory  # what nbgrader is grading
         done = converter.__dict__.setdefault("_autograder_judged", {})
         if (assignment, student) not in done:
-            self.log.info("Grading %s's %s with the judge, in the sandbox", student, assignment)
-            result = grade_student(out, Path(self.course), assignment, student, meta.get("db_url"), submitted)
-            done[(assignment, student)] = result
-            self.log.info("%s: %s, %g / %g%s", student, result.status, result.score, result.max_score,
-                          f" ({result.message})" if result.message else "")
-        result = done[(assignment, student)]
-        path = out / "nbgrader" / "autograded" / student / assignment / f"{notebook}.ipynb"
-        if result.status != "graded" or not path.is_file():
+            batch = to_grade(converter, assignment, student)
+            self.log.info("Grading %s's %s with the judge, in the sandbox", ", ".join(batch), assignment)
+            for who, (result, notebooks) in grade_students(out, Path(self.course), assignment, batch,
+                                                           meta.get("db_url"), submitted).items():
+                done[(assignment, who)] = (result, notebooks)
+                self.log.info("%s: %s, %g / %g%s", who, result.status, result.score, result.max_score,
+                              f" ({result.message})" if result.message else "")
+        result, notebooks = done[(assignment, student)]
+        if result.status != "graded" or notebook not in notebooks:
             raise NotJudged(f"{student}'s {assignment} was not graded ({result.status}): {result.message} "
                             f"(recorded as 0; its page: feedback/{student}/{assignment}/)")
-        graded = nbformat.read(path, as_version=4)
+        graded = notebooks[notebook]
         if not judged(graded):
-            raise NotJudged(f"{path} is not a notebook the judge graded")
+            raise NotJudged(f"{student}'s {notebook} is not a notebook the judge graded")
         return graded, resources
 
 
