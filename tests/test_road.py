@@ -104,3 +104,34 @@ def test_release_feedback_hands_each_page_to_its_student_alone(tmp_path):
     released = sorted((out / "exchange" / formgrader.COURSE_ID / "feedback").glob("*.html"))
     assert [p.name for p in released] == [notebook_hash(secret="secret-of-ana", notebook_id=A1) + ".html"]
     assert released[0].read_text() == pages["ana"]
+
+
+def test_feedback_carries_the_hand_grading(tmp_path):
+    """A score given by hand and a grader's comment (formgrader's Manual Grading) reach the page
+    Generate Feedback makes, under the report, the comment shown as typed."""
+    from nbgrader.api import Gradebook
+
+    from autograder.grading import gradebook
+
+    db = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    gradebook.stamp(db)  # the tables and nbgrader's stamp, in this process (as grade makes them)
+    with Gradebook(db) as gb:
+        gb.update_or_create_assignment(A1)
+        gb.add_notebook(A1, A1)
+        gb.add_grade_cell("pad2d", A1, A1, max_score=3, cell_type="code")
+        gb.add_solution_cell("pad2d_code", A1, A1)
+        gb.add_student("ana")
+        gb.add_submission(A1, "ana")
+        sub = gb.find_submission_notebook(A1, A1, "ana")
+        sub.grades[0].auto_score = 1.0
+        sub.grades[0].manual_score = 2.5
+        sub.comments[0].manual_comment = "Nice $x$ <b>work</b>\n- but check the edges"
+        gb.db.commit()
+    resources = {"nbgrader": {"db_url": db, "assignment": A1, "notebook": A1, "student": "ana"}}
+    page, _ = road.FeedbackPage().from_notebook_node(graded_nb(), resources)
+    assert "Hand grading" in page and "Score after hand grading: 2.5 / 3" in page
+    assert "given by hand (the grader" in page and "tests gave 1)" in page
+    assert "<b>work</b>" not in page and "&amp;lt;b&amp;gt;work" not in page  # escaped once, shown as typed
+    assert "&lt;b&gt;work&lt;/b&gt;" in page
+    resources["nbgrader"]["student"] = "nobody"
+    assert "Hand grading" not in road.FeedbackPage().from_notebook_node(graded_nb(), resources)[0]

@@ -185,7 +185,45 @@ class FeedbackPage(Exporter):
         if not judged(nb_copy):
             raise NotJudged("feedback is made only from notebooks the judge graded: autograde this "
                             "submission again")
+        meta = (resources or {}).get("nbgrader") or {}
+        if meta.get("db_url"):
+            cell = hand_grading_cell(meta["db_url"], meta["assignment"], meta["notebook"], meta["student"])
+            if cell is not None:
+                nb_copy.cells.insert(1, cell)
         return feedback.page(nb_copy), resources
+
+
+def hand_grading_cell(db_url: str, assignment: str, notebook: str, student: str):
+    """What a grader added in formgrader — a score given by hand, extra credit, a comment — as a
+    markdown cell under the report (their words shown as typed: ``feedback.inert``); None when
+    nothing was added."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    try:
+        with Gradebook(db_url) as gb:
+            sub = gb.find_submission_notebook(notebook, assignment, student)
+            grades = [(g.name, g.auto_score, g.manual_score, g.extra_credit, g.max_score) for g in sub.grades]
+            comments = [(c.name, c.manual_comment) for c in sub.comments if (c.manual_comment or "").strip()]
+            total, most = sub.score, sub.max_score
+    except MissingEntry:
+        return None
+    changed = [g for g in grades if g[2] is not None and g[2] != g[1] or g[3]]
+    if not changed and not comments:
+        return None
+    lines = ["## Hand grading", "", f"**Score after hand grading: {total:g} / {most:g}.**", ""]
+    for name, auto, manual, extra, max_score in changed:
+        parts = []
+        if manual is not None and manual != auto:
+            parts.append(f"{manual:g} / {max_score:g} given by hand (the grader's tests gave {auto or 0:g})")
+        if extra:
+            parts.append(f"+{extra:g} extra credit")
+        lines.append(f"- `{feedback.escape(name)}`: {'; '.join(parts)}")
+    for name, text in comments:
+        words = "<br>".join(feedback.inert(line) for line in text.strip().splitlines())
+        lines.append(f"- `{feedback.escape(name)}`, your grader's comment: {words}")
+    cell = nbformat.v4.new_markdown_cell("\n".join(lines))
+    cell.id = "hand-grading"
+    return cell
 
 
 def _release_feedback_class():
