@@ -143,15 +143,21 @@ class Judge(Preprocessor):
         if (assignment, student) not in done:
             batch = to_grade(converter, assignment, student)
             self.log.info("Grading %s's %s with the judge, in the sandbox", ", ".join(batch), assignment)
-            for who, (result, notebooks) in grade_students(out, Path(self.course), assignment, batch,
-                                                           meta.get("db_url"), submitted).items():
+            graded = grade_students(out, Path(self.course), assignment, batch, meta.get("db_url"), submitted)
+            for who, (result, notebooks) in graded.items():
                 done[(assignment, who)] = (result, notebooks)
                 self.log.info("%s: %s, %g / %g%s", who, result.status, result.score, result.max_score,
                               f" ({result.message})" if result.message else "")
+        if (assignment, student) not in done:
+            raise NotJudged(f"{student}: the grader found no usable submission of {assignment} in {submitted} "
+                            "(a student id of letters, digits and . _ @ + - only)")
         result, notebooks = done[(assignment, student)]
-        if result.status != "graded" or notebook not in notebooks:
-            raise NotJudged(f"{student}'s {assignment} was not graded ({result.status}): {result.message} "
-                            f"(recorded as 0; its page: feedback/{student}/{assignment}/)")
+        if result.status != "graded":
+            raise NotJudged(f"{student}'s {assignment} could not be graded ({result.status}: {result.message}); "
+                            f"recorded as 0, its page: feedback/{student}/{assignment}/")
+        if notebook not in notebooks:
+            raise NotJudged(f"{student}'s {notebook}: {result.message or 'no graded notebook'}; the grade recorded "
+                            "earlier is kept")
         graded = notebooks[notebook]
         if not judged(graded):
             raise NotJudged(f"{student}'s {notebook} is not a notebook the judge graded")
