@@ -42,14 +42,7 @@ c.Exchange.root = {exchange!r}
 # here grade through the judge and the sandbox (never nbgrader's Execute: no hidden test runs in a
 # student's kernel); Generate Feedback writes the grader's sanitised pages; Release Feedback hands
 # each student their own through the exchange.
-c.Autograde.sanitize_preprocessors = {route[Autograde.sanitize_preprocessors]!r}
-c.Autograde.autograde_preprocessors = {route[Autograde.autograde_preprocessors]!r}
-c.Judge.out = {out_dir!r}
-c.Judge.course = {course_root!r}
-c.GenerateFeedback.preprocessors = {route[GenerateFeedback.preprocessors]!r}
-c.GenerateFeedback.exporter_class = {route[GenerateFeedback.exporter_class]!r}
-c.ExchangeFactory.release_feedback = {route[ExchangeFactory.release_feedback]!r}
-'''
+{route}'''
 
 
 def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dict[str, Path],
@@ -64,7 +57,7 @@ def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dic
     text = CONFIG.format(
         out=out, course_id=COURSE_ID, root=str(root), source=str(course.solutions),
         release=str(course.assignments), feedback=str(out / "feedback"), db_url=db_url,
-        exchange=str(out / "exchange"), route=road.ROUTE, out_dir=str(out), course_root=str(course.root))
+        exchange=str(out / "exchange"), route=road.route_config(out, course.root))
     root.mkdir(parents=True, exist_ok=True)
     for config in (out / "nbgrader_config.py", root / "nbgrader_config.py"):
         config.touch(mode=0o600)

@@ -44,6 +44,14 @@ ROUTE = {  # what formgrader.CONFIG sets, checked before formgrader starts
 }
 
 
+def route_config(out: str | Path, course_root: str | Path) -> str:
+    """The lines of an ``nbgrader_config.py`` that route a course directory's grading to the judge,
+    the grader's record going to ``out`` (any course dir of nbgrader's: a hub's too)."""
+    lines = [f"c.{key} = {value!r}" for key, value in ROUTE.items()]
+    lines += [f"c.Judge.out = {str(out)!r}", f"c.Judge.course = {str(course_root)!r}"]
+    return "\n".join(lines) + "\n"
+
+
 class NotJudged(Exception):
     """A notebook that the judge did not grade reached one of nbgrader's grading steps."""
 
