@@ -40,3 +40,16 @@ c.Autograder.due_dates = {
     # "a1_images_and_convolution": "2027-02-01 17:00:00 UTC",
 }
 c.LateSubmissionPlugin.penalty_method = "none"
+
+# One grading road (autograder/grading/road.py): `nbgrader autograde` (and formgrader) here grades
+# through the judge and the sandbox, exactly as `python -m autograder grade` does — nbgrader's
+# Execute never runs a submission, no hidden test runs in a student's kernel. The grader's own
+# record (results, feedback pages, grades.csv) goes to work/graded/; generate_feedback writes the
+# grader's sanitised pages; release_feedback leaves out submissions that have no exchange secret.
+c.Autograde.sanitize_preprocessors = ["autograder.grading.road.Judge"]
+c.Autograde.autograde_preprocessors = ["autograder.grading.road.Judged"]
+c.Judge.out = os.path.join(work, "graded")
+c.Judge.course = here
+c.GenerateFeedback.preprocessors = []
+c.GenerateFeedback.exporter_class = "autograder.grading.road.FeedbackPage"
+c.ExchangeFactory.release_feedback = "autograder.grading.road.ReleaseFeedback"

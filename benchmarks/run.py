@@ -145,9 +145,11 @@ def bench_grading(n_students: int = 20) -> dict[str, float]:
                     "CourseDirectory.autograded_directory": "autograded",
                     "CourseDirectory.db_url": f"sqlite:///{root / 'gradebook.db'}"}
         env = jupyter_home(root / "home")
-        setup = nbgrader(["generate_assignment", A1, "--force", *flags(settings)], cwd=ROOT, env=env)
+        # run in that folder, which has no nbgrader_config.py: the course's own routes autograde to the
+        # judge (road.py), and this is the stock pipeline measured on the solution, deliberately
+        setup = nbgrader(["generate_assignment", A1, "--force", *flags(settings)], cwd=root, env=env)
         start = time.perf_counter()
-        plain = nbgrader(["autograde", A1, "--force", *flags(settings)], cwd=ROOT, env=env)
+        plain = nbgrader(["autograde", A1, "--force", *flags(settings)], cwd=root, env=env)
         theirs = time.perf_counter() - start
         if not (setup.ok and plain.ok):
             raise RuntimeError(plain.output[-2000:])

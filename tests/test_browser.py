@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -309,6 +310,173 @@ def test_student_tex_in_feedback_is_shown_as_text_not_typeset(browser, request, 
         text = page.evaluate("() => document.body.innerText")
     assert typeset == ["E = mc^2", "\\sum_i x_i"], typeset
     assert text.count(tex) == 5, text  # the report's reason and note, the output twice, the notes
+
+
+# ---------------------------------------------------------------------------------------------
+# One grading road: nbgrader's own commands and formgrader's buttons grade through the judge.
+# These run after the tests above on the same class (they add students to it).
+# ---------------------------------------------------------------------------------------------
+
+LEAKS = ("HIDDEN TESTS", "hidden_seed", "autograder/suites", "autograder/grading")
+
+
+def nbgrader_cmd(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python -m nbgrader ARGS`` as a user would type it in ``cwd`` (the environment's bin/ first)."""
+    env = {**os.environ, "AUTOGRADER_SECRET": SECRET,
+           "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
+def as_student(out: Path, home: Path, student: str, *args: str) -> subprocess.CompletedProcess:
+    """nbgrader's student commands (fetch_assignment, submit, fetch_feedback) as ``student``, in
+    their own folder with their own exchange cache."""
+    home.mkdir(parents=True, exist_ok=True)
+    return nbgrader_cmd([*args, f"--Exchange.root={out / 'exchange'}", "--CourseDirectory.course_id=convnets",
+                         f"--student={student}", f"--Exchange.cache={home / '.cache'}"], home)
+
+
+def results_of(out: Path, *students: str) -> dict:
+    from autograder.grading.results import StudentResult
+
+    return {s: StudentResult.load(out / "results" / A1 / f"{s}.json") for s in students}
+
+
+def verdicts(result) -> tuple:
+    return result.score, [(c.grade_id, c.points, c.reason) for c in result.cells]
+
+
+def gradebook_scores(out: Path) -> dict[str, float]:
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:
+        return {s.student.id: s.score for s in gb.find_assignment(A1).submissions}
+
+
+def test_nbgrader_autograde_in_the_course_dir_is_the_judge(graded_class):
+    """``nbgrader autograde --force`` typed in the graded class's folder regrades every student
+    through the judge: the same verdicts, reasons and gradebook scores as ``grade``, the graded
+    notebooks the judge's (report first, no hidden test)."""
+    _, out, scores, _ = graded_class
+    before = results_of(out, *scores)
+    proc = nbgrader_cmd(["autograde", A1, "--force"], out)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert f"Grading ada, bo, cleo's {A1} with the judge, in the sandbox" in proc.stdout, proc.stdout[-3000:]
+    after = results_of(out, *scores)
+    assert {s: verdicts(r) for s, r in after.items()} == {s: verdicts(r) for s, r in before.items()}
+    assert gradebook_scores(out) == scores
+    for student in scores:
+        nb = nbformat.read(out / "nbgrader" / "autograded" / student / A1 / f"{A1}.ipynb", as_version=4)
+        assert nb.cells[0].id == "grading-report"
+        text = nbformat.writes(nb)
+        assert not [leak for leak in LEAKS if leak in text], student
+    assert "Execute" not in proc.stdout and "Starting kernel" not in proc.stdout
+
+
+def press(page, button, timeout: float = 240_000) -> str:
+    """Click one of formgrader's buttons, wait for its answer dialog, close it; its text."""
+    button.click()
+    modal = page.locator("#success-modal, #error-modal").first
+    modal.wait_for(timeout=timeout)
+    text = modal.inner_text()
+    modal.locator(".modal-footer button").click()
+    modal.wait_for(state="detached")
+    return text
+
+
+def test_formgrader_buttons_grade_hostile_code_in_the_sandbox_and_release_our_feedback(
+        graded_class, browser, request, tmp_path):
+    """Two students fetch a1 and submit through nbgrader's exchange: one whose notebook writes files
+    into the instructor's home and the class folder, one that looks for the hidden tests. The
+    instructor presses formgrader's Collect, each student's Autograde, Generate Feedback and Release
+    Feedback. Nothing is written outside the sandbox, no hidden test ran in the kernel, the verdicts
+    are those of ``autograder grade`` on the same notebooks, and each student fetches exactly their
+    own page: the grader's, with nothing of the hidden tests."""
+    server, out, scores, full = graded_class
+    a = Assignment(A1)
+    cell, wrong = a.wrong(next(w.label for w in a.cat.WRONG_ANSWERS if w.exercise == a.target), a.target)
+    mark = f"written-by-a-student-{os.getpid()}"
+    targets = [Path.home() / mark, out / mark, out / "nbgrader" / mark, Path("/tmp") / mark]
+    writes = a.nb({cell: wrong})
+    writes.cells.append(nbformat.v4.new_code_cell(
+        "import os\n"
+        f"for path in {[str(t) for t in targets]!r} + [os.path.expanduser('~/{mark}'), '{mark}']:\n"
+        "    try:\n        open(path, 'w').write('pwned')\n        print('wrote', path)\n"
+        "    except OSError as exc:\n        print('could not write', path, type(exc).__name__)"))
+    peeks = a.nb({cell: wrong})
+    peeks.cells.append(nbformat.v4.new_code_cell(
+        "history = '\\n'.join(get_ipython().user_ns.get('In', []))\n"
+        "print('TESTS-IN-MY-KERNEL:', ('hidden' + '_seed') in history or ('check' + '_pad2d') in history)\n"
+        f"for path in [{str(ROOT / 'solutions' / A1 / a.nb_file)!r}, "
+        f"{str(out / 'nbgrader_config.py')!r}]:\n"
+        "    try:\n        print(open(path).read()[:300])\n"
+        "    except OSError as exc:\n        print('cannot read', path, type(exc).__name__)"))
+    attacks = {"mallory": writes, "trudy": peeks}
+    flat = tmp_path / "flat"
+    for student, nb in attacks.items():
+        home = tmp_path / student
+        assert as_student(out, home, student, "fetch_assignment", A1).returncode == 0
+        nbformat.write(nb, home / A1 / a.nb_file)
+        proc = as_student(out, home, student, "submit", A1)
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        (flat / student).mkdir(parents=True)
+        nbformat.write(nb, flat / student / a.nb_file)
+    # the same notebooks through the command line, for the verdicts to compare with
+    reference = autograder("grade", A1, str(flat), "--out", str(tmp_path / "ref"), "--quiet")
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    try:
+        with page_for(browser, request) as page:
+            page.goto(server.url("formgrader/manage_assignments"))
+            row = page.locator("tr", has_text=A1).first
+            row.locator(".collect a").wait_for(timeout=90_000)
+            assert "Success" in press(page, row.locator(".collect a"))
+            page.goto(server.url(f"formgrader/manage_submissions/{A1}"))
+            for student in attacks:
+                line = page.locator("tr", has_text=student).first
+                line.locator(".autograde a").wait_for(timeout=90_000)
+                text = press(page, line.locator(".autograde a"))
+                assert "Successfully autograded" in text and "with the judge, in the sandbox" in text, text
+            page.goto(server.url("formgrader/manage_assignments"))
+            row = page.locator("tr", has_text=A1).first
+            row.locator(".generate-feedback a").wait_for(timeout=90_000)
+            assert "Success" in press(page, row.locator(".generate-feedback a"))
+            assert "Success" in press(page, row.locator(".release-feedback a"))
+        written = [t for t in targets if t.exists()]
+        assert not written, written
+    finally:
+        for t in targets:
+            t.unlink(missing_ok=True)
+    ref = results_of(tmp_path / "ref", *attacks)
+    got = results_of(out, *attacks)
+    assert {s: verdicts(r) for s, r in got.items()} == {s: verdicts(r) for s, r in ref.items()}
+    assert got["mallory"].score == a.max - a.points[a.target]
+    book = gradebook_scores(out)
+    assert {s: book[s] for s in attacks} == {s: r.score for s, r in got.items()}
+    graded = {s: nbformat.writes(nbformat.read(out / "nbgrader" / "autograded" / s / A1 / a.nb_file, as_version=4))
+              for s in attacks}
+    assert "could not write" in graded["mallory"], graded["mallory"][-3000:]  # its cell ran, in the sandbox
+    assert "TESTS-IN-MY-KERNEL: False" in graded["trudy"], graded["trudy"][-3000:]
+    for student in attacks:
+        page_file = out / "feedback" / student / A1 / f"{A1}.html"
+        ours = page_file.read_text()
+        assert "Grading report" in ours and "jupyter_server_mathjax" in ours
+        assert not [leak for leak in LEAKS if leak in ours or leak in graded[student]], student
+        proc = as_student(out, tmp_path / student, student, "fetch_feedback", A1)
+        assert proc.returncode == 0, proc.stdout[-2000:]
+        fetched = sorted((tmp_path / student / A1 / "feedback").rglob("*.html"))
+        assert [p.read_text() for p in fetched] == [ours], (student, fetched)  # their own page, and only it
+    # the fetched page opened through a Jupyter server, as from the Assignment List: math typeset offline
+    view = out / "student-view" / A1 / "feedback" / "2026-01-01 10:00:00 UTC"
+    view.mkdir(parents=True)
+    shutil.copy(fetched[0], view / f"{A1}.html")
+    with page_for(browser, request) as page:
+        blocked = []
+        page.route("http*://**", lambda route: route.continue_() if route.request.url.startswith(server.base)
+                   else (blocked.append(route.request.url), route.abort()))
+        page.goto(server.url(urllib.parse.quote(f"files/student-view/{A1}/feedback/{view.name}/{A1}.html")))
+        page.wait_for_function("() => document.querySelectorAll('.MathJax, .MathJax_Display').length > 3",
+                               timeout=60_000)
+    assert not [u for u in blocked if "mathjax" in u.lower()], blocked
 
 
 # ---------------------------------------------------------------------------------------------

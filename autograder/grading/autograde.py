@@ -507,13 +507,15 @@ class LocalEngine:
 def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str | Path, *,
           cell_timeout: float = DEFAULT_CELL_TIMEOUT, submission_timeout: float = DEFAULT_SUBMISSION_TIMEOUT,
           workers: int = 1, limits: Limits | None = None, regrade: bool = False,
-          show_progress: bool = True, db_url: str | None = None, scheduler: str | None = None) -> ClassReport:
+          show_progress: bool = True, db_url: str | None = None, scheduler: str | None = None,
+          students: list[str] | None = None) -> ClassReport:
     """Autograde every submission of ``assignment`` in ``submissions_dir`` into ``out``.
 
     Students already graded by an earlier (possibly killed) run with the same submission and the
     same settings keep their result; the rest are graded by ``workers`` local processes in
     parallel, or by the Dask cluster whose scheduler is at ``scheduler``. The gradebook is the
-    SQLite file ``out/gradebook.db`` unless ``db_url`` names another database.
+    SQLite file ``out/gradebook.db`` unless ``db_url`` names another database. ``students``: only
+    these of the folder's students (nbgrader's Autograde grades one at a time, :mod:`.road`).
     """
     course.require(assignment)
     if workers < 1:
@@ -528,6 +530,11 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
         if out == protected or protected in out.parents:
             raise UsageError(f"--out {out} is inside {protected}; choose a folder of its own")
     submissions, skipped = find_submissions(submissions_dir, assignment)
+    if students is not None:  # one grading road (road.Judge): the students nbgrader asked for
+        submissions = [s for s in submissions if s.student in students]
+        skipped = []
+        if not submissions:
+            raise UsageError(f"no submission of {assignment} by {', '.join(students)} in {submissions_dir}")
     rules = late.rules(course, assignment)  # the course's due date and nbgrader's penalty rule
     if db_url is not None:
         books.check(db_url)
@@ -624,7 +631,9 @@ def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], ski
 
     pages.install_mathjax(out / "feedback")
     formgrader.prepare(out, grader.course, grader.db_url, assignment,
-                       {s.student: s.folder for s in submissions if results[s.student].status == GRADED})
+                       {s.student: s.folder for s in submissions if results[s.student].status == GRADED},
+                       settings={"cell_timeout": grader.cell_timeout, "limits": asdict(grader.limits),
+                                 "submission_timeout": grader.submission_timeout})
     return ClassReport(assignment, out, now, grader.exercises, bad, resumed)
 
 

@@ -205,9 +205,38 @@ def exporter():
     return _EXPORTER
 
 
+# A released page travels: nbgrader's exchange copies the HTML alone to the student, whose copy
+# opens through their own Jupyter server (…/files/… or JupyterLab's HTML viewer, whose <base> is
+# that URL), where the server's packaged MathJax (jupyter-server-mathjax) answers. So the page
+# asks its base URL: under a Jupyter server, the server's copy; elsewhere (opened from
+# OUT/feedback on disk), the copy beside the pages. Nothing is fetched from the network either way.
+MATHJAX_SERVER = "static/jupyter_server_mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+MATHJAX_LOADER = """<script type="text/x-mathjax-config">
+MathJax.Hub.Config({"HTML-CSS": {availableFonts: ["STIX-Web"], preferredFont: "STIX-Web", webFont: "STIX-Web",
+                                 imageFont: null}});
+</script>
+<script>
+(function () {
+  var at = String(document.baseURI || location.href).match(/^(https?:\\/\\/[^?#]*?\\/)(files|view|lab\\/tree|tree)\\//);
+  var src = at ? at[1] + "%s" : "%s";
+  document.write('<script src="' + src + '"><\\/script>');
+})();
+</script>""" % (MATHJAX_SERVER, MATHJAX_URL)
+
+
+def page(nb: NotebookNode) -> str:
+    """The notebook as a sanitized HTML page (see :func:`exporter`), its MathJax found offline
+    wherever the page is opened (``MATHJAX_LOADER``)."""
+    body, _ = exporter().from_notebook_node(nb)
+    tag = f'<script src="{MATHJAX_URL}"> </script>'
+    if body.count(tag) != 1:
+        raise RuntimeError("nbconvert's page template changed: the MathJax tag to replace was not found once")
+    return body.replace(tag, MATHJAX_LOADER)
+
+
 def render(nb: NotebookNode, path: Path) -> None:
     """The notebook as a sanitized HTML page at ``path``."""
-    body, _ = exporter().from_notebook_node(nb)
+    body = page(nb)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(body, encoding="utf-8")

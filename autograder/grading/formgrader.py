@@ -20,6 +20,9 @@ from pathlib import Path
 from ..course import Course, UsageError
 
 COURSE_ID = "convnets"
+# A submission's files from nbgrader's exchange besides its notebooks: when it was handed in, and the
+# secret under which its feedback is released to that student alone.
+EXCHANGE_FILES = ("timestamp.txt", "submission_secret.txt")
 CONFIG = '''"""formgrader on this graded class (written by `python -m autograder grade`; rewritten by each run).
 
 Open it with:  python -m autograder formgrader {out}
@@ -34,20 +37,34 @@ c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = {feedback!r}
 c.CourseDirectory.db_url = {db_url!r}
 c.Exchange.root = {exchange!r}
-'''
+
+# One grading road (autograder/grading/road.py): formgrader's Autograde buttons and `nbgrader autograde`
+# here grade through the judge and the sandbox (never nbgrader's Execute: no hidden test runs in a
+# student's kernel); Generate Feedback writes the grader's sanitised pages; Release Feedback hands
+# each student their own through the exchange.
+{route}'''
 
 
-def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dict[str, Path]) -> None:
-    """Write OUT's formgrader config, put the course's releases into OUT's exchange, and copy the
+def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dict[str, Path],
+            settings: dict | None = None) -> None:
+    """Write OUT's formgrader config (also in ``OUT/nbgrader``, the course root, so that nbgrader
+    run there grades through the judge too), remember ``settings`` (what ``grade`` ran with) for
+    grades started from nbgrader, put the course's releases into OUT's exchange, and copy the
     ``graded`` students' notebooks of ``assignment`` (student -> folder) into ``OUT/nbgrader/submitted``."""
+    from . import road
+
     root = out / "nbgrader"
-    config = out / "nbgrader_config.py"
-    config.touch(mode=0o600)
-    config.chmod(0o600)  # the database URL may hold a password
-    config.write_text(CONFIG.format(
+    text = CONFIG.format(
         out=out, course_id=COURSE_ID, root=str(root), source=str(course.solutions),
         release=str(course.assignments), feedback=str(out / "feedback"), db_url=db_url,
-        exchange=str(out / "exchange")))
+        exchange=str(out / "exchange"), route=road.route_config(out, course.root))
+    root.mkdir(parents=True, exist_ok=True)
+    for config in (out / "nbgrader_config.py", root / "nbgrader_config.py"):
+        config.touch(mode=0o600)
+        config.chmod(0o600)  # the database URL may hold a password
+        config.write_text(text)
+    if settings is not None:
+        road.save_settings(out, assignment, settings)
     for released in course.assignment_ids():  # what students have: every release, not a draft
         if not (course.assignments / released).is_dir():
             continue
@@ -61,15 +78,18 @@ def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dic
         (out / "exchange" / COURSE_ID / name).mkdir(exist_ok=True)
     for student, folder in graded.items():
         dest = root / "submitted" / student / assignment
+        if dest.resolve() == folder.resolve():  # graded from here (formgrader's Autograde, nbgrader autograde)
+            continue
         shutil.rmtree(dest, ignore_errors=True)
         dest.mkdir(parents=True)
         for name in course.notebooks(assignment):
             src = folder / f"{name}.ipynb"
             if src.is_file() and not src.is_symlink():
                 shutil.copyfile(src, dest / src.name)
-        stamp = folder / "timestamp.txt"
-        if stamp.is_file() and not stamp.is_symlink() and stamp.stat().st_size < 200:
-            shutil.copyfile(stamp, dest / "timestamp.txt")
+        for name in EXCHANGE_FILES:  # what nbgrader's release_feedback needs to hand the page back
+            src = folder / name
+            if src.is_file() and not src.is_symlink() and src.stat().st_size < 200:
+                shutil.copyfile(src, dest / name)
 
 
 def check(out: Path) -> Path:
@@ -77,7 +97,28 @@ def check(out: Path) -> Path:
     if not (out / "nbgrader_config.py").is_file():
         raise UsageError(f"{out} holds no graded class (no nbgrader_config.py); give the --out folder "
                          "of a `grade` run")
+    if not routed(out):
+        raise UsageError(f"{out / 'nbgrader_config.py'} does not route nbgrader's Autograde and feedback to the "
+                         "judge (written by an older version, or edited): run `python -m autograder grade` on "
+                         "this class again to rewrite it")
     return out
+
+
+def routed(out: Path) -> bool:
+    """OUT's nbgrader config (read as nbgrader reads it) sends Autograde and feedback the judge's way."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from . import road
+
+    try:
+        config = PyFileConfigLoader("nbgrader_config.py", path=str(out)).load_config()
+    except Exception:  # noqa: BLE001 - unreadable: not routed
+        return False
+    for key, want in road.ROUTE.items():
+        section, name = key.split(".")
+        if name not in config[section] or config[section][name] != want:
+            return False
+    return bool(config.Judge.get("out")) and bool(config.Judge.get("course"))
 
 
 # formgrader's grading page asks nbconvert's mathjax() macro for MathJax without a URL, which means
