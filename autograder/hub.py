@@ -14,10 +14,15 @@ One command sets up and starts a hub for the course on this machine:
   ``student/`` — nbgrader's exchange and course id; the Assignment List (fetch, submit, fetch
   feedback) and Validate in the toolbar, which :mod:`autograder.lab` answers with the grader's own
   path; formgrader, Create Assignment and the Course List hidden. ``instructor/`` — the same
-  exchange, and nbgrader's course directory ``~/convnets`` (the gradebook, ``submitted/`` after
+  exchange, and nbgrader's course directory ``~/convnets`` (``submitted/`` after
   ``nbgrader collect``, the course secret ``course_secret`` that ``grade`` makes on first use)
   with the course's ``solutions/`` as its source and ``assignments/`` as its release folder,
   formgrader and every nbgrader panel shown, formgrader's math served from the packaged MathJax.
+  Its ``nbgrader_config.py`` (also written into each instructor's ``~/convnets``, for nbgrader run
+  there from any shell) carries the grading road's routes (:mod:`autograder.grading.road`): the
+  grader's record is ``~/convnets/grades`` (``grade --out``), whose gradebook, graded notebooks and
+  feedback pages are nbgrader's, so formgrader's Autograde and ``nbgrader autograde`` grade
+  through the judge and the sandbox, and Generate/Release Feedback hand out the grader's pages.
 * **nbgrader's exchange** in a shared folder (``/srv/nbgrader/exchange`` by default), mode 1777 as
   nbgrader documents, its course folder made by the (first) instructor with nbgrader's own modes:
   ``outbound/`` readable by all, ``inbound/`` writable but not listable (a submission's folder name
@@ -35,6 +40,7 @@ deployment installs Python where every user can read it.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -121,11 +127,15 @@ c.CourseDirectory.course_id = {course_id!r}
 c.Exchange.root = {exchange!r}
 '''
 
-INSTRUCTOR_NBGRADER = '''"""nbgrader for the course's instructors on this hub (written by `autograder hub`).
+INSTRUCTOR_NBGRADER = '''"""nbgrader for the course's instructors on this hub (written by `autograder hub`,
+rewritten at each start; the same file is the instructor's ~/{folder}/nbgrader_config.py).
 
-The course directory is ~/{folder} (gradebook, submitted/ after `nbgrader collect`); the sources
+The course directory is ~/{folder} (submitted/ after `nbgrader collect`, the course secret); the sources
 and releases are the course's own folders, so `nbgrader release_assignment ASSIGNMENT` hands out
-assignments/ASSIGNMENT as it is in the course.
+assignments/ASSIGNMENT as it is in the course. The grader's record is ~/{folder}/{grades}
+(`autograder grade ASSIGNMENT ~/{folder}/submitted --out ~/{folder}/{grades}`): its gradebook is
+formgrader's, its graded notebooks are the ones formgrader shows and grades by hand, its pages the
+feedback nbgrader releases.
 """
 import os
 
@@ -135,7 +145,17 @@ c.Exchange.root = {exchange!r}
 c.CourseDirectory.root = os.path.expanduser("~/{folder}")
 c.CourseDirectory.source_directory = {source!r}
 c.CourseDirectory.release_directory = {release!r}
+c.CourseDirectory.autograded_directory = {autograded!r}
+c.CourseDirectory.feedback_directory = {feedback!r}
+c.CourseDirectory.db_url = "sqlite:///" + os.path.expanduser("~/{folder}/{grades}/gradebook.db")  # grade's own
+
+# One grading road (autograder/grading/road.py): formgrader's Autograde buttons and `nbgrader autograde`
+# grade through the judge and the sandbox (never nbgrader's Execute: no student code on this server,
+# no hidden test in a student's kernel); Generate Feedback writes the grader's sanitised pages (with
+# the hand grading); Release Feedback hands each student their own through the exchange.
+{route}c.Judge.out = os.path.expanduser("~/{folder}/{grades}")
 '''
+GRADES = "grades"  # the grader's record (grade --out) inside the instructor's course folder
 
 HUB_CONFIG = '''"""JupyterHub for the course (written by `autograder hub`; rewritten at each start).
 
@@ -275,6 +295,42 @@ def instructor_folder(name: str) -> Path:
     return own_folder(Path(pwd.getpwnam(name).pw_dir) / COURSE_FOLDER, name, 0o700)
 
 
+def instructor_config(course: Course, exchange: Path) -> str:
+    """The instructors' ``nbgrader_config.py``: the exchange, the course folder, and the grading
+    road's routes (:func:`autograder.grading.road.route_config`) with the grader's record in
+    ``~/convnets/grades``, where nbgrader's autograded notebooks and feedback are too."""
+    from .grading import road
+
+    grades = GRADES
+    return INSTRUCTOR_NBGRADER.format(
+        course_id=COURSE_ID, exchange=str(exchange), folder=COURSE_FOLDER, grades=grades,
+        source=str(course.solutions), release=str(course.assignments),
+        autograded=f"{grades}/nbgrader/autograded", feedback=f"{grades}/feedback",
+        route="".join(line for line in road.route_config("~", course.root).splitlines(keepends=True)
+                      if not line.startswith("c.Judge.out ")))  # each instructor's own, below
+
+
+def write_owned(folder: Path, name: str, text: str, owner: str, mode: int = 0o644) -> Path:
+    """Write ``folder/name`` as ``owner``'s file, never through a symbolic link (whatever was at that
+    name is replaced): root writing into a folder another account owns."""
+    account = pwd.getpwnam(owner)
+    try:
+        dirfd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    except OSError:
+        raise UsageError(f"{folder} is not a folder (a symbolic link or a file); remove it and start again") from None
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=dirfd)
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode, dir_fd=dirfd)
+        with os.fdopen(fd, "w") as fh:
+            os.fchown(fh.fileno(), account.pw_uid, account.pw_gid)
+            os.fchmod(fh.fileno(), mode)
+            fh.write(text)
+    finally:
+        os.close(dirfd)
+    return folder / name
+
+
 @dataclass
 class Hub:
     config: Path  # jupyterhub_config.py
@@ -311,9 +367,12 @@ def prepare(course: Course, people: People, hub_dir: Path = HUB_DIR, exchange: P
         {"disabledExtensions": {name: True for name in STUDENT_HIDDEN + QUIET}}, indent=1))
     _write(instructor / "labconfig" / "page_config.json", json.dumps(
         {"disabledExtensions": {name: True for name in QUIET}}, indent=1))
-    _write(instructor / "nbgrader_config.py", INSTRUCTOR_NBGRADER.format(
-        course_id=COURSE_ID, exchange=str(exchange), folder=COURSE_FOLDER,
-        source=str(course.solutions), release=str(course.assignments)))
+    config_text = instructor_config(course, exchange)
+    _write(instructor / "nbgrader_config.py", config_text)
+    for name in people.instructors:  # nbgrader run in the course folder itself (any shell) takes the same road
+        folder = instructor_folder(name)
+        own_folder(folder / GRADES, name, 0o700)  # the gradebook's folder: formgrader opens it before any grade
+        write_owned(folder, "nbgrader_config.py", config_text, name)
     from .grading.formgrader import MATHJAX_MACRO
 
     data = hub_dir / "instructor-data"

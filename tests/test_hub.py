@@ -1,26 +1,30 @@
-"""The course on a real JupyterHub, as its users meet it (issue 19: the hub, students on it).
+"""The course on a real JupyterHub, as its users meet it (issue 19: the hub, students on it, one
+grading road, hand grading kept).
 
 One hub for the module, started by the course's own command (``python -m autograder hub``) as
-root, with three Unix accounts the fixture creates and removes: an instructor and two students,
+root, with four Unix accounts the fixture creates and removes: an instructor and three students,
 who log in through the hub's login page with their own passwords (PAM). The workflow is a chain
-of module fixtures, each a stage a later stage builds on, so that the steps still to come (formgrader's
-Autograde button, manual grades, formgrader's feedback release) slot in between:
+of module fixtures, each a stage a later stage builds on:
 
 1. ``released``: the instructor releases a1 into nbgrader's exchange (``nbgrader release_assignment``).
-2. ``submitted``: in Chromium, each student logs in, fetches a1 in the Assignment List, opens it,
-   types an answer into the ``layout`` cell — ada the solution, bo a catalogued bug — saves,
-   presses Validate in the toolbar (the grader's path: ada's layout passes, bo's fails with the
-   check's message) and submits from the Assignment List; ada had already submitted the blank copy
-   once, so her resubmission is what must be graded.
-3. ``graded``: the instructor collects (``nbgrader collect``) and grades the collected submissions
-   with ``python -m autograder grade``, as the instructor's own account.
-4. ``feedback``: the grade's feedback pages are released through the exchange with nbgrader's own
-   ``release_feedback`` (the pages taken from ``grade``'s output), and each student presses
+2. ``submitted``: in Chromium, each of two students logs in, fetches a1 in the Assignment List,
+   opens it, types an answer into the ``layout`` cell — ada the solution, bo a catalogued bug —,
+   saves, presses Validate in the toolbar (the grader's path: ada's layout passes, bo's fails with
+   the check's message) and submits from the Assignment List; ada had already submitted the blank
+   copy once, so her resubmission is what must be graded. ``hostile``: eve, from her terminal,
+   submits the blank copy with a cell that tries to write into the instructor's home and to read
+   the course secret, the gradebook and the hidden tests.
+3. ``graded``: in formgrader, the instructor presses Collect, then each student's Autograde: the
+   hub's course folder routes nbgrader's Autograde to the judge (no nbgrader kernel runs).
+4. ``hand_graded``: in formgrader's Manual Grading, the instructor gives bo's ``layout`` 1 point of 2
+   by hand and writes a comment; ``regraded``: the instructor regrades from the command line
+   (``autograder grade --regrade`` on the course's gradebook).
+5. ``feedback``: formgrader's Generate Feedback and Release Feedback, then each student presses
    *Fetch Feedback* in the Assignment List and opens their own page.
 
 Isolation is checked as each student's own account: no listing of the exchange's inbound or
-feedback folders, no entry into another student's home or the instructor's course folder, and no
-way into another student's server through the hub.
+feedback folders, no entry into another student's home, feedback or server, or the instructor's
+course folder.
 
 Screenshots of the steps go to ``work/hub-screenshots/`` (``AUTOGRADER_SCREENSHOTS=docs/img``
 writes the README's copies). Needs root, Debian's Chromium, ``configurable-http-proxy`` (npm) and
@@ -31,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import json
 import os
 import pwd
 import secrets
@@ -43,17 +48,31 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from .classes import Assignment
-from .support import ROOT, SECRET, free_port
-from .test_browser import CHROMIUM, FAILURES, browser, press_validate  # noqa: F401 - the fixture
+from .support import ROOT, free_port
+from .test_browser import CHROMIUM, FAILURES, LEAKS, browser, press, press_validate  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 
 A1 = "a1_images_and_convolution"
-INSTRUCTOR, ADA, BO = "hubt-teach", "hubt-ada", "hubt-bo"
-USERS = (INSTRUCTOR, ADA, BO)
+INSTRUCTOR, ADA, BO, EVE = "hubt-teach", "hubt-ada", "hubt-bo", "hubt-eve"
+USERS = (INSTRUCTOR, ADA, BO, EVE)
+STUDENTS = (ADA, BO, EVE)
+FULL_NAMES = {INSTRUCTOR: "Tess Teacher", ADA: "Ada Lovelace", BO: "Bo Peep", EVE: "Eve Dropper"}
+COMMENT = "Transpose the axes (2, 0, 1); reshape keeps the bytes in place"
+
+
+def _hand_grades_kept() -> bool:
+    """Whether this checkout keeps formgrader's hand grades across `grade` runs (issue 19, part 3)."""
+    from autograder.grading import results
+
+    return hasattr(results, "HandGrade")
+
+
+HAND_GRADES_KEPT = _hand_grades_kept()
 BIN = str(Path(sys.executable).parent)
 SHOTS = Path(os.environ.get("AUTOGRADER_SCREENSHOTS") or ROOT / "work" / "hub-screenshots")
 if not SHOTS.is_absolute():
@@ -94,7 +113,8 @@ class Hub:
         try:
             for name in USERS:
                 remove_user(name)
-                subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True, capture_output=True)
+                subprocess.run(["useradd", "-m", "-s", "/bin/bash", "-c", FULL_NAMES[name], name], check=True,
+                               capture_output=True)
                 self.uids.add(pwd.getpwnam(name).pw_uid)
             subprocess.run(["chpasswd"], input="".join(f"{n}:{p}\n" for n, p in self.passwords.items()),
                            text=True, check=True, capture_output=True)
@@ -112,7 +132,7 @@ class Hub:
         self.log = self.base / "hub.log"
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "autograder", "--course", str(ROOT), "hub", "--instructor", INSTRUCTOR,
-             "--student", f"{ADA},{BO}", "--port", str(self.port), "--ip", "127.0.0.1",
+             "--student", ",".join(STUDENTS), "--port", str(self.port), "--ip", "127.0.0.1",
              "--dir", str(self.dir), "--exchange", str(self.exchange)],
             cwd=ROOT, stdout=self.log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.monotonic() + 120
@@ -136,7 +156,10 @@ class Hub:
         role = "instructor" if user == INSTRUCTOR else "student"
         home = pwd.getpwnam(user).pw_dir
         variables = {"HOME": home, "USER": user, "LANG": "C.UTF-8", "PATH": f"{BIN}:/usr/bin:/bin",
-                     "JUPYTER_CONFIG_PATH": str(self.dir / role), **(env or {})}
+                     "JUPYTER_CONFIG_PATH": str(self.dir / role)}
+        if role == "instructor":  # as the hub's spawner gives it to the instructor's server
+            variables["AUTOGRADER_SECRET_FILE"] = f"{home}/convnets/course_secret"
+        variables.update(env or {})
         cmd = ["runuser", "-u", user, "--", "env", "-i", "-C", home, *[f"{k}={v}" for k, v in variables.items()], *argv]
         if self.namespaced:
             cmd = ["nsenter", "-t", str(self.proc.pid), "-m", *cmd]
@@ -326,34 +349,144 @@ def press_validate_with_shot(page, user: str) -> str:
     return text
 
 
+def course_folder() -> Path:
+    return Path(pwd.getpwnam(INSTRUCTOR).pw_dir) / "convnets"
+
+
+def formgrader(hub: Hub, page, where: str) -> None:
+    page.goto(f"{hub.url}/user/{INSTRUCTOR}/formgrader/{where}")
+
+
 @pytest.fixture(scope="module")
-def graded(hub, submitted):
-    """The instructor collects and grades; grades.csv's rows by student."""
-    collect = hub.run_as(INSTRUCTOR, "nbgrader", "collect", A1)
-    assert collect.returncode == 0, collect.stdout + collect.stderr
-    course = Path(pwd.getpwnam(INSTRUCTOR).pw_dir) / "convnets"
-    out = course / "grades"
-    run = hub.run_as(INSTRUCTOR, sys.executable, "-m", "autograder", "--course", str(ROOT), "grade", A1,
-                     str(course / "submitted"), "--out", str(out), "--quiet",
-                     "--db-url", f"sqlite:///{course / 'gradebook.db'}",  # the gradebook formgrader shows
-                     env={"AUTOGRADER_SECRET": SECRET}, timeout=900)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+def hostile(hub, released):
+    """eve's hand-in, from her terminal through the exchange: the blank copy and a cell that tries
+    to write into the instructor's home and course folder, and to read the course secret, the
+    gradebook and the tests of the kernel's own history. The files it tries to write."""
+    a = Assignment(A1)
+    teach = Path(pwd.getpwnam(INSTRUCTOR).pw_dir)
+    mark = f"written-by-eve-{os.getpid()}"
+    targets = [teach / mark, course_folder() / mark, course_folder() / "grades" / mark, Path("/tmp") / mark]
+    reads = [course_folder() / "course_secret", course_folder() / "grades" / "gradebook.db",
+             course_folder() / "nbgrader_config.py"]
+    nb = a.nb()
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import os, subprocess\n"
+        f"for path in {[str(t) for t in targets]!r}:\n"
+        "    try:\n        open(path, 'w').write('pwned')\n        print('WROTE', path)\n"
+        "    except OSError as exc:\n        print('BLOCKED-WRITE', path, type(exc).__name__)\n"
+        f"subprocess.run(['touch', {str(targets[0])!r}])\n"
+        f"for path in {[str(r) for r in reads]!r}:\n"
+        "    try:\n        print('PWNED-READ', open(path, 'rb').read(40))\n"
+        "    except OSError as exc:\n        print('BLOCKED-READ', path, type(exc).__name__)\n"
+        "history = '\\n'.join(get_ipython().user_ns.get('In', []))\n"
+        "print('TESTS-IN-MY-KERNEL:', ('hidden' + '_seed') in history or ('check' + '_layout') in history)"))
+    fetch = hub.run_as(EVE, "nbgrader", "fetch_assignment", A1)
+    assert fetch.returncode == 0, fetch.stdout + fetch.stderr
+    path = Path(pwd.getpwnam(EVE).pw_dir) / A1 / a.nb_file
+    nbformat.write(nb, path)
+    os.chown(path, pwd.getpwnam(EVE).pw_uid, pwd.getpwnam(EVE).pw_gid)
+    done = hub.run_as(EVE, "nbgrader", "submit", A1)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return targets
+
+
+@pytest.fixture(scope="module")
+def graded(hub, submitted, hostile, browser):  # noqa: F811
+    """In formgrader: Collect, then each student's Autograde. The course folder, the grader's
+    record, grades.csv's rows by student and the Autograde dialogs' text by student."""
+    texts = {}
+    with session(browser, hub, INSTRUCTOR, "autograde") as page:
+        formgrader(hub, page, "manage_assignments")
+        row = page.locator("tr", has_text=A1).first
+        row.locator(".collect a").wait_for(timeout=90_000)
+        texts["collect"] = press(page, row.locator(".collect a"))
+        formgrader(hub, page, f"manage_submissions/{A1}")
+        for student in STUDENTS:
+            line = page.locator("tr", has_text=student).first
+            line.locator(".autograde a").wait_for(timeout=90_000)
+            texts[student] = press(page, line.locator(".autograde a"), timeout=600_000)
+        formgrader(hub, page, f"manage_submissions/{A1}")
+        page.locator("tr", has_text=EVE).first.locator(".autograde a").wait_for(timeout=90_000)
+        shot(page, "autograde")
+    out = course_folder() / "grades"
+    return course_folder(), out, grades_csv(out), texts
+
+
+def grades_csv(out: Path) -> dict:
     with (out / "grades.csv").open() as fh:
-        rows = {row["student"]: row for row in csv.DictReader(fh)}
-    return course, out, rows
+        return {row["student"]: row for row in csv.DictReader(fh)}
+
+
+GRADEBOOK = """
+import json, sys
+from nbgrader.api import Gradebook
+found = {}
+with Gradebook(sys.argv[1]) as gb:
+    for student in sys.argv[3:]:
+        nb = gb.find_submission_notebook(sys.argv[2], sys.argv[2], student)
+        found[student] = {"score": nb.score, "grades": {g.name: [g.auto_score, g.manual_score] for g in nb.grades},
+                          "comments": {c.name: c.manual_comment for c in nb.comments if c.manual_comment}}
+print(json.dumps(found))
+"""
+
+
+def gradebook(hub: Hub) -> dict:
+    """The gradebook formgrader shows, read by the instructor with nbgrader's own API."""
+    url = f"sqlite:///{course_folder() / 'grades' / 'gradebook.db'}"
+    done = hub.run_as(INSTRUCTOR, sys.executable, "-c", GRADEBOOK, url, A1, *STUDENTS)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module")
-def feedback(hub, graded, browser):  # noqa: F811
-    """The grade's feedback pages released through the exchange (nbgrader's release_feedback on
-    them), then fetched by each student in the Assignment List; each one's fetched page."""
-    course, out, _ = graded
-    for student in (ADA, BO):  # release_feedback finds the submission's secret beside each page
-        for name in ("timestamp.txt", "submission_secret.txt"):
-            shutil.copy(course / "submitted" / student / A1 / name, out / "feedback" / student / A1 / name)
-    run = hub.run_as(INSTRUCTOR, "nbgrader", "release_feedback", A1,
-                     f"--CourseDirectory.feedback_directory={out / 'feedback'}")
-    assert run.returncode == 0, run.stdout + run.stderr
+def hand_graded(hub, graded, browser):  # noqa: F811
+    """In formgrader's Manual Grading, bo's ``layout`` gets 1 point of 2 by hand and his answer a
+    comment; the gradebook afterwards."""
+    with session(browser, hub, INSTRUCTOR, "manual") as page:
+        formgrader(hub, page, f"gradebook/{A1}/{A1}")
+        page.locator("td.name a").first.wait_for(timeout=90_000)
+        listed = page.evaluate("async a => (await (await fetch(base_url + '/formgrader/api/submitted_notebooks/' + a"
+                               " + '/' + a)).json())", A1)
+        ids = {entry["student"]: entry["id"] for entry in listed}
+        page.locator(f"a[href$='/formgrader/submissions/{ids[BO]}']:visible").first.click()
+        score = page.locator("input.score#layout")
+        score.wait_for(timeout=90_000)
+        with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT") as saved:
+            score.fill("1")
+            score.press("Tab")
+        assert saved.value.ok, saved.value.status
+        comment = page.locator("textarea.comment#layout_code-comment")
+        with page.expect_response(lambda r: "/formgrader/api/comment/" in r.url and r.request.method == "PUT") as saved:
+            comment.fill(COMMENT)
+            comment.press("Tab")
+        assert saved.value.ok, saved.value.status
+        comment.scroll_into_view_if_needed()
+        shot(page, "manual-grading")
+    return gradebook(hub)
+
+
+@pytest.fixture(scope="module")
+def regraded(hub, hand_graded):
+    """The instructor grades every submission again from the command line, on the course's own
+    gradebook (no --db-url: the hub's course folder names grade's); grades.csv and the gradebook."""
+    course = course_folder()
+    run = hub.run_as(INSTRUCTOR, sys.executable, "-m", "autograder", "--course", str(ROOT), "grade", A1,
+                     str(course / "submitted"), "--out", str(course / "grades"), "--regrade", "--quiet", timeout=900)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return grades_csv(course / "grades"), gradebook(hub), run.stdout + run.stderr
+
+
+@pytest.fixture(scope="module")
+def feedback(hub, regraded, browser):  # noqa: F811
+    """formgrader's Generate Feedback and Release Feedback, then each student presses Fetch
+    Feedback in the Assignment List; each one's fetched page (path, text) and the dialogs' text."""
+    texts = {}
+    with session(browser, hub, INSTRUCTOR, "release-feedback") as page:
+        formgrader(hub, page, "manage_assignments")
+        row = page.locator("tr", has_text=A1).first
+        row.locator(".generate-feedback a").wait_for(timeout=90_000)
+        texts["generate"] = press(page, row.locator(".generate-feedback a"))
+        texts["release"] = press(page, row.locator(".release-feedback a"))
     pages = {}
     for user in (ADA, BO):
         with session(browser, hub, user, "feedback") as page:
@@ -362,18 +495,18 @@ def feedback(hub, graded, browser):  # noqa: F811
             panel.locator("#submitted_assignments_list button", has_text="Fetch Feedback").first.click()
             link = panel.locator("#submitted_assignments_list a", has_text="view feedback").first
             link.wait_for(timeout=60_000)
-            if user == ADA:
+            if user == BO:
                 shot(page, "feedback-fetched")
             home = Path(pwd.getpwnam(user).pw_dir)
             found = sorted((home / A1 / "feedback").glob(f"*/{A1}.html"))
             assert found, f"no feedback fetched into {home / A1 / 'feedback'}"
-            pages[user] = found[-1].read_text()
-            if user == ADA:  # the page as the student opens it from their files
+            pages[user] = (found[-1], found[-1].read_text())
+            if user == BO:  # the page as the student opens it from their files
                 page.goto(f"{hub.url}/user/{user}/files/{found[-1].relative_to(home)}")
-                page.wait_for_selector("main, body", timeout=30_000)
+                page.get_by_text("Hand grading").first.wait_for(timeout=30_000)
+                page.get_by_text(COMMENT[:30]).first.scroll_into_view_if_needed()
                 shot(page, "feedback")
-    return pages
-
+    return pages, texts
 
 # ---------------------------------------------------------------------------------------------
 
@@ -397,19 +530,55 @@ def test_students_validate_with_the_graders_path(submitted):
         assert "Traceback" not in text and "autograder/" not in text and "hidden_seed" not in text
 
 
-def test_instructor_collects_and_grades_the_newest_submission(graded):
-    _, _, rows = graded
+def test_the_instructors_nbgrader_takes_the_judges_road(hub):
+    """The instructor's nbgrader config — on their servers' config path, and in ~/convnets for nbgrader
+    run there from any shell — routes Autograde and feedback to the judge, the grader's record in
+    ~/convnets/grades; the file in the course folder is the instructor's own."""
+    from autograder.grading import formgrader
+
+    course = course_folder()
+    assert formgrader.routed(hub.dir / "instructor") and formgrader.routed(course)
+    assert (course / "nbgrader_config.py").read_text() == (hub.dir / "instructor" / "nbgrader_config.py").read_text()
+    assert (course / "nbgrader_config.py").stat().st_uid == pwd.getpwnam(INSTRUCTOR).pw_uid
+    shown = hub.run_as(INSTRUCTOR, "python", "-c", "from traitlets.config.loader import PyFileConfigLoader as L; "
+                       "c = L('nbgrader_config.py', path='convnets').load_config(); "
+                       "print(c.Judge.out, c.CourseDirectory.db_url, c.CourseDirectory.autograded_directory)")
+    assert shown.stdout.split() == [str(course / "grades"), f"sqlite:///{course / 'grades' / 'gradebook.db'}",
+                                    "grades/nbgrader/autograded"], shown.stdout + shown.stderr
+
+
+def test_formgrader_autograde_grades_with_the_judge_the_newest_submission(graded):
+    _, _, rows, texts = graded
     a = Assignment(A1)
-    assert set(rows) == {ADA, BO}, rows
+    assert "Successfully collected" in texts["collect"], texts["collect"]
+    for student in STUDENTS:
+        assert "Successfully autograded" in texts[student] and "with the judge, in the sandbox" in texts[student], \
+            texts[student]
+        assert "Executing" not in texts[student] and "Starting kernel" not in texts[student], texts[student]
+    assert set(rows) == set(STUDENTS), rows
     assert float(rows[ADA]["score"]) == a.points["layout"], rows[ADA]  # the resubmission, not the blank one
-    assert float(rows[BO]["score"]) == 0, rows[BO]
-    assert rows[ADA]["status"] == rows[BO]["status"] == "graded"
+    assert float(rows[BO]["score"]) == float(rows[EVE]["score"]) == 0, rows
+    assert {rows[s]["status"] for s in STUDENTS} == {"graded"}
+
+
+def test_a_hostile_submission_gains_nothing_through_formgrader(hub, hostile, graded):
+    """eve's cell ran in the sandbox: nothing written outside it, nothing of the instructor's read,
+    no test in her kernel, no point gained; her graded notebook and page show no hidden test."""
+    _, out, rows, _ = graded
+    assert not [t for t in hostile if t.exists()], hostile
+    text = (out / "nbgrader" / "autograded" / EVE / A1 / f"{A1}.ipynb").read_text()
+    assert text.count("BLOCKED-WRITE") == 3 and text.count("BLOCKED-READ") == 3, text[-3000:]  # it ran
+    assert f"WROTE {hostile[-1]}" in text  # its own /tmp, inside the sandbox (and gone with it)
+    assert "PWNED-READ" not in text and "TESTS-IN-MY-KERNEL: False" in text, text[-3000:]
+    page = (out / "feedback" / EVE / A1 / f"{A1}.html").read_text()
+    assert not [leak for leak in LEAKS if leak in text or leak in page]
+    assert float(rows[EVE]["score"]) == 0
 
 
 def test_instructor_sees_the_grades_in_formgrader(hub, graded, browser):  # noqa: F811
-    _, _, rows = graded
+    _, _, rows, _ = graded
     with session(browser, hub, INSTRUCTOR, "formgrader") as page:
-        page.goto(f"{hub.url}/user/{INSTRUCTOR}/formgrader/manage_students")
+        formgrader(hub, page, "manage_students")
         page.locator("tr", has_text=BO).first.wait_for(timeout=90_000)
         shot(page, "formgrader")
         env = server_environment(INSTRUCTOR)
@@ -417,32 +586,76 @@ def test_instructor_sees_the_grades_in_formgrader(hub, graded, browser):  # noqa
         for student, row in rows.items():
             cells = [c.strip() for c in page.locator("tr", has_text=student).first.locator("td").all_inner_texts()]
             assert f"{float(row['score']):g} / {float(row['max_score']):g}" in cells, cells
+            if HAND_GRADES_KEPT:  # names from the accounts (issue 19, part 3), not "None"
+                assert "None" not in " ".join(cells), cells
 
 
-def test_each_student_fetches_their_own_feedback(feedback):
-    """Each page is its student's: the score of the graded (newest) submission, the reason for each
-    lost point, and none of the hidden tests."""
+def test_hand_grading_is_saved_in_the_gradebook(hand_graded):
+    bo = hand_graded[BO]
+    assert bo["grades"]["layout"] == [0, 1], bo
+    assert bo["comments"] == {"layout_code": COMMENT}, bo
+    assert bo["score"] == 1, bo
+
+
+def test_hand_grading_survives_a_regrade_from_the_command_line(regraded):
+    """The CLI regrade grades every submission again; the comment stays, and — where this checkout
+    keeps hand grades (issue 19, part 3) — bo's hand score too, in the gradebook and grades.csv."""
+    rows, book, _ = regraded
     a = Assignment(A1)
-    ada, bo = feedback[ADA], feedback[BO]
+    assert book[BO]["comments"] == {"layout_code": COMMENT}, book[BO]
+    assert book[BO]["grades"]["layout"][0] == 0 and float(rows[ADA]["score"]) == a.points["layout"], (book, rows)
+    if not HAND_GRADES_KEPT:
+        pytest.skip("this checkout's `grade` does not keep hand grades yet (issue 19, part 3)")
+    assert book[BO]["grades"]["layout"] == [0, 1] and book[BO]["score"] == 1, book[BO]
+    assert float(rows[BO]["score"]) == 1 and float(rows[BO]["auto_score"]) == 0, rows[BO]
+    assert rows[BO]["hand_graded"] == "yes" and rows[ADA]["hand_graded"] == "no", rows
+
+
+def test_formgrader_releases_the_graders_feedback_and_each_student_fetches_their_own(feedback):
+    """Generate and Release Feedback in formgrader hand each student the grader's page: the score
+    of the graded (newest) submission, the reason for each lost point, the grader's comment, and
+    none of the hidden tests; each fetched only their own."""
+    pages, texts = feedback
+    a = Assignment(A1)
+    assert "Success" in texts["generate"] and "Success" in texts["release"], texts
+    (ada_path, ada), (bo_path, bo) = pages[ADA], pages[BO]
     assert f"Score: {a.points['layout']:.1f} / {a.max:.1f}" in ada and "layout</code> (−2)" not in ada
     assert f"Score: 0.0 / {a.max:.1f}" in bo and "layout</code> (−2)" in bo
+    assert "Hand grading" in bo and COMMENT.split(";")[0] in bo and "Hand grading" not in ada
+    if HAND_GRADES_KEPT:
+        assert f"Score after hand grading: 1 / {a.max:g}" in bo, bo[:3000]
+        for page in (ada, bo):  # the release's header renders as the instructor wrote it (issue 19, part 5)
+            assert "&#42;&#42;" not in page and "&amp;gt;" not in page
     for page in (ada, bo):
-        assert "BEGIN HIDDEN TESTS" not in page and "hidden_seed" not in page
+        assert not [leak for leak in LEAKS if leak in page]
+    for path in (ada_path, bo_path):
+        assert [p.name for p in path.parent.parent.glob(f"*/{A1}.html")] == [path.name]  # their own page only
 
 
 def test_one_student_reads_nothing_of_anothers(hub, feedback, graded):
-    course, out, _ = graded
+    course, out, _, _ = graded
+    pages, _ = feedback
     inbound, outbox = hub.exchange / "convnets" / "inbound", hub.exchange / "convnets" / "feedback"
     for me, other in ((BO, ADA), (ADA, BO)):
         home = Path(pwd.getpwnam(other).pw_dir)
         assert not hub.can(me, "ls", str(inbound)) and not hub.can(me, "ls", str(outbox))
         assert not hub.can(me, "ls", str(home)) and not hub.can(me, "cat", str(home / A1 / f"{A1}.ipynb"))
+        assert not hub.can(me, "cat", str(pages[other][0]))  # the other's feedback
         assert not hub.can(me, "ls", str(course)) and not hub.can(me, "cat", str(out / "grades.csv"))
         assert hub.can(me, "ls", str(hub.exchange / "convnets" / "outbound" / A1))  # the release is everyone's
         assert not {k for k in server_environment(me) if k.startswith("AUTOGRADER_SECRET")}  # no secret
     for entry in inbound.iterdir():  # a submission is hidden by a name no one else can guess
         student, assignment, _stamp, tail = entry.name.split("+")
         assert assignment == A1 and len(tail) >= 12, entry.name
+
+
+def test_a_student_cannot_open_anothers_feedback_through_the_hub(hub, browser, feedback):  # noqa: F811
+    pages, _ = feedback
+    ada_page = pages[ADA][0].relative_to(Path(pwd.getpwnam(ADA).pw_dir))
+    with session(browser, hub, BO, "other-feedback") as page:
+        response = page.goto(f"{hub.url}/user/{ADA}/files/{ada_page}")
+        assert response.status == 403, (response.status, page.url)
+        assert "Score:" not in page.content()
 
 
 def test_a_student_cannot_open_anothers_server(hub, browser, submitted):  # noqa: F811
@@ -471,7 +684,7 @@ def test_the_hub_changes_nothing_through_a_link_or_of_someone_elses(tmp_path):
     if os.geteuid() != 0:
         pytest.skip("needs root")
     from autograder.course import UsageError
-    from autograder.hub import own_folder
+    from autograder.hub import own_folder, write_owned
 
     target = tmp_path / "target"
     target.mkdir(mode=0o755)
@@ -486,3 +699,8 @@ def test_the_hub_changes_nothing_through_a_link_or_of_someone_elses(tmp_path):
         own_folder(theirs, "daemon", 0o700)
     assert theirs.stat().st_uid == pwd.getpwnam("nobody").pw_uid
     assert own_folder(tmp_path / "new", "daemon", 0o700).stat().st_uid == pwd.getpwnam("daemon").pw_uid
+    folder = own_folder(tmp_path / "course", "daemon", 0o700)  # a link planted where the hub writes its config
+    (folder / "nbgrader_config.py").symlink_to(target / "victim")
+    written = write_owned(folder, "nbgrader_config.py", "c = get_config()\n", "daemon")
+    assert not written.is_symlink() and written.stat().st_uid == pwd.getpwnam("daemon").pw_uid
+    assert not (target / "victim").exists()
