@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from ..course import Course, UsageError
+from . import late
 
 COURSE_ID = "convnets"
 CONFIG = '''"""formgrader on this graded class (written by `python -m autograder grade`; rewritten by each run).
@@ -37,9 +38,12 @@ c.Exchange.root = {exchange!r}
 '''
 
 
-def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dict[str, Path]) -> None:
+def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dict[str, Path],
+            stamps: dict | None = None) -> None:
     """Write OUT's formgrader config, put the course's releases into OUT's exchange, and copy the
-    ``graded`` students' notebooks of ``assignment`` (student -> folder) into ``OUT/nbgrader/submitted``."""
+    ``graded`` students' notebooks of ``assignment`` (student -> folder) into ``OUT/nbgrader/submitted``,
+    each with a ``timestamp.txt`` holding the submission time the gradebook has (``stamps``: student ->
+    time, or None): formgrader counts a submission as autograded only when the two agree."""
     root = out / "nbgrader"
     config = out / "nbgrader_config.py"
     config.touch(mode=0o600)
@@ -67,9 +71,9 @@ def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dic
             src = folder / f"{name}.ipynb"
             if src.is_file() and not src.is_symlink():
                 shutil.copyfile(src, dest / src.name)
-        stamp = folder / "timestamp.txt"
-        if stamp.is_file() and not stamp.is_symlink() and stamp.stat().st_size < 200:
-            shutil.copyfile(stamp, dest / "timestamp.txt")
+        when = (stamps or {}).get(student)
+        if when is not None:
+            (dest / "timestamp.txt").write_text(late.exact(when))
 
 
 def check(out: Path) -> Path:
