@@ -254,29 +254,36 @@ def test_a_grade_typed_in_formgrader_is_there_after_a_regrade(graded_class, requ
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
             with page_for(browser, request) as page:
+                page.goto(server.url("formgrader/manage_assignments"))  # the token's login, for the page's API calls
+                page.locator("tr", has_text=A1).first.wait_for(timeout=90_000)
                 page.goto(server.url(f"formgrader/submissions/{notebook_id}/"))
                 score = page.locator("input.score#layout")
-                score.wait_for(timeout=90_000)
+                ready = "() => document.querySelector('input.score#layout')?.placeholder === '0'"  # its model is loaded
+                page.wait_for_function(ready, timeout=90_000)
                 header = page.locator("blockquote", has_text="Generated file.").first
                 assert header.locator("strong").first.inner_text() == "Generated file."
                 text = page.evaluate("() => document.body.innerText")
                 assert "&gt;" not in text and "&#42;" not in text and "> **Generated" not in text
-                score.fill("1.5")
-                page.locator("input.extra-credit#layout_extra_credit").fill("1")
-                page.locator("textarea#layout_code-comment").fill("Transpose, do not reshape.")
-                page.locator("input.score#dtype_range").click()  # leaving the fields saves them
-                page.wait_for_function("() => !document.querySelector('.score-saved.glyphicon-refresh:not([style*=none])')",
-                                       timeout=30_000)
-                for _ in range(100):
-                    if c.hand("cleo", "layout")[1:] == (1.5, 1.0, False, "Transpose, do not reshape."):
-                        break
-                    page.wait_for_timeout(100)
+
+                def enter(field, value: str, saved) -> None:
+                    """Type into one field and leave it (which saves it), then wait until the gradebook has it:
+                    one save at a time, as a person types."""
+                    field.fill(value)
+                    page.locator("input.score#dtype_range").click()
+                    for _ in range(200):
+                        if saved(c.hand("cleo", "layout")):
+                            return
+                        page.wait_for_timeout(100)
+
+                enter(score, "1.5", lambda h: h[1] == 1.5)
+                enter(page.locator("input.extra-credit#layout_extra_credit"), "1", lambda h: h[2] == 1.0)
+                enter(page.locator("textarea#layout_code-comment"), "Transpose, do not reshape.", lambda h: h[4])
                 assert c.hand("cleo", "layout") == (0.0, 1.5, 1.0, False, "Transpose, do not reshape.")
 
                 c.grade("--regrade")
 
                 page.reload()
-                score.wait_for(timeout=60_000)
+                page.wait_for_function(ready, timeout=60_000)
                 page.wait_for_function("() => document.querySelector('input.score#layout').value === '1.5'",
                                        timeout=30_000)
                 assert page.locator("input.extra-credit#layout_extra_credit").input_value() == "1"
