@@ -292,3 +292,19 @@ def test_a_grade_typed_in_formgrader_is_there_after_a_regrade(graded_class, requ
     finally:
         server.stop()
     assert c.rows()["cleo"]["score"] == "25.5" and c.rows()["cleo"]["auto_score"] == "23"
+
+
+def test_a_late_hand_graded_submission_loses_what_nbgraders_rule_takes_from_its_final_points(tmp_path):
+    """nbgrader's late rule applies to the score the gradebook holds, hand grades in: with "zero", a late
+    submission keeps nothing of a hand grade either."""
+    from autograder.grading.autograde import hand_penalty
+    from autograder.grading.results import CellResult, HandGrade
+
+    course = Course(course_copy(tmp_path, f'\nc.Autograder.due_dates = {{"{A1}": "2027-01-01 00:00:00 UTC"}}\n'
+                                          'c.LateSubmissionPlugin.penalty_method = "zero"\n'))
+    r = StudentResult("ada", A1, "graded", 5.0, [CellResult("layout", 0.0, 2.0, "wrong"), CellResult("pad2d", 3.0, 3.0)],
+                      submitted_at="2027-01-15 10:30:00 UTC", seconds_late=1246200.0, late_penalty=3.0)
+    hand = {"layout": HandGrade(manual=1.5, extra=0.5)}
+    assert hand_penalty(course, r, hand) == 5.0 and r.final_score(hand, 5.0) == 0.0
+    on_time = StudentResult("bo", A1, "graded", 5.0, r.cells)
+    assert hand_penalty(course, on_time, hand) == 0.0 and on_time.final_score(hand) == 5.0

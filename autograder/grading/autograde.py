@@ -386,14 +386,15 @@ class ClassGrader:
         return penalties
 
     def record(self, gb, result: StudentResult, when: "late.Timestamp | None" = None,
-               penalties: dict | None = None) -> None:
+               penalties: dict | None = None, rules: "late.Rules | None" = None) -> None:
         """Write one result into the gradebook as one transaction, retried when another run
         writing the same database conflicted (idempotent: a resumed run writes it again).
 
         Only the automatic part is the grader's: ``auto_score`` of the exercises it scores. Manual
         scores, extra credit and comments entered in formgrader are left as they are; a hand-graded
         exercise whose automatic score changed is flagged for review (``needs_manual_grade``), as
-        ``nbgrader autograde`` flags it. The student's names come from the roster where it has them."""
+        ``nbgrader autograde`` flags it; the late penalty of a notebook with hand grades is ``rules``'
+        on its final points, as nbgrader computes it. The student's names come from the roster where it has them."""
         def write():
             student = gb.update_or_create_student(result.student, **self.roster.get(result.student, {}))
             if student.first_name is None and student.last_name is None:
@@ -415,6 +416,12 @@ class ClassGrader:
                         grade.needs_manual_grade = False
                     elif changed:  # the hand grade was given for another automatic score: look again
                         grade.needs_manual_grade = True
+                hand = [g for g in notebook.grades if g.manual_score is not None or g.extra_credit is not None]
+                if hand and rules is not None and notebook.late_submission_penalty is not None:
+                    final = sum((g.auto_score or 0.0) if g.manual_score is None else g.manual_score
+                                for g in notebook.grades) + sum(g.extra_credit or 0.0 for g in hand)
+                    _, again = rules.penalty(result.student, {notebook.name: final}, when)
+                    notebook.late_submission_penalty = again[notebook.name]
             gb.db.commit()
 
         books.retry(gb, write)
@@ -624,7 +631,7 @@ def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], ski
 
     def settle_and_record(gb, result: StudentResult) -> None:
         penalties = grader.settle(result, subs[result.student], rules)
-        grader.record(gb, result, subs[result.student].submitted_at, penalties)
+        grader.record(gb, result, subs[result.student].submitted_at, penalties, rules)
 
     bar = counter(total=len(submissions), initial=len(results), desc=f"grade {assignment}", unit="student",
                   enable=show_progress)
