@@ -293,8 +293,9 @@ class TestA1(ClassGradingTests):  # a1's class, with the bad-input questions too
             rows = {row["student"]: row for row in csv.DictReader(fh)}
         exercises = [gid for gid, _ in graded_cells(source_nb(A1))]
         row = rows["correct"]
-        assert list(row)[:5] == ["student", "assignment", "status", "score", "max_score"]
-        assert list(row)[5:-4] == exercises
+        assert list(row)[:7] == ["student", "assignment", "status", "score", "max_score", "auto_score", "hand_graded"]
+        assert list(row)[7:-4] == exercises
+        assert (row["score"], row["auto_score"], row["hand_graded"]) == ("25", "25", "no")  # no hand grades
         assert list(row)[-4:] == ["submitted_at", "seconds_late", "late_penalty", "notes"]
         assert row["submitted_at"] == "" and row["late_penalty"] == "0"  # no timestamps, no due date
         assert rows["untouched"]["score"] == "0" and "not implemented yet" in rows["untouched"]["notes"]
