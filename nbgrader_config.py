@@ -40,3 +40,8 @@ c.Autograder.due_dates = {
     # "a1_images_and_convolution": "2027-02-01 17:00:00 UTC",
 }
 c.LateSubmissionPlugin.penalty_method = "none"
+
+# The class list, read by `python -m autograder grade`: nbgrader's student CSV (the file
+# `nbgrader db student import` takes: id, first_name, last_name, email), relative to this folder.
+# Its names and emails go into the gradebook, so formgrader shows them instead of "None".
+# c.Autograder.roster = "roster.csv"
