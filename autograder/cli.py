@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {r.student}: {r.status}, {r.score:g}/{r.max_score:g} ({how})")
             print(f"\n{isolation_note()}")
             print(f"\ngrades: {report.grades_csv}\nfeedback: {report.out / 'feedback'}")
-            from .student import inert
+            from .kernel.student import inert
 
             for line in report.bad_input:
                 print(f"bad submission: {inert(line)}", file=sys.stderr)
