@@ -53,3 +53,8 @@ c.Judge.course = here
 c.GenerateFeedback.preprocessors = []
 c.GenerateFeedback.exporter_class = "autograder.grading.road.FeedbackPage"
 c.ExchangeFactory.release_feedback = "autograder.grading.road.ReleaseFeedback"
+
+# The class list, read by `python -m autograder grade`: nbgrader's student CSV (the file
+# `nbgrader db student import` takes: id, first_name, last_name, email), relative to this folder.
+# Its names and emails go into the gradebook, so formgrader shows them instead of "None".
+# c.Autograder.roster = "roster.csv"

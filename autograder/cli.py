@@ -156,14 +156,16 @@ def main(argv: list[str] | None = None) -> int:
                            workers=args.workers, limits=Limits(memory_mb=args.memory, cpu_s=int(args.timeout) + 60),
                            regrade=args.regrade, show_progress=not args.quiet, db_url=args.db_url,
                            scheduler=args.scheduler)
-            print(render_table(report.graded_now, report.exercises))
+            print(render_table(report.graded_now, report.exercises, report.hand, report.final))
             print("\nPer student:")
             for r in report.graded_now:
                 how = "kept from an earlier run" if r.student in report.resumed else f"{r.seconds:g} s"
+                if r.student in report.final:
+                    how += f"; with hand grades {report.final[r.student]:g}/{r.max_score:g}"
                 print(f"  {r.student}: {r.status}, {r.score:g}/{r.max_score:g} ({how})")
             print(f"\n{isolation_note()}")
             print(f"\ngrades: {report.grades_csv}\nfeedback: {report.out / 'feedback'}")
-            from .student import inert
+            from .kernel.student import inert
 
             for line in report.bad_input:
                 print(f"bad submission: {inert(line)}", file=sys.stderr)

@@ -49,7 +49,8 @@ class Profile:
     restrictions: dict[str, Restriction] = field(default_factory=dict)
 
 
-# Modules of the package every kernel gets: the two ends of the protocol and the seeded RNG.
+# Modules of autograder/kernel/ every kernel gets: the two ends of the protocol and the seeded RNG
+# ("__init__" is autograder/kernel/__init__.py; the sandbox adds autograder/__init__.py).
 KERNEL_CORE = ("__init__", "protocol", "agent", "ops", "student", "seed")
 
 _NORMALISATION = ("batch_norm", "native_batch_norm", "instance_norm", "group_norm", "layer_norm",

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import tolerances as _tolerances
-from .tolerances import TOLERANCES
+from .kernel import tolerances as _tolerances
+from .kernel.tolerances import TOLERANCES
 
 __all__ = [
     "TOLERANCES",

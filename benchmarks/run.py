@@ -291,7 +291,7 @@ def fwd_bwd_ms(model: torch.nn.Module, x: torch.Tensor, repeat: int = 5) -> floa
 def bench_lenet() -> dict[str, float]:
     from torch.utils.data import DataLoader, TensorDataset
 
-    from autograder import datasets
+    from autograder.kernel import datasets
 
     ns = notebook_namespace("a4_lenet")
     parts = datasets.mnist_splits(np.float32)  # read-only arrays: torch gets copies

@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autograder import protocol
+from autograder.kernel import protocol
 from autograder.grading import sandbox
 from autograder.grading.execute import GRACE_S, OK, KernelSession
 from autograder.grading.judge import AgentChannel, kernel_process
 from autograder.grading.sandbox import RLIMITS_ONLY, KernelSite, Limits
-from autograder.student import KernelLost, NotData, RemoteName
+from autograder.kernel.student import KernelLost, NotData, RemoteName
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")
 

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from autograder.checks import (CheckFailure, assert_close, assert_equal, assert_shape, assert_tuple,
+from autograder.kernel.checks import (CheckFailure, assert_close, assert_equal, assert_shape, assert_tuple,
                                call, call_twice, check_gradient, numeric_gradient, rel_error)
-from autograder.tolerances import TOLERANCES, tolerance
+from autograder.kernel.tolerances import TOLERANCES, tolerance
 
 shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=6)
 finite = st.floats(-1e3, 1e3, allow_nan=False, width=64)
@@ -217,7 +217,7 @@ def test_check_gradient_names_argument_and_index():
 
 def _sweep(answers):
     """A check over five cases, failing where the answer is wrong (a kind per way it is wrong)."""
-    from autograder.checks import case
+    from autograder.kernel.checks import case
 
     for i, answer in enumerate(answers):
         with case():
@@ -237,7 +237,7 @@ def test_outside_a_count_the_first_failure_ends_the_check():
 
 
 def test_a_count_goes_on_past_failed_cases_and_keeps_their_kinds():
-    from autograder import checks
+    from autograder.kernel import checks
     from autograder.grading.judge import hidden_failure
 
     with checks.counting() as tally:
@@ -251,9 +251,9 @@ def test_a_count_goes_on_past_failed_cases_and_keeps_their_kinds():
 
 
 def test_a_stop_inside_a_case_says_where_it_stopped_and_what_failed_before():
-    from autograder import checks
+    from autograder.kernel import checks
     from autograder.grading.judge import hidden_failure
-    from autograder.student import TimedOut
+    from autograder.kernel.student import TimedOut
 
     with checks.counting() as tally, pytest.raises(KeyboardInterrupt):
         _sweep(["ok", "values", "ok", "stop", "ok"])
@@ -264,7 +264,7 @@ def test_a_stop_inside_a_case_says_where_it_stopped_and_what_failed_before():
 
 
 def test_a_failure_outside_every_case_is_one_more_case():
-    from autograder import checks
+    from autograder.kernel import checks
     from autograder.grading.judge import hidden_failure
 
     with checks.counting() as tally:
@@ -274,7 +274,7 @@ def test_a_failure_outside_every_case_is_one_more_case():
 
 
 def test_a_case_inside_a_case_is_part_of_it():
-    from autograder import checks
+    from autograder.kernel import checks
 
     with checks.counting() as tally:
         for _ in range(3):

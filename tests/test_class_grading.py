@@ -28,6 +28,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import autograder as autograder_package
@@ -39,7 +40,7 @@ from autograder.grading.sandbox import BUBBLEWRAP, isolation
 
 from . import classes
 from .classes import CELL_TIMEOUT, Case
-from .support import COURSE, ROOT, SECRET, autograder, graded_version, run_cells, source_nb
+from .support import COURSE, ROOT, SECRET, autograder, graded_version, release_nb, run_cells, source_nb
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux-only")]
@@ -207,6 +208,23 @@ class ClassGradingTests:
         assert not re.search(r"href\s*=\s*[\"']?\s*javascript:", page, re.IGNORECASE)
         assert "&lt;script&gt;" in page  # the text is there, as text
 
+    def test_the_release_header_is_the_instructors_in_every_graded_notebook_and_page(self, graded):
+        """Is the release's "Generated file / How this notebook is graded" cell the instructor's cell —
+        rendered as markdown in the feedback, never escaped or shown as a student's text?"""
+        header = release_nb(self.assignment).cells[0].source
+        assert "Generated file." in header
+        (name,) = COURSE.notebooks(self.assignment)
+        for student, r in graded.results.items():
+            if r.status != "graded":
+                continue
+            nb = nbformat.read(graded.out / "nbgrader" / "autograded" / student / self.assignment / f"{name}.ipynb",
+                               as_version=4)
+            copies = [c for c in nb.cells if "Generated file." in c.source and c.cell_type == "markdown"]
+            assert [(c.source, c.metadata["autograder"]["role"]) for c in copies] == [(header, "instructor")], student
+            page = graded.feedback(student)
+            assert "<strong>Generated file.</strong>" in page, student
+            assert "&gt; **Generated" not in page and "&#42;&#42;Generated" not in page, student
+
     def test_submissions_are_byte_identical(self, graded):
         assert digests(graded.subs) == graded.before
 
@@ -275,8 +293,9 @@ class TestA1(ClassGradingTests):  # a1's class, with the bad-input questions too
             rows = {row["student"]: row for row in csv.DictReader(fh)}
         exercises = [gid for gid, _ in graded_cells(source_nb(A1))]
         row = rows["correct"]
-        assert list(row)[:5] == ["student", "assignment", "status", "score", "max_score"]
-        assert list(row)[5:-4] == exercises
+        assert list(row)[:7] == ["student", "assignment", "status", "score", "max_score", "auto_score", "hand_graded"]
+        assert list(row)[7:-4] == exercises
+        assert (row["score"], row["auto_score"], row["hand_graded"]) == ("25", "25", "no")  # no hand grades
         assert list(row)[-4:] == ["submitted_at", "seconds_late", "late_penalty", "notes"]
         assert row["submitted_at"] == "" and row["late_penalty"] == "0"  # no timestamps, no due date
         assert rows["untouched"]["score"] == "0" and "not implemented yet" in rows["untouched"]["notes"]

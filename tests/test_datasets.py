@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import datasets
-from autograder.datasets import DatasetError
+from autograder.kernel import datasets
+from autograder.kernel.datasets import DatasetError
 
 
 def test_mnist_5k_is_real_digits():

@@ -14,8 +14,8 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from autograder.checks import assert_close
-from autograder.layers import conv_backward, conv_forward
+from autograder.kernel.checks import assert_close
+from autograder.kernel.layers import conv_backward, conv_forward
 
 SETTINGS = settings(deadline=None, max_examples=60)
 
@@ -88,7 +88,7 @@ def test_bad_dout_shape_is_a_clear_error():
 
 
 def test_numpy_only():
-    import autograder.layers as layers
+    import autograder.kernel.layers as layers
 
     source = open(layers.__file__).read()
     assert "import torch" not in source and "scipy" not in source

@@ -211,7 +211,7 @@ def test_a_notebooks_own_test_cell_limits_cpu_time_too():
     process's CPU time and says what a call used: the visible test behaves as the grade will."""
     import time
 
-    from autograder import student
+    from autograder.kernel import student
 
     def spin():
         while True:

@@ -14,7 +14,7 @@ import torch.nn as nn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from autograder import datasets
+from autograder.kernel import datasets
 from autograder import models as M
 from autograder import reference as ref
 

@@ -19,8 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from autograder import protocol
-from autograder.protocol import Handle, Limits, ProtocolError, Refused
+from autograder.kernel import protocol
+from autograder.kernel.protocol import Handle, Limits, ProtocolError, Refused
 
 
 class Lying(np.ndarray):

@@ -13,7 +13,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from autograder import reference as ref
-from autograder.checks import assert_close
+from autograder.kernel.checks import assert_close
 
 SETTINGS = settings(deadline=None, max_examples=50)
 
@@ -308,7 +308,7 @@ def test_global_avg_pool_and_its_gradient(shape, seed):
 @given(st.integers(1, 6), st.integers(2, 8), st.floats(0.1, 5.0), st.integers(0, 2**31))
 @SETTINGS
 def test_cross_entropy_is_the_mean_negative_log_softmax(n, k, scale, seed):
-    from autograder.checks import numeric_gradient
+    from autograder.kernel.checks import numeric_gradient
 
     g = np.random.default_rng(seed)
     x, y = g.standard_normal((n, k)) * scale, g.integers(0, k, size=n)

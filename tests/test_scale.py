@@ -319,6 +319,16 @@ def test_exchange_newest_submission_graded_and_late_flagged(late_course, tmp_pat
         cy = gb.find_submission(A1, "cy")
         assert cy.total_seconds_late == 24 * 3600 and cy.late_submission_penalty == a.max
         assert gb.find_submission(A1, "ana").late_submission_penalty in (None, 0)
+        grade = gb.find_grade("pad2d", A1, A1, "cy")  # a hand grade and extra credit, as formgrader saves them
+        grade.manual_score, grade.extra_credit = 2.0, 1.0
+        gb.db.commit()
+    proc = autograder("--course", str(late_course), "grade", A1, str(inbound), "--out", str(out), "--quiet")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with Gradebook(f"sqlite:///{out / 'gradebook.db'}") as gb:  # nbgrader's rule on the final points: all of them
+        cy = gb.find_submission(A1, "cy")
+        assert cy.notebooks[0].late_submission_penalty == a.max and cy.score == a.max  # 3 - 3 + 2 + 1 on pad2d
+    rows = {r["student"]: r for r in csv.DictReader((out / "grades.csv").open())}
+    assert (rows["cy"]["score"], rows["cy"]["hand_graded"], rows["cy"]["late_penalty"]) == ("0", "yes", f"{a.max:g}")
 
 
 def test_collected_layout_reads_timestamp(tmp_path):

@@ -8,6 +8,12 @@ instructor's; each solution cell takes the student's code for that exercise; cel
 added are kept, after the instructor cell they followed. A solution cell whose metadata was
 stripped is found by the names it defines. Each intervention is reported in a one-line note.
 
+The cells a release adds around the source — nbgrader's header and footer (``frame``: the
+"Generated file / How this notebook is graded" note) — are the instructor's too: they are put back
+from the course's own header and footer notebooks, and the student's copy of them is dropped like
+any copy of an instructor's cell. A student's text is never taken for the instructor's: only a cell
+equal to one of the instructor's is dropped, and the instructor's version is the one shown.
+
 Every cell of the result carries its role in ``metadata.autograder.role`` (:func:`role`):
 ``answer`` (with its ``exercise``), ``added``, ``test`` (with its ``exercise``), ``figure``
 (an instructor cell that only draws: ``*_show``) or ``instructor``. The kernel, the restrictions,
@@ -90,18 +96,24 @@ def _role(cell: NotebookNode) -> str:
     return "student"
 
 
-def assemble(source: NotebookNode, submitted: NotebookNode) -> tuple[NotebookNode, list[str]]:
-    """The notebook to run, and the notes saying what was restored or ignored."""
+def assemble(source: NotebookNode, submitted: NotebookNode,
+             frame: dict | None = None) -> tuple[NotebookNode, list[str]]:
+    """The notebook to run, and the notes saying what was restored or ignored. ``frame``: the
+    release's header and footer cells (:func:`.release.frame`), when ``source`` is the instructor's
+    source rather than the release."""
     notes: list[str] = []
+    header = [_instructor_cell(c, "header") for c in (frame or {}).get("header", [])]
+    footer = [_instructor_cell(c, "footer") for c in (frame or {}).get("footer", [])]
     src_solutions = {nbgrader_meta(c)["grade_id"]: c for c in source.cells if nbgrader_meta(c).get("solution")}
     src_ids = {nbgrader_meta(c).get("grade_id") for c in source.cells} - {None}
     src_tests = {nbgrader_meta(c)["grade_id"]: c for c in source.cells
                  if nbgrader_meta(c).get("grade") and not nbgrader_meta(c).get("solution")}
 
-    # Provided cells that lost their metadata come back as plain cells: they are the instructor's.
-    provided = {c.source.strip() for c in source.cells
-                if nbgrader_meta(c).get("grade_id") and not nbgrader_meta(c).get("solution")}
+    # Copies of the instructor's cells — provided cells that lost their metadata, the release's
+    # header and footer — come back as plain cells: they are the instructor's, and so dropped.
+    provided = {c.source.strip() for c in source.cells if not nbgrader_meta(c).get("solution")}
     provided |= {visible(c.source) for c in src_tests.values()}
+    provided |= {c.source.strip() for c in header + footer}
     answers: dict[str, str] = {}
     seen_tests: dict[str, int] = {}
     extras: dict[str | None, list[NotebookNode]] = {}  # instructor grade_id they follow -> added cells
@@ -149,7 +161,7 @@ def assemble(source: NotebookNode, submitted: NotebookNode) -> tuple[NotebookNod
         extras.setdefault(after, []).append(cell)
 
     nb = copy.deepcopy(source)
-    cells: list[NotebookNode] = []
+    cells: list[NotebookNode] = list(header)
     added = iter(range(10**6))
     cells += [_student_cell(c, next(added)) for c in extras.pop(None, [])]
     for cell in nb.cells:
@@ -173,9 +185,23 @@ def assemble(source: NotebookNode, submitted: NotebookNode) -> tuple[NotebookNod
         cells += [_student_cell(c, next(added)) for c in extras.pop(gid, [])] if gid else []
     for rest in extras.values():  # anchors that are not in the source: keep the cells at the end
         cells += [_student_cell(c, next(added)) for c in rest]
-    nb.cells = cells
+    nb.cells = cells + footer
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
     return nb, notes
+
+
+def _instructor_cell(cell: dict, part: str) -> NotebookNode:
+    """A cell of the release's header or footer, as the instructor wrote it (no outputs)."""
+    out = nbformat.from_dict(copy.deepcopy(dict(cell)))
+    out.setdefault("metadata", {})
+    if out.get("cell_type") == "code":
+        out.outputs, out.execution_count = [], None
+    else:
+        out.pop("outputs", None)
+        out.pop("execution_count", None)
+    _mark(out, INSTRUCTOR)
+    out.metadata["autograder"]["release"] = part
+    return out
 
 
 def _student_cell(cell: NotebookNode, n: int) -> NotebookNode:

@@ -19,6 +19,13 @@ every committed result whose submission, sources and settings are unchanged and 
 Bad input — a wrong path, an unknown assignment — is refused before anything is written; an
 unreadable notebook gets its own row and nothing else is affected; a grade recorded by an earlier
 run is never replaced by an unreadable resubmission.
+
+What people enter in formgrader is theirs: a run writes the automatic scores only, and every
+manual score, extra credit and comment in the gradebook stays — whether the submission's result
+was kept or graded again. Where a hand grade's automatic score changes, the cell is flagged for
+review (nbgrader's ``needs_manual_grade``). grades.csv shows the final score (hand grades where
+given, extra credit added), the automatic one, and whether a hand grade applies. Students' names
+come from the course's roster (:mod:`.roster`); submission times from the submissions (:mod:`.late`).
 """
 
 from __future__ import annotations
@@ -48,10 +55,12 @@ from ..course import Course, UsageError
 from . import feedback as pages
 from . import gradebook as books
 from . import late
+from . import roster as rosters
 from .nbgrader_cli import flags, jupyter_home, nbgrader
 from .notebooks import graded_cells
 from .progress import counter
-from .results import ERROR, GRADED, StudentResult, load_all, result_path, write_grades_csv
+from .release import frame as release_frame
+from .results import ERROR, GRADED, HandGrade, StudentResult, load_all, result_path, write_grades_csv
 from .sandbox import KernelSite, Limits
 from .worker import Job, digest, exercise_id, read_notebooks, zero_result
 
@@ -77,6 +86,8 @@ class ClassReport:
     exercises: list[tuple[str, float]]  # (grade_id, points) in notebook order
     bad_input: list[str]  # one line per submission that could not be read
     resumed: set[str] = field(default_factory=set)  # students whose result an earlier run had committed
+    hand: dict = field(default_factory=dict)  # student -> exercise -> HandGrade (formgrader's, this assignment)
+    final: dict = field(default_factory=dict)  # student -> the final score (hand grades applied), where one applies
 
     @property
     def grades_csv(self) -> Path:
@@ -156,8 +167,10 @@ class ClassGrader:
     """nbgrader's course directory and gradebook under OUT, and the workers that fill them."""
 
     def __init__(self, course: Course, assignment: str, out: Path, cell_timeout: float,
-                 submission_timeout: float, limits: Limits | None = None, db_url: str | None = None):
+                 submission_timeout: float, limits: Limits | None = None, db_url: str | None = None,
+                 roster: dict | None = None):
         self.course = course
+        self.roster = roster or {}  # student id -> first_name, last_name, email, lms_user_id (roster.read)
         self.assignment = assignment
         self.out = out
         self.root = out / "nbgrader"
@@ -181,11 +194,13 @@ class ClassGrader:
         self.sources = {name: nbformat.read(path, as_version=4) for name, path in self.source_paths.items()}
         self.cells = {name: graded_cells(nb) for name, nb in self.sources.items()}
         self.source_digest = hashlib.sha256(b"".join(p.read_bytes() for p in self.source_paths.values())).hexdigest()
+        self.frame = release_frame(course)  # the release's header and footer: the instructor's cells
         try:
             self.secret = secret.load(course.work)
         except (OSError, ValueError) as exc:
             raise UsageError(f"the course secret cannot be read: {exc}") from None
         self.fingerprint = json.dumps([self.source_digest, self.limits.as_json(), cell_timeout, submission_timeout,
+                                       hashlib.sha256(json.dumps(self.frame, sort_keys=True).encode()).hexdigest(),
                                        __version__, _package_digest(), hashlib.sha256(self.secret).hexdigest()[:16]])
         self.idle: "queue.Queue[Worker | None]" = queue.Queue()
         self.all_workers: list[Worker] = []
@@ -269,7 +284,8 @@ class ClassGrader:
     def job(self, sub: Submission) -> Job:
         return Job(self.assignment, sub.student, str(sub.folder), self.notebooks,
                    {n: str(p) for n, p in self.source_paths.items()}, str(self.out), asdict(self.limits),
-                   self.cell_timeout, self.submission_timeout, digest(sub.folder, self.notebooks, self.fingerprint))
+                   self.cell_timeout, self.submission_timeout, digest(sub.folder, self.notebooks, self.fingerprint),
+                   self.frame)
 
     def recorded(self, job: Job) -> StudentResult | None:
         """The result of an earlier run for exactly this submission, if there is one."""
@@ -372,23 +388,50 @@ class ClassGrader:
         return penalties
 
     def record(self, gb, result: StudentResult, when: "late.Timestamp | None" = None,
-               penalties: dict | None = None) -> None:
+               penalties: dict | None = None, rules: "late.Rules | None" = None) -> None:
         """Write one result into the gradebook as one transaction, retried when another run
-        writing the same database conflicted (idempotent: a resumed run writes it again)."""
+        writing the same database conflicted (idempotent: a resumed run writes it again).
+
+        Only the automatic part is the grader's: ``auto_score`` of the exercises it scores. Manual
+        scores, extra credit and comments entered in formgrader are left as they are; a hand-graded
+        exercise whose automatic score changed is flagged for review (``needs_manual_grade``), as
+        ``nbgrader autograde`` flags it; the late penalty of a notebook with hand grades is ``rules``'
+        on its final points, as nbgrader computes it. The student's names come from the roster where it has them."""
         def write():
-            gb.update_or_create_student(result.student)
+            student = gb.update_or_create_student(result.student, **self.roster.get(result.student, {}))
+            if student.first_name is None and student.last_name is None:
+                account = rosters.account_name(result.student)
+                if account:
+                    student.first_name, student.last_name = account
             submission = gb.update_or_create_submission(self.assignment, result.student, timestamp=when)
             points = {c.grade_id: c.points for c in result.cells}
             for notebook in submission.notebooks:
                 notebook.late_submission_penalty = (penalties or {}).get(notebook.name)
                 for grade in notebook.grades:
                     key = exercise_id(self.notebooks, notebook.name, grade.name)
-                    grade.auto_score = points.get(key, 0.0) if result.status == GRADED else 0.0
-                    grade.manual_score = None
-                    grade.needs_manual_grade = False
+                    if key not in points:
+                        continue  # not an exercise the grader scores: a person's to grade
+                    auto = points[key] if result.status == GRADED else 0.0
+                    changed = grade.auto_score is None or abs(float(grade.auto_score) - auto) > 1e-9
+                    grade.auto_score = auto
+                    if grade.manual_score is None:
+                        grade.needs_manual_grade = False
+                    elif changed:  # the hand grade was given for another automatic score: look again
+                        grade.needs_manual_grade = True
+                hand = [g for g in notebook.grades if g.manual_score is not None or g.extra_credit is not None]
+                if hand and rules is not None and notebook.late_submission_penalty is not None:
+                    final = sum((g.auto_score or 0.0) if g.manual_score is None else g.manual_score
+                                for g in notebook.grades) + sum(g.extra_credit or 0.0 for g in hand)
+                    _, again = rules.penalty(result.student, {notebook.name: final}, when)
+                    notebook.late_submission_penalty = again[notebook.name]
             gb.db.commit()
 
         books.retry(gb, write)
+
+    def enroll(self, gb) -> None:
+        """The roster's students into the gradebook (names, emails), those without a submission too."""
+        for student, fields in self.roster.items():
+            books.retry(gb, lambda: gb.update_or_create_student(student, **fields))
 
     def feedback(self, results: list[StudentResult], fresh: set[str]) -> None:
         """A one-page explanation for the students of this run who could not be graded (graded
@@ -481,7 +524,7 @@ def _package_digest() -> str:
     """The checks that produce grades: a change in them invalidates recorded results."""
     h = hashlib.sha256()
     base = Path(__file__).resolve().parents[1]
-    for path in sorted([*base.glob("*.py"), *base.glob("suites/*.py"), *base.glob("grading/*.py")]):
+    for path in sorted([*base.glob("*.py"), *base.glob("kernel/*.py"), *base.glob("suites/*.py"), *base.glob("grading/*.py")]):
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
@@ -536,6 +579,7 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
         if not submissions:
             raise UsageError(f"no submission of {assignment} by {', '.join(students)} in {submissions_dir}")
     rules = late.rules(course, assignment)  # the course's due date and nbgrader's penalty rule
+    roster = rosters.read(course)  # students' names (c.Autograder.roster), checked before anything is written
     if db_url is not None:
         books.check(db_url)
     cluster = None
@@ -546,7 +590,7 @@ def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str
     out.mkdir(parents=True, exist_ok=True)
 
     try:
-        grader = ClassGrader(course, assignment, out, cell_timeout, submission_timeout, limits, db_url)
+        grader = ClassGrader(course, assignment, out, cell_timeout, submission_timeout, limits, db_url, roster)
     except BaseException:
         if cluster:
             cluster.close()
@@ -598,7 +642,7 @@ def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], ski
 
     def settle_and_record(gb, result: StudentResult) -> None:
         penalties = grader.settle(result, subs[result.student], rules)
-        grader.record(gb, result, subs[result.student].submitted_at, penalties)
+        grader.record(gb, result, subs[result.student].submitted_at, penalties, rules)
 
     bar = counter(total=len(submissions), initial=len(results), desc=f"grade {assignment}", unit="student",
                   enable=show_progress)
@@ -606,6 +650,7 @@ def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], ski
         with grader.gradebook() as gb:
             graded = engine.results(todo)
             books.retry(gb, lambda: gb.update_or_create_assignment(assignment, duedate=rules.due))
+            grader.enroll(gb)
             for result in results.values():  # the kept and the unreadable, while the workers start
                 settle_and_record(gb, result)
             for result in graded:
@@ -613,6 +658,9 @@ def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], ski
                 settle_and_record(gb, result)  # as they come: the gradebook is done when the last one is
                 bar.set_postfix_str(f"{result.student} {result.score:g}/{result.max_score:g}")
                 bar.update(1)
+            everything = load_all(out)
+            hand = hand_grades(gb, {a: grader.course.notebooks(a) for a in {r.assignment for r in everything}
+                                    if a in grader.course.assignment_ids()})
     finally:
         bar.close()
     now = [results[sub.student] for sub in submissions]
@@ -620,21 +668,73 @@ def _grade_class(grader: ClassGrader, engine, submissions: list[Submission], ski
                                                             if results[s.student].status != GRADED})
 
     columns: dict[str, list[str]] = {}
-    everything = load_all(out)
     for a in sorted({r.assignment for r in everything} | {assignment}, key=_course_order):
         if a == assignment:
             columns[a] = [gid for gid, _ in grader.exercises]
         else:
             columns[a] = [c.grade_id for c in next(r for r in everything if r.assignment == a).cells]
-    write_grades_csv(out, everything, columns)
+    by_key = {(r.assignment, r.student): r for r in everything}
+    penalties = {key: hand_penalty(grader.course, by_key[key], grades, rules if key[0] == assignment else None)
+                 for key, grades in hand.items() if key in by_key}
+    write_grades_csv(out, everything, columns, hand, penalties)
     from . import formgrader
 
     pages.install_mathjax(out / "feedback")
-    formgrader.prepare(out, grader.course, grader.db_url, assignment,
-                       {s.student: s.folder for s in submissions if results[s.student].status == GRADED},
+    graded_subs = [s for s in submissions if results[s.student].status == GRADED]
+    formgrader.prepare(out, grader.course, grader.db_url, assignment, {s.student: s.folder for s in graded_subs},
                        settings={"cell_timeout": grader.cell_timeout, "limits": asdict(grader.limits),
-                                 "submission_timeout": grader.submission_timeout})
-    return ClassReport(assignment, out, now, grader.exercises, bad, resumed)
+                                 "submission_timeout": grader.submission_timeout},
+                       stamps={s.student: s.submitted_at for s in graded_subs})
+    mine = {student: grades for (a, student), grades in hand.items() if a == assignment}
+    final = {r.student: r.final_score(mine[r.student], penalties.get((assignment, r.student))) for r in now
+             if r.student in mine}
+    return ClassReport(assignment, out, now, grader.exercises, bad, resumed, mine, final)
+
+
+def hand_grades(gb, notebooks: dict[str, list[str]]) -> dict[tuple[str, str], dict[str, HandGrade]]:
+    """(assignment, student) -> exercise -> what a person entered in formgrader (a manual score, extra
+    credit) and whether it is flagged for review, for the assignments in ``notebooks`` (id -> its
+    notebooks): one query."""
+    from nbgrader.api import Assignment, Grade, GradeCell, Notebook, SubmittedAssignment, SubmittedNotebook
+    from sqlalchemy import or_
+
+    if not notebooks:
+        return {}
+    rows = (gb.db.query(Assignment.name, SubmittedAssignment.student_id, Notebook.name, GradeCell.name,
+                        Grade.manual_score, Grade.extra_credit, Grade.needs_manual_grade)
+            .select_from(Grade)
+            .join(SubmittedNotebook, Grade.notebook_id == SubmittedNotebook.id)
+            .join(SubmittedAssignment, SubmittedNotebook.assignment_id == SubmittedAssignment.id)
+            .join(Assignment, SubmittedAssignment.assignment_id == Assignment.id)
+            .join(Notebook, SubmittedNotebook.notebook_id == Notebook.id)
+            .join(GradeCell, Grade.cell_id == GradeCell.id)
+            .filter(or_(Grade.manual_score.isnot(None), Grade.extra_credit.isnot(None)))
+            .filter(Assignment.name.in_(sorted(notebooks)))
+            .all())
+    out: dict[tuple[str, str], dict[str, HandGrade]] = {}
+    for a, student, nb, gid, manual, extra, review in rows:
+        key = exercise_id(notebooks[a], nb, gid)
+        out.setdefault((a, student), {})[key] = HandGrade(
+            None if manual is None else float(manual), None if extra is None else float(extra),
+            bool(review and manual is not None))
+    return out
+
+
+def hand_penalty(course: Course, result: StudentResult, grades: dict[str, HandGrade],
+                 rules: "late.Rules | None" = None) -> float:
+    """The late penalty of a hand-graded submission: nbgrader's rule on each notebook's final points
+    (the hand grades and extra credit in), as ``nbgrader autograde`` computes it from the gradebook."""
+    if result.seconds_late <= 0 or not result.submitted_at:
+        return result.late_penalty
+    rules = rules or late.rules(course, result.assignment)
+    notebooks = course.notebooks(result.assignment)
+    scores = {}
+    for nb in notebooks:
+        prefix = exercise_id(notebooks, nb, "")
+        cells = [c for c in result.cells if c.grade_id.startswith(prefix)]
+        scores[nb] = result.final_points(grades, cells)
+    _, penalties = rules.penalty(result.student, scores, late.parse(result.submitted_at))
+    return sum(p for p in penalties.values() if p)
 
 
 def _course_order(assignment: str) -> tuple[int, str]:

@@ -18,6 +18,7 @@ import subprocess
 from pathlib import Path
 
 from ..course import Course, UsageError
+from . import late
 
 COURSE_ID = "convnets"
 # A submission's files from nbgrader's exchange besides its notebooks: when it was handed in, and the
@@ -46,11 +47,14 @@ c.Exchange.root = {exchange!r}
 
 
 def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dict[str, Path],
-            settings: dict | None = None) -> None:
+            settings: dict | None = None, stamps: dict | None = None) -> None:
     """Write OUT's formgrader config (also in ``OUT/nbgrader``, the course root, so that nbgrader
     run there grades through the judge too), remember ``settings`` (what ``grade`` ran with) for
     grades started from nbgrader, put the course's releases into OUT's exchange, and copy the
-    ``graded`` students' notebooks of ``assignment`` (student -> folder) into ``OUT/nbgrader/submitted``."""
+    ``graded`` students' notebooks of ``assignment`` (student -> folder) into ``OUT/nbgrader/submitted``,
+    with the submission's exchange files and a ``timestamp.txt`` holding the submission time the
+    gradebook has (``stamps``: student -> time, or None): formgrader counts a submission as
+    autograded only when the two agree."""
     from . import road
 
     root = out / "nbgrader"
@@ -90,6 +94,9 @@ def prepare(out: Path, course: Course, db_url: str, assignment: str, graded: dic
             src = folder / name
             if src.is_file() and not src.is_symlink() and src.stat().st_size < 200:
                 shutil.copyfile(src, dest / name)
+        when = (stamps or {}).get(student)
+        if when is not None:  # the time the gradebook has, to the microsecond
+            (dest / "timestamp.txt").write_text(late.exact(when))
 
 
 def check(out: Path) -> Path:

@@ -38,9 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from .. import checks, protocol, student
-from ..checks import CheckFailure
-from ..student import KernelLost, NotData, RemoteName, RemoteObject, StudentError, TimedOut
+from ..kernel import checks, protocol, student
+from ..kernel.checks import CheckFailure
+from ..kernel.student import KernelLost, NotData, RemoteName, RemoteObject, StudentError, TimedOut
 from .assemble import split_hidden
 from .execute import GRACE_S, KernelDied, KernelSession, Meter
 
@@ -94,7 +94,7 @@ class AgentChannel:
             listener.bind(str(path))
             listener.listen(8)
             listener.setblocking(False)
-            code = f"__import__('autograder.agent', fromlist=['serve']).serve({str(path)!r})"
+            code = f"__import__('autograder.kernel.agent', fromlist=['serve']).serve({str(path)!r})"
             self.msg_id = self.kernel.kc.execute(code, store_history=False, allow_stdin=False, stop_on_error=False)
             self.ended = False
             give_up = time.monotonic() + AGENT_START_S
@@ -447,7 +447,7 @@ def _children(parent: int) -> dict[int, int]:
 
 def _wire(value: Any) -> Any:
     """How the judge's proxies travel: a name, a handle, or a probe function from the catalogue."""
-    from .. import probes
+    from ..kernel import probes
 
     if isinstance(value, RemoteName):
         return protocol.Ref(value.__name__)
@@ -596,7 +596,7 @@ HIDDEN_KINDS = {
 
 def hidden_kind(exc: BaseException) -> str:
     """A hidden case's failure by its kind only: what the student may learn without the case's inputs."""
-    from ..checks import raised_kind
+    from ..kernel.checks import raised_kind
 
     reason = str(exc)
     if isinstance(exc, TimedOut):

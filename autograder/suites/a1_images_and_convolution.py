@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_equal, assert_raises, call, call_twice, case
+from ..kernel.checks import CheckFailure, assert_close, assert_equal, assert_raises, call, call_twice, case
 from ..secret import seeds_for
-from ..seed import rng
+from ..kernel.seed import rng
 from . import forbid
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret

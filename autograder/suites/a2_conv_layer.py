@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from .. import reference as ref
-from ..checks import assert_close, assert_tuple, call, call_twice, case
+from ..kernel.checks import assert_close, assert_tuple, call, call_twice, case
 from ..secret import seeds_for
-from ..student import probe
-from ..seed import rng
+from ..kernel.student import probe
+from ..kernel.seed import rng
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
 

@@ -27,11 +27,11 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from .. import reference as ref
-from .. import student
-from ..checks import (CheckFailure, assert_close, assert_shape, assert_tuple, call, call_twice, describe,
+from ..kernel import student
+from ..kernel.checks import (CheckFailure, assert_close, assert_shape, assert_tuple, call, call_twice, describe,
                       guarded, case)
 from ..secret import seeds_for
-from ..seed import rng
+from ..kernel.seed import rng
 from . import dims, one_blas_thread, recipe
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
@@ -543,7 +543,7 @@ def check_sgd_momentum(sgd_momentum: Callable, seed: int | None = None, n: int =
 @lru_cache(maxsize=1)
 def mnist_splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The embedded 5,000 digits as float64 (N, 1, 28, 28) in [0, 1], split by ``datasets.split(seed=0)``."""
-    from .. import datasets
+    from ..kernel import datasets
 
     return datasets.mnist_splits(np.float64)
 

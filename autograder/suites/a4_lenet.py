@@ -32,12 +32,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import datasets, models, ops, specnet, student
+from .. import models
+from ..kernel import datasets, ops, specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_twice, case, describe, guarded
+from ..kernel.checks import CheckFailure, assert_close, assert_equal, assert_tuple, call_twice, case, describe, guarded
 from ..secret import seeds_for
-from ..seed import rng
-from ..tolerances import tolerance
+from ..kernel.seed import rng
+from ..kernel.tolerances import tolerance
 from . import dims, forbid, one_torch_thread, single_threaded
 from . import float_array as _np, quiet_call as _run, show as _show
 

@@ -41,12 +41,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import models, specnet, student
+from .. import models
+from ..kernel import specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, case, describe, not_implemented
+from ..kernel.checks import CheckFailure, assert_close, case, describe, not_implemented
 from ..secret import seeds_for
-from ..seed import rng
-from ..tolerances import tolerance
+from ..kernel.seed import rng
+from ..kernel.tolerances import tolerance
 from . import dims, one_torch_thread, recipe
 
 hidden_seed = seeds_for(__name__)  # the hidden tests' seeds come from the course secret
@@ -625,14 +626,14 @@ def compare_gradients(model: Any, reference: nn.Module, x: torch.Tensor, y: torc
 def mnist_tensors() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The embedded 5,000 digits as float32 (N, 1, 28, 28) in [0, 1], split by ``datasets.split(seed=0)``
     into 3,500 training, 750 validation and 750 held-out digits."""
-    from .. import datasets
+    from ..kernel import datasets
 
     return {name: (torch.tensor(X), torch.tensor(y)) for name, (X, y) in datasets.mnist_splits(np.float32).items()}
 
 
 def perturbed(X: torch.Tensor, seed: int) -> torch.Tensor:
     """``datasets.perturb_digits`` on a float32 batch (shifts, contrast, noise; depends only on seed)."""
-    from .. import datasets
+    from ..kernel import datasets
 
     return torch.from_numpy(datasets.perturb_digits(X.numpy(), seed=seed).astype(np.float32))
 

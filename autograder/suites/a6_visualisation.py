@@ -39,12 +39,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import models, specnet, student
+from .. import models
+from ..kernel import specnet, student
 from .. import reference as ref
-from ..checks import CheckFailure, assert_close, guarded
-from ..checks import case as a_case  # "case" is what this module calls a (network, x, y)
+from ..kernel.checks import CheckFailure, assert_close, guarded
+from ..kernel.checks import case as a_case  # "case" is what this module calls a (network, x, y)
 from ..secret import seeds_for
-from ..seed import rng
+from ..kernel.seed import rng
 from . import dims, one_torch_thread, single_threaded
 from . import float_array as _array, quiet_call as _run
 
@@ -86,7 +87,7 @@ def _weights(spec: dict, seed: int) -> dict[str, torch.Tensor]:
 @lru_cache(maxsize=1)
 def digits() -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
     """The embedded digits, float32 (N, 1, 28, 28) in [0, 1]: "train", "val", "holdout"."""
-    from .. import datasets
+    from ..kernel import datasets
 
     return {name: (torch.tensor(X), torch.tensor(y)) for name, (X, y) in datasets.mnist_splits(np.float32).items()}
 
