@@ -154,6 +154,9 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.expanduser("~/{folder}/{grades
 # no hidden test in a student's kernel); Generate Feedback writes the grader's sanitised pages (with
 # the hand grading); Release Feedback hands each student their own through the exchange.
 {route}c.Judge.out = os.path.expanduser("~/{folder}/{grades}")
+# Release records the course's release in the gradebook first (it was made by `autograder release`,
+# not by nbgrader's generate_assignment): formgrader's Autograde looks for it there.
+c.ExchangeFactory.release_assignment = "autograder.grading.road.ReleaseAssignment"
 '''
 GRADES = "grades"  # the grader's record (grade --out) inside the instructor's course folder
 

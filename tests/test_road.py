@@ -135,3 +135,28 @@ def test_feedback_carries_the_hand_grading(tmp_path):
     assert "&lt;b&gt;work&lt;/b&gt;" in page
     resources["nbgrader"]["student"] = "nobody"
     assert "Hand grading" not in road.FeedbackPage().from_notebook_node(graded_nb(), resources)[0]
+
+
+def test_the_hubs_release_records_the_assignment_for_autograde(tmp_path):
+    """The hub's instructor config (its course folder's): `nbgrader release_assignment` of the course's
+    own release records it in the gradebook first — the exercises and points `grade` records —, so that
+    formgrader's Autograde finds the assignment on a course that never ran nbgrader's generate_assignment."""
+    from nbgrader.api import Gradebook
+
+    from autograder import hub
+    from autograder.grading.notebooks import graded_cells
+
+    home, exchange = tmp_path / "home", tmp_path / "exchange"
+    course = home / "convnets"
+    (course / "grades").mkdir(parents=True)
+    (course / "nbgrader_config.py").write_text(hub.instructor_config(Course(ROOT), exchange))
+    assert formgrader.routed(course)
+    env = {**os.environ, "HOME": str(home), "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"]}
+    proc = subprocess.run([sys.executable, "-m", "nbgrader", "release_assignment", A1], cwd=course, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert proc.returncode == 0 and "Recorded" in proc.stdout, proc.stdout[-2000:]
+    assert (exchange / "convnets" / "outbound" / A1 / f"{A1}.ipynb").is_file()
+    with Gradebook(f"sqlite:///{course / 'grades' / 'gradebook.db'}") as gb:
+        cells = {(c.name, c.max_score) for nb in gb.find_assignment(A1).notebooks for c in nb.grade_cells}
+    want = graded_cells(nbformat.read(ROOT / "solutions" / A1 / f"{A1}.ipynb", as_version=4))
+    assert cells == {(gid, float(pts)) for gid, pts in want}

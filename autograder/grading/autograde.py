@@ -258,26 +258,7 @@ class ClassGrader:
     def _save_cells_from_release(self) -> bool:
         """nbgrader's SaveCells on the released notebooks, in this process; False (nothing written)
         when a release is missing or does not match the source's exercises and points."""
-        releases = {}
-        for name in self.notebooks:
-            path = self.course.assignments / self.assignment / f"{name}.ipynb"
-            try:
-                nb = nbformat.read(path, as_version=4)
-            except (OSError, ValueError):
-                return False
-            if graded_cells(nb) != self.cells[name]:
-                return False
-            releases[name] = nb
-        from nbgrader.preprocessors import SaveCells
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with books.opened(self.db_url) as gb:
-                books.retry(gb, lambda: gb.update_or_create_assignment(self.assignment))
-            for name, nb in releases.items():
-                SaveCells().preprocess(nb, {"nbgrader": {"db_url": self.db_url, "assignment": self.assignment,
-                                                         "notebook": name}})
-        return True
+        return save_release_cells(self.course, self.assignment, self.db_url, self.cells)
 
     # -- one student --------------------------------------------------------------------------
 
@@ -545,6 +526,35 @@ class LocalEngine:
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.grader.stop_workers()
+
+
+def save_release_cells(course: Course, assignment: str, db_url: str, cells: dict | None = None) -> bool:
+    """The assignment's released notebooks recorded in the gradebook by nbgrader's own SaveCells, in
+    this process; False (nothing written) when a release is missing or does not match the source's
+    exercises and points (``cells``: notebook -> the source's graded cells, read when None)."""
+    notebooks = course.notebooks(assignment)
+    if cells is None:
+        cells = {name: graded_cells(nbformat.read(course.solutions / assignment / f"{name}.ipynb", as_version=4))
+                 for name in notebooks}
+    releases = {}
+    for name in notebooks:
+        path = course.assignments / assignment / f"{name}.ipynb"
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except (OSError, ValueError):
+            return False
+        if graded_cells(nb) != cells[name]:
+            return False
+        releases[name] = nb
+    from nbgrader.preprocessors import SaveCells
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with books.opened(db_url) as gb:
+            books.retry(gb, lambda: gb.update_or_create_assignment(assignment))
+        for name, nb in releases.items():
+            SaveCells().preprocess(nb, {"nbgrader": {"db_url": db_url, "assignment": assignment, "notebook": name}})
+    return True
 
 
 def grade(course: Course, assignment: str, submissions_dir: str | Path, out: str | Path, *,

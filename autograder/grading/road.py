@@ -271,3 +271,42 @@ def _release_feedback_class():
 
 
 ReleaseFeedback = _release_feedback_class()
+
+
+def record_release(course_root: str | Path, assignment: str, db_url: str) -> bool:
+    """The course's release of ``assignment`` in the gradebook (its exercises and points, as ``grade``
+    records them), so that nbgrader's Autograde, which looks for the assignment there first, finds
+    it; False when the release does not match the source (``grade`` then generates it)."""
+    from ..course import Course
+    from . import gradebook as books
+    from .autograde import save_release_cells
+
+    with books.locked(db_url):
+        books.stamp(db_url)
+        return save_release_cells(Course(Path(course_root)), assignment, db_url)
+
+
+def _release_assignment_class():
+    from nbgrader.exchange.default.release_assignment import ExchangeReleaseAssignment
+
+    class ReleaseAssignment(ExchangeReleaseAssignment):
+        """nbgrader's release through its exchange, which first records the release in the gradebook
+        (a course whose releases are made by ``autograder release`` never ran nbgrader's
+        generate_assignment, which records them): formgrader lists it and its Autograde finds it."""
+
+        def copy_files(self):
+            course = self.config.get("Judge", {}).get("course")
+            if course:
+                try:
+                    recorded = record_release(course, self.coursedir.assignment_id, self.coursedir.db_url)
+                except Exception as exc:  # noqa: BLE001 - one line, and no release
+                    self.fail(f"could not record {self.coursedir.assignment_id} in the gradebook "
+                              f"({self.coursedir.db_url}): {type(exc).__name__}: {exc}")
+                if recorded:
+                    self.log.info("Recorded %s in the gradebook", self.coursedir.assignment_id)
+            super().copy_files()
+
+    return ReleaseAssignment
+
+
+ReleaseAssignment = _release_assignment_class()
