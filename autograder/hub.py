@@ -313,6 +313,21 @@ def instructor_config(course: Course, exchange: Path) -> str:
                       if not line.startswith("c.Judge.out ")))  # each instructor's own, below
 
 
+def hub_mathjax_macro() -> str:
+    """formgrader's MathJax on the hub: the packaged copy the instructor's own server serves, under
+    that server's prefix (``/user/NAME``, read from the page's address: one file for every
+    instructor); without the prefix the page asks the hub itself, MathJax is missing and formgrader's
+    Manual Grading page never loads its grades."""
+    from .grading.formgrader import MATHJAX_MACRO
+
+    plain = '<script src="{{url}}"> </script>'
+    prefixed = ("<script>(function () { var p = location.pathname, i = p.indexOf('/formgrader/');"
+                " document.write('<script src=\"' + (i >= 0 ? p.slice(0, i) : '') + '{{url}}\"><' + '/script>'); })();"
+                "</script>")
+    assert plain in MATHJAX_MACRO
+    return MATHJAX_MACRO.replace(plain, prefixed)
+
+
 def write_owned(folder: Path, name: str, text: str, owner: str, mode: int = 0o644) -> Path:
     """Write ``folder/name`` as ``owner``'s file, never through a symbolic link (whatever was at that
     name is replaced): root writing into a folder another account owns."""
@@ -376,10 +391,8 @@ def prepare(course: Course, people: People, hub_dir: Path = HUB_DIR, exchange: P
         folder = instructor_folder(name)
         own_folder(folder / GRADES, name, 0o700)  # the gradebook's folder: formgrader opens it before any grade
         write_owned(folder, "nbgrader_config.py", config_text, name)
-    from .grading.formgrader import MATHJAX_MACRO
-
     data = hub_dir / "instructor-data"
-    _write(data / "nbconvert" / "templates" / "base" / "mathjax.html.j2", MATHJAX_MACRO)
+    _write(data / "nbconvert" / "templates" / "base" / "mathjax.html.j2", hub_mathjax_macro())
 
     bin_dir = str(Path(sys.executable).parent)
     host = ip or "127.0.0.1"

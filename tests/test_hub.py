@@ -447,6 +447,11 @@ def hand_graded(hub, graded, browser):  # noqa: F811
     """In formgrader's Manual Grading, bo's ``layout`` gets 1 point of 2 by hand and his answer a
     comment; the gradebook afterwards."""
     with session(browser, hub, INSTRUCTOR, "manual") as page:
+        problems = []
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type in ("error", "warning") else None)
+        page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.on("requestfailed", lambda r: problems.append(f"failed: {r.url} {r.failure}"))
+        page.on("response", lambda r: problems.append(f"{r.status}: {r.url}") if r.status >= 400 else None)
         formgrader(hub, page, f"gradebook/{A1}/{A1}")
         page.wait_for_function("n => document.querySelectorAll('a.name-shown').length >= n", arg=len(STUDENTS),
                                timeout=90_000)
@@ -457,6 +462,11 @@ def hand_graded(hub, graded, browser):  # noqa: F811
         name.click()
         score = page.locator("input.score#layout")
         score.wait_for(timeout=90_000)
+        try:
+            page.wait_for_function("() => document.querySelector('input.score#layout').value !== ''",  # grades loaded
+                                   timeout=90_000)
+        except Exception as exc:
+            raise AssertionError(f"formgrade did not load the grades: {problems}") from exc
         with page.expect_response(lambda r: "/formgrader/api/grade/" in r.url and r.request.method == "PUT") as saved:
             score.fill("1")
             score.press("Tab")
