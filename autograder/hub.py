@@ -317,13 +317,15 @@ def hub_mathjax_macro() -> str:
     """formgrader's MathJax on the hub: the packaged copy the instructor's own server serves, under
     that server's prefix (``/user/NAME``, read from the page's address: one file for every
     instructor); without the prefix the page asks the hub itself, MathJax is missing and formgrader's
-    Manual Grading page never loads its grades."""
+    Manual Grading page never loads its grades. A page rendered with a URL of its own (the grader's
+    feedback pages, :func:`autograder.grading.feedback.page`) keeps nbconvert's plain tag."""
     from .grading.formgrader import MATHJAX_MACRO
 
     plain = '<script src="{{url}}"> </script>'
-    prefixed = ("<script>(function () { var p = location.pathname, i = p.indexOf('/formgrader/');"
+    prefixed = ("{%- if url.startswith('/static/') %}"  # formgrader's pages; a page given its own URL keeps it
+                "<script>(function () { var p = location.pathname, i = p.indexOf('/formgrader/');"
                 " document.write('<script src=\"' + (i >= 0 ? p.slice(0, i) : '') + '{{url}}\"><' + '/script>'); })();"
-                "</script>")
+                "</script>{%- else %}" + plain + "{%- endif %}")
     assert plain in MATHJAX_MACRO
     return MATHJAX_MACRO.replace(plain, prefixed)
 

@@ -463,7 +463,7 @@ def hand_graded(hub, graded, browser):  # noqa: F811
         score = page.locator("input.score#layout")
         score.wait_for(timeout=90_000)
         try:
-            page.wait_for_function("() => document.querySelector('input.score#layout').value !== ''",  # grades loaded
+            page.wait_for_function("() => document.querySelector('input.score#layout').placeholder !== ''",  # grades loaded
                                    timeout=90_000)
         except Exception as exc:
             raise AssertionError(f"formgrade did not load the grades: {problems}") from exc
@@ -502,7 +502,11 @@ def feedback(hub, regraded, browser):  # noqa: F811
         row = page.locator("tr", has_text=A1).first
         row.locator(".generate-feedback a").wait_for(timeout=90_000)
         texts["generate"] = press(page, row.locator(".generate-feedback a"))
+        assert "Success" in texts["generate"], texts["generate"][-5000:]
         texts["release"] = press(page, row.locator(".release-feedback a"))
+        assert "Success" in texts["release"], texts["release"][-5000:]
+    released = sorted((hub.exchange / "convnets" / "feedback").glob("*.html"))
+    assert len(released) == len(STUDENTS), (released, texts["release"][-5000:], texts["generate"][-3000:])
     pages = {}
     for user in (ADA, BO):
         with session(browser, hub, user, "feedback") as page:
