@@ -196,7 +196,7 @@ def occlusion_positions(size: tuple[int, int], patch: int, stride: int) -> tuple
 def reference_occlusion(net: nn.Module, x: torch.Tensor, y: torch.Tensor, patch: int, stride: int,
                         fill: float = 0.0, *, scores: bool = False) -> torch.Tensor:
     """[n, i, j] = p_y(x) - p_y(x with the patch at (i*stride, j*stride) set to ``fill``) (Zeiler and
-    Fergus 2013); with ``scores``, the drop of the raw class score (a slip)."""
+    Fergus, ECCV 2014); with ``scores``, the drop of the raw class score (a slip)."""
     N, C, H, W = x.shape
     ho, wo = occlusion_positions((H, W), patch, stride)
     copies = x.to(F64).repeat_interleave(ho * wo, dim=0).view(N, ho, wo, C, H, W)
@@ -664,7 +664,10 @@ def check_class_visualisation(class_visualisation: Callable, seed: int | None = 
                 elif p[y] < 0.05:
                     how = "the step's sign: x = x + lr * grad climbs the score, x - lr * grad descends it."
                 else:
-                    how = "more steps or a larger learning rate (your defaults are what the check uses)."
+                    how = ("that you climb the raw score scores[0, y], not the softmax probability (nor the loss): "
+                           "while p_y is small, the probability's gradient is p_y times the score's and the ascent "
+                           "barely moves. If you climb the score, take more steps or a larger learning rate (your "
+                           "defaults are what the check uses).")
                 raise CheckFailure(
                     f"{_vis_label(y, **kwargs)}: the trained network gives your image class {y} with probability "
                     f"{p[y]:.3f} (its top class is {top}, probability {p[top]:.3f}); expected class {y} with at "
