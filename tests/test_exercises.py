@@ -161,3 +161,16 @@ class ExerciseTests:
 for _a in COURSE.assignment_ids():
     _name = "Test" + _a.split("_")[0].capitalize()  # TestA1, TestA2, ...
     globals()[_name] = type(_name, (ExerciseTests,), {"assignment": _a, "__module__": __name__})
+
+
+@pytest.mark.parametrize("label, words", [
+    ("softmax probability climbed instead of the score", "not the softmax probability"),
+])
+def test_class_visualisation_hint_names_the_mistake(label, words):
+    """A class visualisation that climbs the softmax stalls at a middling probability: the hint says to
+    climb the raw score, not (only) to take more steps."""
+    a = "a6_visualisation"
+    (wrong,) = [wa for wa in catalogue.load(a).WRONG_ANSWERS if wa.label == label]
+    solution = solution_sources(source_nb(a))[wrong.cell]
+    verdict = run_cells(graded_version(a, {wrong.cell: wrong.apply(solution)}), only=wrong.exercise)[wrong.exercise]
+    assert not verdict.passed and words in verdict.error, verdict.error
