@@ -210,7 +210,7 @@ def reference_occlusion(net: nn.Module, x: torch.Tensor, y: torch.Tensor, patch:
 
 
 def reference_grad_cam(net: nn.Module, layer: str, x: torch.Tensor, y: torch.Tensor, *, relu: bool = True,
-                       weights: str = "mean", target: str = "score") -> torch.Tensor:
+                       weights: str = "mean", target: str = "score", relu_a: bool = False) -> torch.Tensor:
     """ReLU(sum_k alpha_k A_k), alpha_k = mean over the map of d s_y / d A_k (Selvaraju et al. 2017),
     at the layer's resolution; the keywords give the slips."""
     seen: dict[str, torch.Tensor] = {}
@@ -228,7 +228,7 @@ def reference_grad_cam(net: nn.Module, layer: str, x: torch.Tensor, y: torch.Ten
         alpha = grad.sum((2, 3), keepdim=True)
     else:  # "pixel": the gradient itself, element by element
         alpha = grad
-    cam = (alpha * A).sum(1)
+    cam = (alpha * (F.relu(A) if relu_a else A)).sum(1)
     return (F.relu(cam) if relu else cam).detach().cpu()
 
 
@@ -305,6 +305,16 @@ def _visible() -> list[Case]:
 # ---------------------------------------------------------------------------------------------
 # Comparing an answer
 # ---------------------------------------------------------------------------------------------
+
+def _normalised(maps: torch.Tensor, lowest: bool = False) -> torch.Tensor:
+    """Each map (N, h, w) scaled to a maximum of 1 (``lowest``: to [0, 1], min-max), as a figure draws it."""
+    low = maps.amin(dim=(1, 2), keepdim=True) if lowest else torch.zeros_like(maps[:, :1, :1])
+    return (maps - low) / (maps.amax(dim=(1, 2), keepdim=True) - low).clamp_min(1e-12)
+
+
+NORMALISED = ("a map scaled to [0, 1] (divided by its maximum); return the raw map, as the formula gives it: "
+              "scaling it is for drawing it")
+
 
 def _matches(got: np.ndarray, expected: torch.Tensor) -> bool:
     e = expected.numpy()
@@ -412,7 +422,8 @@ def _check_saliency_case(saliency_map: Callable, case: Case) -> np.ndarray:
              ("the gradient of the sum of all the scores (every class, not y's)",
               lambda: reference_saliency(net, case.x, case.y, target="all")),
              ("the gradient of the softmax probability instead of the raw score",
-              lambda: reference_saliency(net, case.x, case.y, target="probability"))]
+              lambda: reference_saliency(net, case.x, case.y, target="probability")),
+             (NORMALISED, lambda: _normalised(expected)), (NORMALISED, lambda: _normalised(expected, lowest=True))]
     arr = _compare(got, expected, label, "a saliency map", SALIENCY_HINT, slips, model)
     _left_alone(model, held, case, net, label)
     return arr
@@ -531,7 +542,11 @@ def _check_grad_cam_case(grad_cam: Callable, case: Case, layer: str) -> None:
              ("the gradient itself as the weight (element by element) instead of its channel mean",
               lambda: reference_grad_cam(net, layer, case.x, case.y, weights="pixel")),
              ("the gradient of the loss instead of the class score",
-              lambda: reference_grad_cam(net, layer, case.x, case.y, target="loss"))]
+              lambda: reference_grad_cam(net, layer, case.x, case.y, target="loss")),
+             ("a ReLU on the layer's output A before the weighted sum (Grad-CAM's ReLU acts on the sum "
+              "only: use A as the layer returns it)",
+              lambda: reference_grad_cam(net, layer, case.x, case.y, relu_a=True)),
+             (NORMALISED, lambda: _normalised(expected)), (NORMALISED, lambda: _normalised(expected, lowest=True))]
     arr = _array(got, label, "a class activation map")
     if arr.shape != tuple(expected.shape):
         extra = ""
