@@ -524,6 +524,41 @@ def test_site_lecture_math_figures_and_links_work_offline(site, browser, request
     assert not [u for u in blocked if "mathjax" in u.lower()], blocked
 
 
+HIDDEN_ANSWERS = """() => [...document.querySelectorAll('div.cell.tag_hide-cell, div.cell.tag_hide-output')]
+    .map(cell => {
+        const parts = [...cell.querySelectorAll(cell.classList.contains('tag_hide-cell')
+                                                ? '.cell_input, .cell_output' : '.cell_output')];
+        return {answer: cell.classList.contains('tag_hide-cell'), parts: parts.length,
+                closed: parts.every(el => { const d = el.closest('details'); return d && !d.open && cell.contains(d); }),
+                shown: parts.some(el => el.checkVisibility()),
+                text: (cell.querySelector('pre') || cell).innerText.slice(0, 60)};
+    })"""
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in (ROOT / "lectures").glob("[0-9][0-9]_*.ipynb")))
+def test_site_keeps_answers_behind_a_click(site, browser, request, stem):
+    """Every "Try it." answer (code, outputs and the answer in words) and every "Predict, then run."
+    result is on the page inside a closed <details>, not shown until the reader opens it."""
+    cells = nbformat.read(ROOT / "lectures" / f"{stem}.ipynb", as_version=4).cells
+    answers = sum(c.cell_type == "code" and c.source.lstrip().startswith("# Answer") for c in cells)
+    prompts = sum(c.cell_type == "markdown" and c.source.lstrip().startswith("**Predict, then run.**") for c in cells)
+    in_words = sum(c.cell_type == "markdown" and c.source.startswith("<details>") for c in cells)
+    with page_for(browser, request) as page:
+        offline_page(page, [])
+        page.goto((site / "lectures" / f"{stem}.html").as_uri())
+        hidden = page.evaluate(HIDDEN_ANSWERS)
+        assert [h["answer"] for h in hidden].count(True) == answers and len(hidden) == answers + prompts, hidden
+        for h in hidden:
+            assert h["parts"] and h["closed"] and not h["shown"], h
+        words = page.locator("article details:not(.hide)")
+        assert words.count() == in_words
+        for k in range(in_words):
+            assert not words.nth(k).locator("p").first.is_visible()
+        result = page.locator("div.cell.tag_hide-output").first     # one click opens a result
+        result.locator("summary").click()
+        result.locator(".cell_output").first.wait_for(state="visible", timeout=10_000)
+
+
 # ---------------------------------------------------------------------------------------------
 # The self-learner: a lecture's widget in JupyterLab
 # ---------------------------------------------------------------------------------------------
