@@ -5,39 +5,77 @@ comes back. This Jupyter server extension (enabled by ``jupyter-config/…/autog
 ``pip install`` puts into the environment) answers that request with
 :func:`autograder.grading.validate.run` — the grader's own path: the same assembly, sandboxed
 kernel, judge and restrictions, on the visible tests — instead of nbgrader's plain validator, so
-the dialog says what the grade will say. Each failing exercise is one entry, with the check's
-message first (what was expected, what came, where, what to look at).
+the dialog says what the grade will say: the total on the visible tests, what the hidden tests add,
+how long it took, then each failing exercise with its points and the check's whole message (what
+was expected, what came, where, what to look at).
+
+The button, its "Validating..." label and the dialog are nbgrader's labextension: the server
+answers once, at the end, so the dialog cannot count seconds while it runs, and Validate has no
+command-palette entry (nbgrader's button calls no command). Both would need a labextension of
+the course's own.
 """
 
 from __future__ import annotations
 
 import html
+import time
 import traceback
 from pathlib import Path
 
 
-def validate_json(path: Path) -> dict:
-    """The answer nbgrader's Validate dialog expects: ``{"success": True, "value": {}}`` when every
-    visible test passes (it says "Success! Your notebook passes all the tests."), else a ``failed``
-    entry per exercise; ``success: False`` with one line when the notebook cannot be read."""
-    from .grading.notebooks import Unreadable
-    from .grading.validate import NoRelease, run
+# nbgrader's dialog (its labextension's ``validate``) puts each ``failed`` entry under "The following cell
+# failed:", its ``source`` as text and its ``error`` as HTML, in <pre> elements that do not wrap. The
+# course answers with one entry, its error the whole report; this style, inside it, shows that entry
+# alone (not the header, not the plain-text summary in ``source``, which is what a dialog that does not
+# apply it would still read sensibly) and lets its lines wrap at the dialog's width.
+DIALOG_STYLE = ("<style>#validation-message.validation-failed > div:not(:last-child) {display: none}"
+                " #validation-message pre {white-space: pre-wrap}</style>")
+DIALOG_WIDTH = 76
+KNOWN_DIALOG = "0.9."  # the nbgrader versions whose dialog is as described (the labextension is nbgrader's own)
 
+
+def validate_json(path: Path) -> dict:
+    """The answer nbgrader's Validate dialog expects: one ``failed`` entry holding the whole report —
+    the total on the visible tests, what the hidden ones add, how long it took, then each failing
+    exercise with its points and whole message (wrapped), the notes — also when every test passes
+    (its first words are then "Success!"); ``success: False`` with one line when the notebook
+    cannot be read or is none of the course's."""
+    from .grading.notebooks import Unreadable
+    from .grading.validate import HIDDEN, NoRelease, failure_block, listing, run, took, total_line, wrap
+
+    start = time.monotonic()
     try:
         outcomes, notes = run(path)
     except (Unreadable, NoRelease) as exc:
         return {"success": False, "value": str(exc)}
+    seconds = time.monotonic() - start
     failed = [o for o in outcomes if not o.passed]
+    if not failed and not _knows_dialog():
+        return {"success": True, "value": {}}  # nbgrader's own "Success! Your notebook passes all the tests."
+    total = total_line(outcomes)
     if not failed:
-        return {"success": True, "value": {}}
-    entries = []
+        total = "Success! Your notebook passes all the " + total.replace("; all passed", "")
+    summary = [*wrap(total, "", DIALOG_WIDTH, ""), *wrap(HIDDEN, "", DIALOG_WIDTH, ""), f"Validated in {took(seconds)}."]
+    body = [f"<b>{html.escape(summary[0])}</b>", *map(html.escape, summary[1:])]
     for o in failed:
-        entries.append({"source": f"{o.exercise} ({o.points:g} point{'s' if o.points != 1 else ''})",
-                        "error": html.escape(o.message or "failed")})  # the dialog sets it as innerHTML
+        head, *message = failure_block(o, width=DIALOG_WIDTH)
+        body += ["", f"<b>{html.escape(head)}</b>", *map(html.escape, message)]  # the dialog sets it as innerHTML
+    if failed and len(failed) < len(outcomes):
+        passed = [o.exercise for o in outcomes if o.passed]
+        body += ["", *map(html.escape, listing("passed:", passed, "", DIALOG_WIDTH))]
     if notes:
-        entries.append({"source": "what the grader did with your notebook",
-                        "error": html.escape("\n".join(notes))})
-    return {"success": True, "value": {"failed": entries}}
+        body += ["", "What the grader did with your notebook:",
+                 *(html.escape(line) for note in notes for line in wrap(note, "  ", DIALOG_WIDTH))]
+    return {"success": True, "value": {"failed": [{"source": "\n".join(summary),
+                                                   "error": DIALOG_STYLE + "\n".join(body)}]}}
+
+
+def _knows_dialog() -> bool:
+    try:
+        from nbgrader import __version__
+    except ImportError:
+        return False
+    return __version__.startswith(KNOWN_DIALOG)
 
 
 def _jupyter_server_extension_points() -> list[dict]:
