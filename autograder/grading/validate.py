@@ -135,7 +135,8 @@ def total_line(outcomes: list[Outcome]) -> str:
     if not failed:
         return line + "; all passed."
     lost = sum(o.points for o in failed)
-    return line + f"; {len(failed)} exercise{'s' if len(failed) != 1 else ''} fail ({plural(lost, 'point')})."
+    fail = "1 exercise fails" if len(failed) == 1 else f"{len(failed)} exercises fail"
+    return line + f"; {fail} ({plural(lost, 'point')})."
 
 
 def wrap(text: str, indent: str = "", width: int = WIDTH, hang: str = "    ") -> list[str]:
