@@ -3,11 +3,13 @@
 Validate runs the grader's own path (:func:`.worker.grade_notebook`): the same assembly (the
 instructor's cells restored, the student's answers put in), the same sandboxed kernel with the
 assignment's Python path, the same judge and the same restrictions — with the visible tests only,
-since the hidden ones need the course secret. It prints, first, what costs points: each exercise's
-verdict, with the check's message for a failure (what was expected, what came, where, what to
-look at). An exercise that breaks its own restriction comes first, its message naming the cell and
-the line (:mod:`.restrictions`): what Validate says about restrictions is exactly what the grade
-will apply.
+since the hidden ones need the course secret. It prints, first, what costs points: each failing
+exercise with its points and the check's whole message, wrapped, never clipped (what was expected,
+what came, where, what to look at); then the passed ones, the notes, and last the total on the
+visible tests, what the hidden tests add and how long it took (:func:`report`; while it runs, a
+line on a terminal's stderr counts the seconds). An exercise that breaks its own restriction comes
+first, its message naming the cell and the line (:mod:`.restrictions`): what Validate says about
+restrictions is exactly what the grade will apply.
 
 The instructor's notebook it assembles against is the release (``assignments/``), which every
 student has, found by the nbgrader grade_ids of the notebook's cells — whatever the file is
