@@ -9,10 +9,11 @@ the dialog says what the grade will say: the total on the visible tests, what th
 how long it took, then each failing exercise with its points and the check's whole message (what
 was expected, what came, where, what to look at).
 
-The button, its "Validating..." label and the dialog are nbgrader's labextension: the server
-answers once, at the end, so the dialog cannot count seconds while it runs, and Validate has no
-command-palette entry (nbgrader's button calls no command). Both would need a labextension of
-the course's own.
+The button, its "Validating..." label and the dialog are nbgrader's labextension's; the server
+answers once, at the end. The course's own small labextension, ``convnets-validate``
+(``jupyter-config/labextensions/``, installed by :func:`install`), adds what nbgrader's lacks: the
+seconds on the button while it runs ("Validating… 12 s") and "Validate Assignment" in the command
+palette (it presses the current notebook's button).
 """
 
 from __future__ import annotations
@@ -109,17 +110,29 @@ def _load_jupyter_server_extension(serverapp) -> None:
 load_jupyter_server_extension = _load_jupyter_server_extension  # the older entry point's name
 
 
+LABEXTENSION = "convnets-validate"  # Validate in the command palette, and its seconds on the button
+
+
 def install(prefix: str | None = None) -> Path:
-    """Enable this extension for the Jupyter of environment ``prefix`` (default: this one). A wheel
-    install does it by itself; an editable install (``pip install -e .``, what ``make`` does) does not."""
+    """Enable this extension for the Jupyter of environment ``prefix`` (default: this one), and put
+    the labextension ``convnets-validate`` (``jupyter-config/labextensions/``) where JupyterLab finds
+    it. A wheel install does both by itself; an editable install (``pip install -e .``, what ``make``
+    does) does not."""
     import json
+    import shutil
     import sys
 
-    path = Path(prefix or sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "autograder.json"
+    prefix = prefix or sys.prefix
+    path = Path(prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "autograder.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {"autograder.lab": True}}}, indent=2) + "\n")
+    source = Path(__file__).resolve().parents[1] / "jupyter-config" / "labextensions" / LABEXTENSION
+    if source.is_dir():  # a checkout (a wheel has put it in place already)
+        target = Path(prefix) / "share" / "jupyter" / "labextensions" / LABEXTENSION
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
     return path
 
 
 if __name__ == "__main__":
-    print(f"enabled autograder.lab in {install()}")
+    print(f"enabled autograder.lab in {install()} and the labextension {LABEXTENSION}")

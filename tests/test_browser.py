@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -209,6 +210,33 @@ def test_student_runs_a_cell_and_validates(student, browser, request):
         wrong = a.cat.WRONG_ANSWERS[0]
         assert "Success" not in broken and wrong.exercise in broken, broken
     assert tracked_state() == before  # working, saving and validating touched no tracked file
+
+
+def test_validate_from_the_command_palette_counts_its_seconds(student, browser, request):
+    """The course's labextension: "Validate Assignment" in the command palette presses the notebook's
+    Validate, and the button counts the seconds while it runs ("Validating… 2 s")."""
+    server, _, _ = student
+    with page_for(browser, request) as page:
+        open_notebook(page, server, f"broken/{A1}.ipynb")
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Control+Shift+c")  # the command palette
+        page.keyboard.type("Validate Assignment")
+        item = page.locator(".lm-CommandPalette-item", has_text="Validate Assignment")
+        item.first.wait_for(timeout=10_000)
+        item.first.click()
+        page.wait_for_function("() => /^Validating\u2026 \\d+ s$/.test(document.querySelector("
+                               "'.validate-button .jp-ToolbarButtonComponent-label')?.innerText || '')",
+                               timeout=60_000)
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for(timeout=300_000)
+        page.wait_for_function("() => document.querySelector('.jp-Dialog')?.innerText.includes('Validated in')",
+                               timeout=300_000)
+        wrong = Assignment(A1).cat.WRONG_ANSWERS[0]  # the broken copy's
+        text = " ".join(dialog.inner_text().split())
+        assert re.search(r"visible tests: \d+ of 25 points; \d+ exercises? fails? \(", text) and wrong.exercise in text, text
+        page.keyboard.press("Escape")
+        label = page.locator(".validate-button .jp-ToolbarButtonComponent-label").first
+        assert label.inner_text() == "Validate"
 
 
 def test_student_sees_no_instructor_panels(student, browser, request):

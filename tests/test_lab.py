@@ -15,6 +15,8 @@ import re
 import subprocess
 import sys
 import urllib.request
+from pathlib import Path
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -113,3 +115,22 @@ def test_validate_button_refuses_paths_outside_the_server_root(server):
     with pytest.raises(urllib.error.HTTPError) as info:
         press_validate(base, "../../etc/passwd")
     assert info.value.code == 403
+
+
+def test_install_enables_the_server_extension_and_the_labextension(tmp_path):
+    """``python -m autograder.lab`` (what ``make`` runs after an editable install) enables the server
+    extension and puts the labextension where JupyterLab looks, as complete as a wheel puts it
+    (pyproject's data-files name the same files)."""
+    import tomllib
+
+    from autograder.lab import LABEXTENSION, install
+
+    config = install(str(tmp_path))
+    assert json.loads(config.read_text()) == {"ServerApp": {"jpserver_extensions": {"autograder.lab": True}}}
+    target = tmp_path / "share" / "jupyter" / "labextensions" / LABEXTENSION
+    package = json.loads((target / "package.json").read_text())
+    assert package["name"] == LABEXTENSION and (target / package["jupyterlab"]["_build"]["load"]).is_file()
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["data-files"]
+    wheel = {f"{folder}/{Path(f).name}" for folder, files in data.items() for f in files if LABEXTENSION in folder}
+    here = {str(p.relative_to(tmp_path)) for p in target.rglob("*") if p.is_file()}
+    assert wheel == here
