@@ -26,9 +26,10 @@ from pathlib import Path
 
 # nbgrader's dialog (its labextension's ``validate``) puts each ``failed`` entry under "The following cell
 # failed:", its ``source`` as text and its ``error`` as HTML, in <pre> elements that do not wrap. The
-# course answers with one entry, its error the whole report; this style, inside it, shows that entry
-# alone (not the header, not the plain-text summary in ``source``, which is what a dialog that does not
-# apply it would still read sensibly) and lets its lines wrap at the dialog's width.
+# course answers with one entry: ``source`` the summary, ``error`` this style and the whole report. The
+# style shows the report alone (not nbgrader's header, not the summary it repeats) and lets its lines
+# wrap at the dialog's width; a dialog that ignored it would still read: the header once, the summary,
+# the report.
 DIALOG_STYLE = ("<style>#validation-message.validation-failed > div:not(:last-child) {display: none}"
                 " #validation-message pre {white-space: pre-wrap}</style>")
 DIALOG_WIDTH = 76
