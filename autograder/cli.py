@@ -5,7 +5,7 @@
         [--workers N | --scheduler ADDRESS] [--db-url URL]   where it grades, where the gradebook is
   validate NOTEBOOK                         what the grade will say about the visible tests (Validate)
   formgrader OUT                            nbgrader's formgrader (JupyterLab) on a graded class
-  fetch ASSIGNMENT [DIR]                    your own copy of an assignment to work in (work/mine/)
+  fetch ASSIGNMENT [DIR]                    your own copy of an assignment to work in (DIR/ASSIGNMENT; DIR: work/mine)
   lab                                       JupyterLab on your copies, the student's view (make lab)
   hub --instructor NAME [--student NAME|@GROUP]...   the course on a JupyterHub, as root (make hub)
   secret [--set VALUE | --new]              where the course secret is (the hidden tests' seeds); set it
@@ -85,10 +85,10 @@ def _parser() -> argparse.ArgumentParser:
     f.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
     fe = sub.add_parser("fetch", help="copy an assignment into a folder of your own to work in",
-                        description="Copy assignments/ASSIGNMENT into DIR (default work/mine/ASSIGNMENT, "
+                        description="Copy assignments/ASSIGNMENT into DIR/ASSIGNMENT (default DIR: work/mine, "
                                     "which git ignores). An existing copy is never overwritten.")
     fe.add_argument("assignment", help="assignment id, e.g. a1_images_and_convolution")
-    fe.add_argument("dir", nargs="?", metavar="DIR", help="where to put it (default work/mine/ASSIGNMENT)")
+    fe.add_argument("dir", nargs="?", metavar="DIR", help="the folder to put it in, as DIR/ASSIGNMENT (default work/mine)")
 
     la = sub.add_parser("lab", help="JupyterLab on your copies of the assignments (what make lab runs)",
                         description="Fetch every assignment not yet in work/mine/ and start JupyterLab there, "

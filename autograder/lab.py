@@ -5,39 +5,79 @@ comes back. This Jupyter server extension (enabled by ``jupyter-config/…/autog
 ``pip install`` puts into the environment) answers that request with
 :func:`autograder.grading.validate.run` — the grader's own path: the same assembly, sandboxed
 kernel, judge and restrictions, on the visible tests — instead of nbgrader's plain validator, so
-the dialog says what the grade will say. Each failing exercise is one entry, with the check's
-message first (what was expected, what came, where, what to look at).
+the dialog says what the grade will say: the total on the visible tests, what the hidden tests add,
+how long it took, then each failing exercise with its points and the check's whole message (what
+was expected, what came, where, what to look at).
+
+The button, its "Validating..." label and the dialog are nbgrader's labextension's; the server
+answers once, at the end. The course's own small labextension, ``convnets-validate``
+(``jupyter-config/labextensions/``, installed by :func:`install`), adds what nbgrader's lacks: the
+seconds on the button while it runs ("Validating… 12 s") and "Validate Assignment" in the command
+palette (it presses the current notebook's button).
 """
 
 from __future__ import annotations
 
 import html
+import time
 import traceback
 from pathlib import Path
 
 
-def validate_json(path: Path) -> dict:
-    """The answer nbgrader's Validate dialog expects: ``{"success": True, "value": {}}`` when every
-    visible test passes (it says "Success! Your notebook passes all the tests."), else a ``failed``
-    entry per exercise; ``success: False`` with one line when the notebook cannot be read."""
-    from .grading.notebooks import Unreadable
-    from .grading.validate import NoRelease, run
+# nbgrader's dialog (its labextension's ``validate``) puts each ``failed`` entry under "The following cell
+# failed:", its ``source`` as text and its ``error`` as HTML, in <pre> elements that do not wrap. The
+# course answers with one entry: ``source`` the summary, ``error`` this style and the whole report. The
+# style shows the report alone (not nbgrader's header, not the summary it repeats) and lets its lines
+# wrap at the dialog's width; a dialog that ignored it would still read: the header once, the summary,
+# the report.
+DIALOG_STYLE = ("<style>#validation-message.validation-failed > div:not(:last-child) {display: none}"
+                " #validation-message pre {white-space: pre-wrap}</style>")
+DIALOG_WIDTH = 76
+KNOWN_DIALOG = "0.9."  # the nbgrader versions whose dialog is as described (the labextension is nbgrader's own)
 
+
+def validate_json(path: Path) -> dict:
+    """The answer nbgrader's Validate dialog expects: one ``failed`` entry holding the whole report —
+    the total on the visible tests, what the hidden ones add, how long it took, then each failing
+    exercise with its points and whole message (wrapped), the notes — also when every test passes
+    (its first words are then "Success!"); ``success: False`` with one line when the notebook
+    cannot be read or is none of the course's."""
+    from .grading.notebooks import Unreadable
+    from .grading.validate import HIDDEN, NoRelease, failure_block, listing, run, took, total_line, wrap
+
+    start = time.monotonic()
     try:
         outcomes, notes = run(path)
     except (Unreadable, NoRelease) as exc:
         return {"success": False, "value": str(exc)}
+    seconds = time.monotonic() - start
     failed = [o for o in outcomes if not o.passed]
+    if not failed and not _knows_dialog():
+        return {"success": True, "value": {}}  # nbgrader's own "Success! Your notebook passes all the tests."
+    total = total_line(outcomes)
     if not failed:
-        return {"success": True, "value": {}}
-    entries = []
+        total = "Success! Your notebook passes all the " + total.replace("; all passed", "")
+    summary = [*wrap(total, "", DIALOG_WIDTH, ""), *wrap(HIDDEN, "", DIALOG_WIDTH, ""), f"Validated in {took(seconds)}."]
+    body = [f"<b>{html.escape(summary[0])}</b>", *map(html.escape, summary[1:])]
     for o in failed:
-        entries.append({"source": f"{o.exercise} ({o.points:g} point{'s' if o.points != 1 else ''})",
-                        "error": html.escape(o.message or "failed")})  # the dialog sets it as innerHTML
+        head, *message = failure_block(o, width=DIALOG_WIDTH)
+        body += ["", f"<b>{html.escape(head)}</b>", *map(html.escape, message)]  # the dialog sets it as innerHTML
+    if failed and len(failed) < len(outcomes):
+        passed = [o.exercise for o in outcomes if o.passed]
+        body += ["", *map(html.escape, listing("passed:", passed, "", DIALOG_WIDTH))]
     if notes:
-        entries.append({"source": "what the grader did with your notebook",
-                        "error": html.escape("\n".join(notes))})
-    return {"success": True, "value": {"failed": entries}}
+        body += ["", "What the grader did with your notebook:",
+                 *(html.escape(line) for note in notes for line in wrap(note, "  ", DIALOG_WIDTH))]
+    return {"success": True, "value": {"failed": [{"source": "\n".join(summary),
+                                                   "error": DIALOG_STYLE + "\n".join(body)}]}}
+
+
+def _knows_dialog() -> bool:
+    try:
+        from nbgrader import __version__
+    except ImportError:
+        return False
+    return __version__.startswith(KNOWN_DIALOG)
 
 
 def _jupyter_server_extension_points() -> list[dict]:
@@ -71,17 +111,29 @@ def _load_jupyter_server_extension(serverapp) -> None:
 load_jupyter_server_extension = _load_jupyter_server_extension  # the older entry point's name
 
 
+LABEXTENSION = "convnets-validate"  # Validate in the command palette, and its seconds on the button
+
+
 def install(prefix: str | None = None) -> Path:
-    """Enable this extension for the Jupyter of environment ``prefix`` (default: this one). A wheel
-    install does it by itself; an editable install (``pip install -e .``, what ``make`` does) does not."""
+    """Enable this extension for the Jupyter of environment ``prefix`` (default: this one), and put
+    the labextension ``convnets-validate`` (``jupyter-config/labextensions/``) where JupyterLab finds
+    it. A wheel install does both by itself; an editable install (``pip install -e .``, what ``make``
+    does) does not."""
     import json
+    import shutil
     import sys
 
-    path = Path(prefix or sys.prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "autograder.json"
+    prefix = prefix or sys.prefix
+    path = Path(prefix) / "etc" / "jupyter" / "jupyter_server_config.d" / "autograder.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"ServerApp": {"jpserver_extensions": {"autograder.lab": True}}}, indent=2) + "\n")
+    source = Path(__file__).resolve().parents[1] / "jupyter-config" / "labextensions" / LABEXTENSION
+    if source.is_dir():  # a checkout (a wheel has put it in place already)
+        target = Path(prefix) / "share" / "jupyter" / "labextensions" / LABEXTENSION
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.copytree(source, target)
     return path
 
 
 if __name__ == "__main__":
-    print(f"enabled autograder.lab in {install()}")
+    print(f"enabled autograder.lab in {install()} and the labextension {LABEXTENSION}")

@@ -1,7 +1,7 @@
 """A student's own workspace: ``python -m autograder fetch`` and ``make lab``.
 
 Students work on copies, never on the release: ``fetch ASSIGNMENT [DIR]`` copies
-``assignments/ASSIGNMENT`` into ``work/mine/ASSIGNMENT`` (git ignores ``work/``), so saving,
+``assignments/ASSIGNMENT`` into ``DIR/ASSIGNMENT`` (default ``work/mine/ASSIGNMENT``; git ignores ``work/``), so saving,
 Validate and a later ``git pull`` never touch a tracked file; an existing copy is never
 overwritten. ``lab`` (``make lab``) fetches whatever is not fetched yet and starts JupyterLab there
 with the student's view of nbgrader: Validate in the toolbar (answered by :mod:`autograder.lab`,
@@ -34,17 +34,22 @@ def mine(course: Course) -> Path:
     return course.work / "mine"
 
 
-def fetch(course: Course, assignment: str, dest: Path | None = None) -> Path:
-    """Copy the release of ``assignment`` into ``dest`` (default ``work/mine/ASSIGNMENT``)."""
+def fetch(course: Course, assignment: str, into: Path | None = None) -> Path:
+    """Copy the release of ``assignment`` into ``into/ASSIGNMENT`` (default ``work/mine/ASSIGNMENT``);
+    return that folder. ``into`` is the parent, so every assignment fetched there gets its own folder."""
     course.require(assignment)
     src = course.assignments / assignment
     if not src.is_dir():
         raise UsageError(f"{assignment} is not released yet (no {src}); run `python -m autograder release`")
-    dest = (dest or mine(course) / assignment).expanduser().resolve()
-    if dest == src.resolve() or src.resolve() in dest.parents:
+    parent = (into or mine(course)).expanduser().resolve()
+    if parent.exists() and not parent.is_dir():
+        raise UsageError(f"{parent} is a file; give a folder to fetch {assignment} into")
+    dest = parent / assignment
+    if dest == src.resolve() or src.resolve() in dest.parents or dest in src.resolve().parents:
         raise UsageError(f"{dest} is inside the release; fetch into a folder of your own")
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise UsageError(f"{dest} already exists; your work there is kept. Open it, or give another folder")
+        raise UsageError(f"{dest} already exists: your copy of {assignment} there is kept as it is. "
+                         "Open it, or fetch into another folder")
     dest.mkdir(parents=True, exist_ok=True)
     for path in sorted(src.rglob("*")):
         target = dest / path.relative_to(src)

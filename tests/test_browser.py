@@ -2,8 +2,8 @@
 
 * **Student**: ``python -m autograder lab`` on a course of its own (a temporary folder whose
   ``solutions/`` and ``assignments/`` are the checkout's): a1 fetched into ``work/mine``, opened,
-  a cell run, Validate pressed on the blank copy, the solution and a broken copy, and the dialog's
-  text checked; nbgrader's instructor panels are not there; no tracked file changed.
+  a cell run, then Run All (the first failing test cell shows the check's message alone), Validate
+  pressed on the blank copy, the solution and a broken copy, and the dialog's text checked; nbgrader's instructor panels are not there; no tracked file changed.
 * **Instructor**: a small graded class opened with ``python -m autograder formgrader OUT``: the
   assignment is released (not a draft), its submission count and each student's score are the
   grade's.
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -143,15 +144,36 @@ def run_first_code_cell(page) -> None:
 
 
 def press_validate(page) -> str:
+    """Press Validate and read the dialog as the student sees it (hidden text left out); its text
+    must fit the dialog's width (wrapped, not clipped or scrolled)."""
     page.get_by_role("button", name="Validate").first.click()
     dialog = page.locator(".jp-Dialog")
     dialog.wait_for(timeout=300_000)
     page.wait_for_function("() => !document.querySelector('.jp-Dialog')?.innerText.includes('Validating')",
                            timeout=300_000)
     text = dialog.inner_text()
+    overflow = page.evaluate("() => [...document.querySelectorAll('.jp-Dialog pre')]"
+                             ".filter(p => p.offsetParent && p.scrollWidth > p.clientWidth + 1).length")
+    assert overflow == 0, text
     page.keyboard.press("Escape")
     dialog.wait_for(state="detached", timeout=10_000)
     return text
+
+
+def run_all_and_read_the_first_error(page) -> str:
+    """Run ▸ Run All Cells, as a student would; the text of the first error output with a hint (Run
+    All stops at the first failing cell)."""
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+    error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                         has_text="Hint:").first
+    error.wait_for(timeout=120_000)
+    error.scroll_into_view_if_needed()  # JupyterLab lays out no cell out of view
+    for _ in range(100):  # until it is laid out
+        if error.inner_text().strip():
+            break
+        page.wait_for_timeout(100)
+    return error.inner_text()
 
 
 def test_fetch_put_a1_in_the_students_own_folder(student):
@@ -164,13 +186,23 @@ def test_student_runs_a_cell_and_validates(student, browser, request):
     with page_for(browser, request) as page:
         open_notebook(page, server, f"{A1}/{A1}.ipynb")
         run_first_code_cell(page)
+        error = run_all_and_read_the_first_error(page)  # the layout test on the released stub: its message only
+        assert error.strip() == ("hwc_to_chw(image of shape (4, 5, 3)) is not implemented yet (it raises "
+                                 "NotImplementedError).\n  Hint: replace the `raise NotImplementedError()` line "
+                                 "with your code."), error
 
         blank = press_validate(page)
-        assert "Success" not in blank and "not implemented yet" in blank, blank
+        words = " ".join(blank.split())
+        assert "Success" not in blank and "not implemented yet" in words, blank
         assert "Traceback" not in blank and "autograder/" not in blank
+        assert "visible tests: 0 of 25 points; 10 exercises fail (25 points)." in words
+        assert "The hidden tests run at grading time on more cases" in words and "Validated in" in words
+        assert "The following cell failed" not in blank and words.count("layout (0 of 2 points)") == 1
 
         open_notebook(page, server, f"solved/{A1}.ipynb")
-        assert "Success! Your notebook passes all the tests" in press_validate(page)
+        solved = " ".join(press_validate(page).split())
+        assert "Success! Your notebook passes all the visible tests: 25 of 25 points." in solved, solved
+        assert "The following cell failed" not in solved and "Validated in" in solved
 
         open_notebook(page, server, f"broken/{A1}.ipynb")
         a = Assignment(A1)
@@ -178,6 +210,33 @@ def test_student_runs_a_cell_and_validates(student, browser, request):
         wrong = a.cat.WRONG_ANSWERS[0]
         assert "Success" not in broken and wrong.exercise in broken, broken
     assert tracked_state() == before  # working, saving and validating touched no tracked file
+
+
+def test_validate_from_the_command_palette_counts_its_seconds(student, browser, request):
+    """The course's labextension: "Validate Assignment" in the command palette presses the notebook's
+    Validate, and the button counts the seconds while it runs ("Validating… 2 s")."""
+    server, _, _ = student
+    with page_for(browser, request) as page:
+        open_notebook(page, server, f"broken/{A1}.ipynb")
+        page.locator(".jp-Notebook").first.click()
+        page.keyboard.press("Control+Shift+c")  # the command palette
+        page.keyboard.type("Validate Assignment")
+        item = page.locator(".lm-CommandPalette-item", has_text="Validate Assignment")
+        item.first.wait_for(timeout=10_000)
+        item.first.click()
+        page.wait_for_function("() => /^Validating\u2026 \\d+ s$/.test(document.querySelector("
+                               "'.validate-button .jp-ToolbarButtonComponent-label')?.innerText || '')",
+                               timeout=60_000)
+        dialog = page.locator(".jp-Dialog")
+        dialog.wait_for(timeout=300_000)
+        page.wait_for_function("() => document.querySelector('.jp-Dialog')?.innerText.includes('Validated in')",
+                               timeout=300_000)
+        wrong = Assignment(A1).cat.WRONG_ANSWERS[0]  # the broken copy's
+        text = " ".join(dialog.inner_text().split())
+        assert re.search(r"visible tests: \d+ of 25 points; \d+ exercises? fails? \(", text) and wrong.exercise in text, text
+        page.keyboard.press("Escape")
+        label = page.locator(".validate-button .jp-ToolbarButtonComponent-label").first
+        assert label.inner_text() == "Validate"
 
 
 def test_student_sees_no_instructor_panels(student, browser, request):
@@ -522,6 +581,41 @@ def test_site_lecture_math_figures_and_links_work_offline(site, browser, request
         for link in links:
             assert Path(urllib.request.url2pathname(link.split("#")[0][len("file://"):])).is_file(), link
     assert not [u for u in blocked if "mathjax" in u.lower()], blocked
+
+
+HIDDEN_ANSWERS = """() => [...document.querySelectorAll('div.cell.tag_hide-cell, div.cell.tag_hide-output')]
+    .map(cell => {
+        const parts = [...cell.querySelectorAll(cell.classList.contains('tag_hide-cell')
+                                                ? '.cell_input, .cell_output' : '.cell_output')];
+        return {answer: cell.classList.contains('tag_hide-cell'), parts: parts.length,
+                closed: parts.every(el => { const d = el.closest('details'); return d && !d.open && cell.contains(d); }),
+                shown: parts.some(el => el.checkVisibility()),
+                text: (cell.querySelector('pre') || cell).innerText.slice(0, 60)};
+    })"""
+
+
+@pytest.mark.parametrize("stem", sorted(p.stem for p in (ROOT / "lectures").glob("[0-9][0-9]_*.ipynb")))
+def test_site_keeps_answers_behind_a_click(site, browser, request, stem):
+    """Every "Try it." answer (code, outputs and the answer in words) and every "Predict, then run."
+    result is on the page inside a closed <details>, not shown until the reader opens it."""
+    cells = nbformat.read(ROOT / "lectures" / f"{stem}.ipynb", as_version=4).cells
+    answers = sum(c.cell_type == "code" and c.source.lstrip().startswith("# Answer") for c in cells)
+    prompts = sum(c.cell_type == "markdown" and c.source.lstrip().startswith("**Predict, then run.**") for c in cells)
+    in_words = sum(c.cell_type == "markdown" and c.source.startswith("<details>") for c in cells)
+    with page_for(browser, request) as page:
+        offline_page(page, [])
+        page.goto((site / "lectures" / f"{stem}.html").as_uri())
+        hidden = page.evaluate(HIDDEN_ANSWERS)
+        assert [h["answer"] for h in hidden].count(True) == answers and len(hidden) == answers + prompts, hidden
+        for h in hidden:
+            assert h["parts"] and h["closed"] and not h["shown"], h
+        words = page.locator("article details:not(.hide)")
+        assert words.count() == in_words
+        for k in range(in_words):
+            assert not words.nth(k).locator("p").first.is_visible()
+        result = page.locator("div.cell.tag_hide-output").first     # one click opens a result
+        result.locator("summary").click()
+        result.locator(".cell_output").first.wait_for(state="visible", timeout=10_000)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -281,3 +281,61 @@ def test_a_case_inside_a_case_is_part_of_it():
             with checks.case():
                 _sweep(["values", "ok"])
     assert tally.total == 3 and len(tally.failures) == 3
+
+
+# ---------------------------------------------------------------------------------------------
+# In the student's notebook: the message, never the grader's frames
+# ---------------------------------------------------------------------------------------------
+
+STUDENT_CELL = '''import numpy as np
+
+def hwc_to_chw(img):
+    return np.transpose(img, (2, 1, 0))
+
+def chw_to_hwc(img):
+    raise NotImplementedError()
+'''
+
+
+@pytest.mark.slow
+def test_a_failing_test_cell_shows_the_message_and_the_students_line_only():
+    """A real kernel (nbclient) runs a small notebook whose test cells fail: a wrong shape, a crash
+    in the student's code, the released stub, a message of the student's with a terminal colour. Each
+    error output is the check's message and hint (and the student's line when their code raised),
+    with no "Traceback", no frame or path of the grader, no escape sequence; nbgrader's Validator
+    reads the same message; the exception is still an AssertionError."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbgrader.validator import Validator
+
+    test = "from autograder.suites import a1_images_and_convolution as suite\nsuite.check_layout(hwc_to_chw, chw_to_hwc)"
+    cells = [STUDENT_CELL, test,
+             "def hwc_to_chw(img):\n    x = img.shape[5]\n    return x\n" + test.splitlines()[1],
+             "def hwc_to_chw(img):\n    return np.transpose(img, (2, 0, 1))\n" + test.splitlines()[1],
+             "def hwc_to_chw(img):\n    raise ValueError('\\x1b[31mred\\x1b[0m text')\n" + test.splitlines()[1],
+             "try:\n    suite.check_layout(hwc_to_chw, chw_to_hwc)\nexcept AssertionError as e:\n"
+             "    print('an AssertionError:', type(e).__name__)"]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
+    errors = []
+    for cell in nb.cells[1:5]:
+        [error] = [o for o in cell.outputs if o.output_type == "error"]
+        errors.append(("\n".join(error.traceback), error))
+    for text, error in errors:
+        assert "Traceback" not in text and "autograder/" not in text and "File " not in text, text
+        assert "\x1b" not in text and "checks.py" not in text and "suite." not in text, text
+        assert error.ename == "CheckFailure" and text == error.evalue.replace("\x1b", "?"), text
+    shape, crash, stub, colour = (t for t, _ in errors)
+    assert shape == ("hwc_to_chw(image of shape (4, 5, 3)): wrong shape: expected (3, 4, 5), got (3, 5, 4). The "
+                     "number of elements matches: a reshape where a transpose was needed, or axes in the wrong order?\n"
+                     "  Hint: move the channel axis with a transpose (np.transpose / np.moveaxis); a reshape keeps "
+                     "the memory order and scrambles the pixels.")
+    assert crash.startswith("hwc_to_chw(image of shape (4, 5, 3)) raised IndexError: tuple index out of range "
+                            "(in hwc_to_chw, line 2 of its cell: x = img.shape[5]). Fix the error first."), crash
+    assert stub == ("chw_to_hwc(image of shape (3, 4, 5)) is not implemented yet (it raises NotImplementedError).\n"
+                    "  Hint: replace the `raise NotImplementedError()` line with your code.")
+    assert "raised ValueError: ?[31mred?[0m text (in hwc_to_chw, line 2 of its cell:" in colour, colour
+    assert nb.cells[5].outputs[0].text.strip() == "an AssertionError: CheckFailure"
+    validator = Validator()
+    for (text, _), cell in zip(errors, nb.cells[1:5]):
+        assert validator._extract_error(cell) == text  # what nbgrader's own Validate shows

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import nbformat
 import pytest
 
 from autograder.cli import main
+from autograder.grading.validate import HIDDEN
 from autograder.grading.notebooks import student_version
 
 from .support import ROOT, release_nb, source_nb
@@ -62,17 +64,80 @@ def test_bad_timeouts(capsys, tmp_path):
 
 @pytest.mark.slow
 def test_validate_reports_pass_and_fail(tmp_path):
-    """Does validate pass a correct notebook (exit 0) and name each failing cell of a blank one (exit 1)?"""
+    """Does validate pass a correct notebook (exit 0) and name each failing exercise of a blank one
+    with its points and whole message (exit 1), a total on the visible tests and what the hidden ones
+    add, and no progress line when stderr is not a terminal?"""
     good, blank = tmp_path / "good.ipynb", tmp_path / "blank.ipynb"
     nbformat.write(student_version(release_nb(A1), source_nb(A1)), good)
     nbformat.write(release_nb(A1), blank)
     ok = run("validate", str(good))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "visible tests all passed" in ok.stdout and "passed  correlate2d (4 pt)" in ok.stdout
+    assert ok.stdout.endswith("visible tests: 25 of 25 points; all passed.\n" + HIDDEN + "\n"), ok.stdout
+    assert "correlate2d (4 points)," in ok.stdout and "FAILED" not in ok.stdout
+    assert re.search(r"\ngood.ipynb \(validated in \d+ s\)\n", ok.stdout), ok.stdout
     bad = run("validate", str(blank))
-    assert bad.returncode == 1
-    assert "FAILED  correlate2d (4 pt): correlate2d(worked example) is not implemented yet" in bad.stdout
-    assert "failed in 10 exercise(s)" in bad.stdout
+    assert bad.returncode == 1 and bad.stderr == ""
+    assert ("  FAILED  correlate2d (0 of 4 points)\n"
+            "          correlate2d(worked example) is not implemented yet (it raises\n"
+            "              NotImplementedError).\n"
+            "            Hint: replace the `raise NotImplementedError()` line with your code.\n") in bad.stdout
+    assert bad.stdout.count("FAILED") == 10 and "passed:" not in bad.stdout
+    assert "\nvisible tests: 0 of 25 points; 10 exercises fail (25 points).\n" in bad.stdout
+    assert max(len(line) for line in bad.stdout.splitlines()) <= 80
+
+
+def outcome(exercise, points, message=None, restricted=False):
+    from autograder.grading.validate import Outcome
+
+    return Outcome(exercise, points, message is None, message, restricted)
+
+
+def test_validate_report_groups_wraps_and_totals():
+    """The report: each failure under its exercise and points with its whole message wrapped (every
+    word kept, in order, no line past the width), the passed ones listed without breaking an entry,
+    the notes, the total and the hidden part's sentence last."""
+    from autograder.grading.validate import report
+
+    shape = ("hwc_to_chw(image of shape (4, 5, 3)): wrong shape: expected (3, 4, 5), got (3, 5, 4). The number of "
+             "elements matches: a reshape where a transpose was needed, or axes in the wrong order?\n  Hint: move "
+             "the channel axis with a transpose (np.transpose / np.moveaxis); a reshape keeps the memory order and "
+             "scrambles the pixels.")
+    outcomes = [outcome("pad2d", 3, "pad2d uses np.pad, which this exercise forbids (cell 12, line 3).", True),
+                outcome("layout", 2, shape), *(outcome(f"exercise_number_{i}", i) for i in range(1, 9))]
+    text = report("a1.ipynb", outcomes, ["test cell pad2d was edited; the instructor's version was run"], 75.2)
+    lines = text.splitlines()
+    assert all(len(line) <= 80 for line in lines), text
+    assert lines[0] == "  FAILED  pad2d (0 of 3 points)" and lines[2] == "  FAILED  layout (0 of 2 points)"
+    layout = lines[3:lines.index(next(line for line in lines if line.startswith("  passed:")))]
+    assert " ".join(line.strip() for line in layout) == " ".join(shape.split())  # wrapped, nothing clipped
+    assert layout[0].startswith(" " * 10 + "hwc_to_chw") and layout[1].startswith(" " * 14 + "got (3, 5, 4)")
+    hint = next(i for i, line in enumerate(layout) if "Hint:" in line)
+    assert layout[hint].startswith(" " * 12 + "Hint: move") and layout[hint + 1].startswith(" " * 16)
+    passed = [line for line in lines if line.startswith("  passed:") or line.startswith("      exercise")]
+    assert re.findall(r"exercise_number_\d \(\d points?\)", " ".join(passed)) == [
+        f"exercise_number_{i} ({i} point{'s' if i > 1 else ''})" for i in range(1, 9)]
+    assert "  note: test cell pad2d was edited; the instructor's version was run" in lines
+    assert lines[-4:] == ["", "a1.ipynb (validated in 1 min 15 s)",
+                          "visible tests: 36 of 41 points; 2 exercises fail (5 points).", HIDDEN]
+
+
+def test_validate_shows_elapsed_time_on_a_terminal_only():
+    """A progress line with the seconds so far, redrawn in place on a terminal and cleared at the end;
+    nothing on a pipe or a file."""
+    import io
+    import time
+
+    from autograder.grading.validate import ticking
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty, pipe = Terminal(), io.StringIO()
+    with ticking("validating a1.ipynb", tty), ticking("validating a1.ipynb", pipe):
+        time.sleep(1.3)
+    assert pipe.getvalue() == ""
+    assert tty.getvalue() == "\rvalidating a1.ipynb… 0 s \rvalidating a1.ipynb… 1 s \r\x1b[K"
 
 
 def hostile_copies(folder) -> tuple:
@@ -129,7 +194,7 @@ def test_validate_runs_only_the_instructors_tests(tmp_path):
     nbformat.write(own, tmp_path / "scratch.ipynb")
     proc = run("validate", str(tmp_path / f"{A1} (1).ipynb"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "visible tests all passed (25 of 25 points" in proc.stdout
+    assert "visible tests: 25 of 25 points; all passed." in proc.stdout
     assert "note: test cell pad2d was edited; the instructor's version was run" in proc.stdout
     refused = run("validate", str(tmp_path / "scratch.ipynb"))
     assert (refused.returncode, refused.stdout, refused.stderr) == (2, "", f"error: {NO_RELEASE}\n")

@@ -161,3 +161,20 @@ class ExerciseTests:
 for _a in COURSE.assignment_ids():
     _name = "Test" + _a.split("_")[0].capitalize()  # TestA1, TestA2, ...
     globals()[_name] = type(_name, (ExerciseTests,), {"assignment": _a, "__module__": __name__})
+
+
+@pytest.mark.parametrize("label, words", [
+    ("softmax probability climbed instead of the score", "not the softmax probability"),
+    ("map normalised to a maximum of 1", "return the raw map"),
+    ("map normalised to [0, 1]", "return the raw map"),
+    ("ReLU on the layer's output A instead of on the weighted sum", "a ReLU on the layer's output A"),
+])
+def test_a6_hint_names_the_mistake(label, words):
+    """The hint of a wrong answer that used to get a generic one names what went wrong: a class
+    visualisation climbing the softmax stalls at a middling probability (climb the raw score, not only
+    more steps); a normalised saliency or Grad-CAM map is the raw map's job; Grad-CAM's ReLU is on the sum."""
+    a = "a6_visualisation"
+    (wrong,) = [wa for wa in catalogue.load(a).WRONG_ANSWERS if wa.label == label]
+    solution = solution_sources(source_nb(a))[wrong.cell]
+    verdict = run_cells(graded_version(a, {wrong.cell: wrong.apply(solution)}), only=wrong.exercise)[wrong.exercise]
+    assert not verdict.passed and words in verdict.error, verdict.error

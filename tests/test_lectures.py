@@ -60,6 +60,8 @@ def test_lecture_asks_the_reader(path):
     assert len(prompts) >= 2, f"{path.name}: {len(prompts)} 'Predict, then run.' prompt(s), expected at least 2"
     for i in prompts:
         assert any(c.cell_type == "code" for c in cells[i + 1:i + 3]), f"{path.name}: prompt {i} has no code after it"
+        answer = next(c for c in cells[i + 1:] if c.cell_type == "code")  # its result: behind a click on the site
+        assert "hide-output" in answer.metadata.get("tags", []), f"{path.name}: the result of prompt {i} is not hide-output"
     tries = [i for i, c in enumerate(cells) if _starts(c, "**Try it.**")]
     assert tries, f"{path.name}: no 'Try it.' exercise"
     for i in tries:
@@ -67,6 +69,22 @@ def test_lecture_asks_the_reader(path):
         answers = [c for c in after if c.source.lstrip().startswith("# Answer")]
         assert answers, f"{path.name}: the exercise at cell {i} has no '# Answer' cell after it"
         answer = answers[0]
-        assert "hide-input" in answer.metadata.get("tags", []), f"{path.name}: the answer to cell {i} is not tagged hide-input"
-        assert answer.metadata.get("jupyter", {}).get("source_hidden") is True, f"{path.name}: answer {i} shown in Jupyter"
+        assert "hide-cell" in answer.metadata.get("tags", []), f"{path.name}: the answer to cell {i} is not tagged hide-cell"
+        jupyter = answer.metadata.get("jupyter", {})
+        assert jupyter.get("source_hidden") is True and jupyter.get("outputs_hidden") is True, (
+            f"{path.name}: answer {i} (code or outputs) shown in Jupyter")
         assert after.index(answer) >= 1, f"{path.name}: the exercise at cell {i} has no cell for the reader before its answer"
+
+
+NOTEBOOKS = sorted([*LECTURES, *COURSE.solutions.glob("*/*.ipynb"), *COURSE.assignments.glob("*/*.ipynb"),
+                    *(COURSE.root / "autograder" / "templates").glob("*.ipynb")])
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: str(p.relative_to(COURSE.root)))
+def test_markdown_has_no_control_characters(path):
+    """A TAB or another control character in markdown is a typo that renders wrongly ("7 \\times 7" typed
+    in a Python string became "7 <TAB>imes 7"): only newlines belong there."""
+    for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        if cell.cell_type == "markdown":
+            bad = sorted({f"U+{ord(ch):04X}" for ch in cell.source if (ord(ch) < 32 and ch != "\n") or ord(ch) == 127})
+            assert not bad, f"{path.name}, cell {i}: control characters {bad} in markdown"

@@ -57,6 +57,24 @@ def test_release_leaks_no_solution_and_no_hidden_test(assignment):
     assert "Generated file" in release_nb(assignment).cells[0].source
 
 
+# The rules a student reads are stated once, in the release header (autograder/templates/
+# release_header.ipynb): only what a function returns, and the functions an exercise forbids, cost
+# points. Wording of the older rule ("may import only ...; anything else scores 0") contradicts it.
+OLD_RULES = ("may import only", "import only `numpy`", "anything else scores 0", "uses anything else",
+             "no dynamic code")
+
+
+@pytest.mark.parametrize("assignment", COURSE.assignment_ids())
+def test_release_states_the_rules_once(assignment):
+    """The header says what costs points, and no cell of the release (or its source) contradicts it."""
+    header = release_nb(assignment).cells[0].source
+    assert "never cost points" in header and "forbid" in header
+    for nb, where in [(release_nb(assignment), "release"), (source_nb(assignment), "solutions")]:
+        for i, cell in enumerate(nb.cells):
+            old = [w for w in OLD_RULES if w in cell.source]
+            assert not old, f"{assignment} ({where}), cell {i}: the old rule's wording {old} contradicts the header"
+
+
 def test_unknown_assignment_is_refused():
     proc = subprocess.run([sys.executable, "-m", "autograder", "release", "a7_nothing"], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)

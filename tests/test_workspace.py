@@ -10,6 +10,7 @@ from autograder.workspace import STUDENT_HIDDEN, STUDENT_SERVER_OFF, student_con
 from .support import ROOT, autograder
 
 A1 = "a1_images_and_convolution"
+A2 = "a2_conv_layer"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -17,20 +18,28 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_fetch_copies_the_release_and_never_overwrites(tmp_path):
-    dest = tmp_path / "mine"
-    proc = cli("fetch", A1, str(dest))
-    assert proc.returncode == 0 and proc.stdout.strip() == str(dest)
-    copied = dest / f"{A1}.ipynb"
+    """DIR is the parent: each assignment fetched there gets its own folder, and a second fetch of
+    the same assignment keeps the student's work and says so, about that assignment's folder."""
+    into = tmp_path / "mine"
+    proc = cli("fetch", A1, str(into))
+    assert proc.returncode == 0 and proc.stdout.strip() == str(into / A1)
+    copied = into / A1 / f"{A1}.ipynb"
     assert copied.read_bytes() == (ROOT / "assignments" / A1 / f"{A1}.ipynb").read_bytes()
     copied.write_text("my work")
-    again = cli("fetch", A1, str(dest))
-    assert again.returncode == 2 and "already exists; your work there is kept" in again.stderr
+    other = cli("fetch", A2, str(into))  # another assignment into the same DIR: beside the first
+    assert other.returncode == 0 and other.stdout.strip() == str(into / A2), other.stderr
+    assert (into / A2 / f"{A2}.ipynb").is_file() and copied.read_text() == "my work"
+    again = cli("fetch", A1, str(into))
+    assert again.returncode == 2, again.stderr
+    assert f"{into / A1} already exists: your copy of {A1} there is kept" in again.stderr, again.stderr
     assert len(again.stderr.strip().splitlines()) == 1 and copied.read_text() == "my work"
+    assert sorted(p.name for p in into.iterdir()) == sorted([A1, A2])
 
 
 def test_fetch_bad_input_is_one_line(tmp_path):
     for args, words in [(("fetch", "a9_nothing", str(tmp_path / "x")), "unknown assignment"),
-                        (("fetch", A1, str(ROOT / "assignments" / A1 / "inside")), "inside the release")]:
+                        (("fetch", A1, str(ROOT / "assignments" / A1 / "inside")), "inside the release"),
+                        (("fetch", A1, str(ROOT / "assignments")), "inside the release")]:
         proc = cli(*args)
         assert proc.returncode == 2 and words in proc.stderr, proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1

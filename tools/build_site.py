@@ -7,6 +7,9 @@ their student releases, as read-only pages. The navigation follows the course's 
 between lectures (``02_convolution.ipynb``) become links between pages. Math is typeset by a
 packaged MathJax (jupyter-server-mathjax's copy) shipped inside the site, so the book reads the
 same with no network. Built with jupyter-book 1 (Sphinx), which needs nothing from the internet.
+The lectures' cell tags decide what is collapsed: ``hide-cell`` ("Try it." answers: code and
+outputs) and ``hide-output`` (the result of a "Predict, then run." prompt) become closed
+``<details>``; an answer in words is a ``<details>`` in the markdown itself.
 """
 
 from __future__ import annotations

@@ -27,6 +27,9 @@ WRONG_ANSWERS = [
     W("saliency_map", "gradient of every class's score summed",
       ((f"{_PICK}.backward()", "scores.sum().backward()"),), _S),
     W("saliency_map", "model left in training mode", (("    model.eval()\n", ""),), _S),
+    W("saliency_map", "map normalised to a maximum of 1",
+      (("return x.grad.abs().amax(dim=1)",
+        "sal = x.grad.abs().amax(dim=1)\n    return sal / sal.amax(dim=(1, 2), keepdim=True)"),), _S),
     # 2. occlusion
     W("occlusion_map", "one position short (range(0, H - patch, stride))",
       (("(H - patch) // stride + 1, (W - patch) // stride + 1",
@@ -56,6 +59,11 @@ WRONG_ANSWERS = [
     W("grad_cam", "upsampled to the input's size",
       ((_CAM, "cam = F.relu((alpha * A).sum(dim=1))\n    return F.interpolate(cam[:, None], size=x.shape[2:], "
               "mode=\"bilinear\")[:, 0].detach()"),), _G),
+    W("grad_cam", "ReLU on the layer's output A instead of on the weighted sum",
+      ((_CAM, "return F.relu((alpha * F.relu(A)).sum(dim=1)).detach()"),), _G),
+    W("grad_cam", "map normalised to [0, 1]",
+      ((_CAM, "cam = F.relu((alpha * A).sum(dim=1))\n    low = cam.amin(dim=(1, 2), keepdim=True)\n"
+              "    return ((cam - low) / (cam.amax(dim=(1, 2), keepdim=True) - low)).detach()"),), _G),
     W("grad_cam", "hook never removed", (("        handle.remove()\n", "        pass\n"),), _G),
     W("grad_cam", "model left in training mode", (("    model.eval()\n", ""),), _G),
     # 4. class visualisation
@@ -64,6 +72,9 @@ WRONG_ANSWERS = [
     W("class_visualisation", "the score of class 0 whatever y is", (("[0, y]", "[0, 0]"),), _V),
     W("class_visualisation", "L2 penalty with the wrong sign",
       (("- l2 * (x * x).sum()", "+ l2 * (x * x).sum()"),), _V),
+    W("class_visualisation", "softmax probability climbed instead of the score",
+      (("model(torch.roll(x, (dy, dx), dims=(2, 3)))[0, y]",
+        "F.softmax(model(torch.roll(x, (dy, dx), dims=(2, 3))), dim=1)[0, y]"),), _V),
     W("class_visualisation", "L2 penalty left out", ((" - l2 * (x * x).sum()", ""),), _V),
     W("class_visualisation", "x rebound by x = x + lr * grad (no longer a leaf that requires grad)",
       (("x += lr * grad", "x = x + lr * grad"),), _V),

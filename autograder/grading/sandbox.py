@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import sysconfig
 import tempfile
 from dataclasses import asdict, dataclass
@@ -463,7 +464,11 @@ def sweep_cgroups() -> None:
     if root is None:
         return
     for group in root.glob("autograder-kernel-*"):
-        if not _read(group / "cgroup.procs").strip():
+        try:
+            young = time.time() - group.stat().st_mtime < 30  # a kernel starting now has yet to join it
+        except OSError:
+            continue
+        if not young and not _read(group / "cgroup.procs").strip():
             try:
                 group.rmdir()
             except OSError:

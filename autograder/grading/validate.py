@@ -3,11 +3,13 @@
 Validate runs the grader's own path (:func:`.worker.grade_notebook`): the same assembly (the
 instructor's cells restored, the student's answers put in), the same sandboxed kernel with the
 assignment's Python path, the same judge and the same restrictions — with the visible tests only,
-since the hidden ones need the course secret. It prints, first, what costs points: each exercise's
-verdict, with the check's message for a failure (what was expected, what came, where, what to
-look at). An exercise that breaks its own restriction comes first, its message naming the cell and
-the line (:mod:`.restrictions`): what Validate says about restrictions is exactly what the grade
-will apply.
+since the hidden ones need the course secret. It prints, first, what costs points: each failing
+exercise with its points and the check's whole message, wrapped, never clipped (what was expected,
+what came, where, what to look at); then the passed ones, the notes, and last the total on the
+visible tests, what the hidden tests add and how long it took (:func:`report`; while it runs, a
+line on a terminal's stderr counts the seconds). An exercise that breaks its own restriction comes
+first, its message naming the cell and the line (:mod:`.restrictions`): what Validate says about
+restrictions is exactly what the grade will apply.
 
 The instructor's notebook it assembles against is the release (``assignments/``), which every
 student has, found by the nbgrader grade_ids of the notebook's cells — whatever the file is
@@ -19,12 +21,16 @@ run as the grader's code, outside the sandbox, as whoever pressed Validate).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
+import textwrap
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import nbformat
 
@@ -110,30 +116,124 @@ def run(path: Path, timeout: float = 120.0, budget: float = 900.0) -> tuple[list
     return sorted(outcomes, key=lambda o: not o.restricted), graded.notes  # the restrictions first
 
 
-def validate(path: Path, timeout: float = 120.0, as_json: bool = False) -> int:
-    """Print a line per exercise; 0 when all visible tests pass, 1 otherwise, 2 if unreadable."""
-    path = path.expanduser()
+HIDDEN = "The hidden tests run at grading time on more cases; they decide the same points."
+WIDTH = 80
+
+
+def plural(n: float, word: str) -> str:
+    return f"{n:g} {word}{'' if n == 1 else 's'}"
+
+
+def took(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 60 else f"{int(seconds // 60)} min {seconds % 60:02.0f} s"
+
+
+def total_line(outcomes: list[Outcome]) -> str:
+    """"visible tests: 19 of 25 points; 2 exercises fail (6 points)." """
+    got = sum(o.points for o in outcomes if o.passed)
+    total = sum(o.points for o in outcomes)
+    failed = [o for o in outcomes if not o.passed]
+    line = f"visible tests: {got:g} of {plural(total, 'point')}"
+    if not failed:
+        return line + "; all passed."
+    lost = sum(o.points for o in failed)
+    fail = "1 exercise fails" if len(failed) == 1 else f"{len(failed)} exercises fail"
+    return line + f"; {fail} ({plural(lost, 'point')})."
+
+
+def wrap(text: str, indent: str = "", width: int = WIDTH, hang: str = "    ") -> list[str]:
+    """``text``'s lines wrapped to ``width`` (never clipped), each under ``indent`` plus its own
+    leading spaces, a wrapped line's continuation ``hang`` further in."""
+    out = []
+    for line in text.strip("\n").splitlines() or [""]:
+        lead = indent + " " * (len(line) - len(line.lstrip(" ")))
+        out += textwrap.wrap(line.strip(), width, initial_indent=lead, subsequent_indent=lead + hang,
+                             break_long_words=False, break_on_hyphens=False) or [lead.rstrip()]
+    return out
+
+
+def listing(head: str, items: list[str], indent: str = "", width: int = WIDTH) -> list[str]:
+    """``head`` then ``items``, comma-separated, wrapped between items (never inside one)."""
+    lines, line = [], indent + head
+    for i, item in enumerate(items):
+        item += "," if i < len(items) - 1 else ""
+        if len(line) + 1 + len(item) > width and line.strip() != head.strip():
+            lines.append(line)
+            line = indent + "    " + item
+        else:
+            line += " " + item
+    return lines + [line]
+
+
+def failure_block(o: Outcome, head: str = "", indent: str = "    ", width: int = WIDTH) -> list[str]:
+    """One failing exercise: ``head``, its name and points, then the check's whole message (or its
+    restriction's), wrapped under ``indent``."""
+    return [f"{head}{o.exercise} (0 of {plural(o.points, 'point')})",
+            *wrap(o.message or "failed", indent, width)]
+
+
+def report(name: str, outcomes: list[Outcome], notes: list[str], seconds: float | None = None,
+           width: int = WIDTH) -> str:
+    """What Validate prints: every failing exercise with its points and whole message (the
+    restrictions first), the passed ones, the notes, then the total and what the hidden tests add."""
+    failed = [o for o in outcomes if not o.passed]
+    lines = []
+    for o in failed:  # what costs points first
+        lines += failure_block(o, "  FAILED  ", " " * 10, width)
+    passed = [f"{o.exercise} ({plural(o.points, 'point')})" for o in outcomes if o.passed]
+    if passed:
+        lines += listing("passed:", passed, "  ", width)
+    for note in notes:
+        lines += wrap(f"note: {note}", "  ", width)
+    timed = f" (validated in {took(seconds)})" if seconds is not None else ""
+    lines += ["", f"{name}{timed}", *wrap(total_line(outcomes), "", width, ""),
+              *wrap(HIDDEN, "", width, "")]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def ticking(what: str, stream=None) -> Iterator[None]:
+    """While the block runs, "validating NAME… 12 s" on ``stream`` (stderr), redrawn each second
+    when it is a terminal; nothing otherwise (a log or a pipe gets no carriage returns)."""
+    stream = stream or sys.stderr
+    if not (hasattr(stream, "isatty") and stream.isatty()):
+        yield
+        return
+    start, done = time.monotonic(), threading.Event()
+
+    def tick() -> None:
+        while True:
+            stream.write(f"\r{what}… {time.monotonic() - start:.0f} s ")
+            stream.flush()
+            if done.wait(1.0):
+                return
+
+    thread = threading.Thread(target=tick, daemon=True)
+    thread.start()
     try:
-        outcomes, notes = run(path, timeout)
+        yield
+    finally:
+        done.set()
+        thread.join()
+        stream.write("\r\x1b[K")
+        stream.flush()
+
+
+def validate(path: Path, timeout: float = 120.0, as_json: bool = False) -> int:
+    """Print the report (:func:`report`); 0 when all visible tests pass, 1 otherwise, 2 if unreadable."""
+    path = path.expanduser()
+    start = time.monotonic()
+    try:
+        with ticking(f"validating {path.name}"):
+            outcomes, notes = run(path, timeout)
     except (Unreadable, NoRelease) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    seconds = time.monotonic() - start
     if as_json:
-        print(json.dumps({"exercises": [o.__dict__ for o in outcomes], "notes": notes}))
+        print(json.dumps({"exercises": [o.__dict__ for o in outcomes], "notes": notes,
+                          "points": sum(o.points for o in outcomes if o.passed),
+                          "max_points": sum(o.points for o in outcomes), "seconds": round(seconds, 1)}))
         return 0 if all(o.passed for o in outcomes) else 1
-    failed = [o for o in outcomes if not o.passed]
-    for o in failed:  # what costs points first
-        lines = (o.message or "failed").strip().splitlines()
-        print(f"  FAILED  {o.exercise} ({o.points:g} pt): {lines[0]}")
-        for line in lines[1:6]:
-            print(f"          {line}")
-    for o in outcomes:
-        if o.passed:
-            print(f"  passed  {o.exercise} ({o.points:g} pt)")
-    for note in notes:
-        print(f"  note: {note}")
-    got = sum(o.points for o in outcomes if o.passed)
-    total = sum(o.points for o in outcomes)
-    print(f"\n{path.name}: visible tests {'all passed' if not failed else f'failed in {len(failed)} exercise(s)'}"
-          f" ({got:g} of {total:g} points from visible tests; hidden tests run at grading).")
-    return 1 if failed else 0
+    print(report(path.name, outcomes, notes, seconds))
+    return 0 if all(o.passed for o in outcomes) else 1

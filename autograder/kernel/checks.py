@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import re
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -41,6 +42,17 @@ class CheckFailure(AssertionError):
     def __init__(self, message: str = "", kind: str = "check"):
         super().__init__(message)
         self.kind = kind
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this failure in a notebook: the message alone (what was expected,
+        what came, the hint, the student's line when their code raised), never the grader's frames
+        or paths. Plain text, control characters (terminal colours) replaced: JupyterLab, nbgrader's
+        Validator and a terminal show it as it is."""
+        text = _CONTROL.sub("?", str(self).expandtabs(4)).strip("\n")
+        return text.splitlines() or ["the check failed"]
+
+
+_CONTROL = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
 
 
 class Tally:
@@ -184,16 +196,14 @@ def _guarded(thunk: Callable[[], Any], label: str, crash_label: Callable[[], str
     except NotData as exc:
         raise CheckFailure(f"{crash_label()} returned {exc}.", "type") from None
     except Exception as exc:  # the student's bug, reported with the call that triggered it
+        from .student import where
+
         extra = f"\n  Hint: {hint}" if hint else ""
         if isinstance(exc, StudentError):
-            from .student import where
-
             raise CheckFailure(f"{crash_label()} raised {exc.type_name}: {exc}{where(exc)}. "
                                f"Fix the error first.{extra}", raised_kind(exc)) from None
-        raise CheckFailure(
-            f"{crash_label()} raised {type(exc).__name__}: {exc}. "
-            f"Fix the error first (the traceback above points at the line).{extra}", raised_kind(exc)
-        ) from exc
+        raise CheckFailure(f"{crash_label()} raised {type(exc).__name__}: {exc}{where(exc)}. "
+                           f"Fix the error first.{extra}", raised_kind(exc)) from exc
 
 
 def raised_kind(exc: BaseException) -> str:

@@ -122,8 +122,15 @@ BUILTIN_ERRORS = {name: getattr(__builtins__, name, None) if not isinstance(__bu
 
 
 def where(exc: BaseException) -> str:
-    """The line of the student's code an error from the kernel came from, as a short clause."""
-    frames = getattr(exc, "where", None) or []
+    """The line of the student's code an error came from, as a short clause: from the kernel, the
+    lines it sent; raised here (a notebook's own test cell), the innermost frame of the notebook's
+    cells in its traceback (never a grader's frame or path)."""
+    if isinstance(exc, StudentError):
+        frames = exc.where or []
+    else:
+        from .agent import raised
+
+        frames = raised(exc)["where"]
     if not frames:
         return ""
     fn, line, source = frames[-1]

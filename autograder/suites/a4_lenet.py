@@ -624,10 +624,11 @@ def _bn_backward_variants(a: dict[str, torch.Tensor], eps: float) -> dict[str, l
     return {"dx": dx, "dweight": dweight, "dbias": dbias}
 
 
-BN_BACKWARD_HINT = ("with m = N*H*W values per channel, x_hat = (x - mean) / sqrt(var + eps) (biased var) and "
-                    "dx_hat = weight * dout: dbias = dout.sum over (0, 2, 3); dweight = (dout * x_hat).sum over "
-                    "(0, 2, 3); dx = (dx_hat - mean(dx_hat) - x_hat * mean(dx_hat * x_hat)) / sqrt(var + eps), "
-                    "the means over (0, 2, 3) per channel.")
+BN_BACKWARD_HINT = ("recompute the batch mean, the biased variance and x_hat from x; dbias and dweight are sums "
+                    "over (0, 2, 3), since weight and bias act at every position; for dx, start from dx_hat = "
+                    "weight * dout and add the three paths into x (directly, through the variance, through the "
+                    "mean), each with its local derivative from the exercise's text. Check each path on a tiny "
+                    "input against a numerical gradient (lecture 04, section 7).")
 BN_BACKWARD_SHAPES = {
     "dx": "dx has x's shape (N, C, H, W).",
     "dweight": "dweight, like weight, has one value per channel: (C,), a sum over axes (0, 2, 3).",

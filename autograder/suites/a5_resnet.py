@@ -108,10 +108,8 @@ def _not_implemented(label: str, exc: NotImplementedError) -> CheckFailure:
 
 def _crash(label: str, exc: Exception, extra: str = "") -> CheckFailure:
     kind = getattr(exc, "type_name", type(exc).__name__)
-    here = student.where(exc)
-    tail = "" if here else " (the traceback above points at the line)"
-    return CheckFailure(f"{label} raised {kind}: {exc}{here}{extra}\n"
-                        f"  Hint: fix the error first{tail}.")
+    return CheckFailure(f"{label} raised {kind}: {exc}{student.where(exc)}{extra}\n"
+                        "  Hint: fix the error first.")
 
 
 def _reaching(label: str, thunk: Callable[[], Any], extra: Callable[[], str] | None = None) -> Any:

@@ -197,7 +197,7 @@ def occlusion_positions(size: tuple[int, int], patch: int, stride: int) -> tuple
 def reference_occlusion(net: nn.Module, x: torch.Tensor, y: torch.Tensor, patch: int, stride: int,
                         fill: float = 0.0, *, scores: bool = False) -> torch.Tensor:
     """[n, i, j] = p_y(x) - p_y(x with the patch at (i*stride, j*stride) set to ``fill``) (Zeiler and
-    Fergus 2013); with ``scores``, the drop of the raw class score (a slip)."""
+    Fergus, ECCV 2014); with ``scores``, the drop of the raw class score (a slip)."""
     N, C, H, W = x.shape
     ho, wo = occlusion_positions((H, W), patch, stride)
     copies = x.to(F64).repeat_interleave(ho * wo, dim=0).view(N, ho, wo, C, H, W)
@@ -211,7 +211,7 @@ def reference_occlusion(net: nn.Module, x: torch.Tensor, y: torch.Tensor, patch:
 
 
 def reference_grad_cam(net: nn.Module, layer: str, x: torch.Tensor, y: torch.Tensor, *, relu: bool = True,
-                       weights: str = "mean", target: str = "score") -> torch.Tensor:
+                       weights: str = "mean", target: str = "score", relu_a: bool = False) -> torch.Tensor:
     """ReLU(sum_k alpha_k A_k), alpha_k = mean over the map of d s_y / d A_k (Selvaraju et al. 2017),
     at the layer's resolution; the keywords give the slips."""
     seen: dict[str, torch.Tensor] = {}
@@ -229,7 +229,7 @@ def reference_grad_cam(net: nn.Module, layer: str, x: torch.Tensor, y: torch.Ten
         alpha = grad.sum((2, 3), keepdim=True)
     else:  # "pixel": the gradient itself, element by element
         alpha = grad
-    cam = (alpha * A).sum(1)
+    cam = (alpha * (F.relu(A) if relu_a else A)).sum(1)
     return (F.relu(cam) if relu else cam).detach().cpu()
 
 
@@ -306,6 +306,16 @@ def _visible() -> list[Case]:
 # ---------------------------------------------------------------------------------------------
 # Comparing an answer
 # ---------------------------------------------------------------------------------------------
+
+def _normalised(maps: torch.Tensor, lowest: bool = False) -> torch.Tensor:
+    """Each map (N, h, w) scaled to a maximum of 1 (``lowest``: to [0, 1], min-max), as a figure draws it."""
+    low = maps.amin(dim=(1, 2), keepdim=True) if lowest else torch.zeros_like(maps[:, :1, :1])
+    return (maps - low) / (maps.amax(dim=(1, 2), keepdim=True) - low).clamp_min(1e-12)
+
+
+NORMALISED = ("a map scaled to [0, 1] (divided by its maximum); return the raw map, as the formula gives it: "
+              "scaling it is for drawing it")
+
 
 def _matches(got: np.ndarray, expected: torch.Tensor) -> bool:
     e = expected.numpy()
@@ -413,7 +423,8 @@ def _check_saliency_case(saliency_map: Callable, case: Case) -> np.ndarray:
              ("the gradient of the sum of all the scores (every class, not y's)",
               lambda: reference_saliency(net, case.x, case.y, target="all")),
              ("the gradient of the softmax probability instead of the raw score",
-              lambda: reference_saliency(net, case.x, case.y, target="probability"))]
+              lambda: reference_saliency(net, case.x, case.y, target="probability")),
+             (NORMALISED, lambda: _normalised(expected)), (NORMALISED, lambda: _normalised(expected, lowest=True))]
     arr = _compare(got, expected, label, "a saliency map", SALIENCY_HINT, slips, model)
     _left_alone(model, held, case, net, label)
     return arr
@@ -532,7 +543,11 @@ def _check_grad_cam_case(grad_cam: Callable, case: Case, layer: str) -> None:
              ("the gradient itself as the weight (element by element) instead of its channel mean",
               lambda: reference_grad_cam(net, layer, case.x, case.y, weights="pixel")),
              ("the gradient of the loss instead of the class score",
-              lambda: reference_grad_cam(net, layer, case.x, case.y, target="loss"))]
+              lambda: reference_grad_cam(net, layer, case.x, case.y, target="loss")),
+             ("a ReLU on the layer's output A before the weighted sum (Grad-CAM's ReLU acts on the sum "
+              "only: use A as the layer returns it)",
+              lambda: reference_grad_cam(net, layer, case.x, case.y, relu_a=True)),
+             (NORMALISED, lambda: _normalised(expected)), (NORMALISED, lambda: _normalised(expected, lowest=True))]
     arr = _array(got, label, "a class activation map")
     if arr.shape != tuple(expected.shape):
         extra = ""
@@ -665,7 +680,10 @@ def check_class_visualisation(class_visualisation: Callable, seed: int | None = 
                 elif p[y] < 0.05:
                     how = "the step's sign: x = x + lr * grad climbs the score, x - lr * grad descends it."
                 else:
-                    how = "more steps or a larger learning rate (your defaults are what the check uses)."
+                    how = ("that you climb the raw score scores[0, y], not the softmax probability (nor the loss): "
+                           "while p_y is small, the probability's gradient is p_y times the score's and the ascent "
+                           "barely moves. If you climb the score, take more steps or a larger learning rate (your "
+                           "defaults are what the check uses).")
                 raise CheckFailure(
                     f"{_vis_label(y, **kwargs)}: the trained network gives your image class {y} with probability "
                     f"{p[y]:.3f} (its top class is {top}, probability {p[top]:.3f}); expected class {y} with at "
