@@ -647,6 +647,7 @@ def test_formgrader_releases_the_graders_feedback_and_each_student_fetches_their
     assert f"Score: {a.points['layout']:.1f} / {a.max:.1f}" in ada and "layout</code> (−2)" not in ada
     assert f"Score: 0.0 / {a.max:.1f}" in bo and "layout</code> (−2)" in bo
     assert "Hand grading" in bo and COMMENT.split(";")[0] in bo and "Hand grading" not in ada
+    assert "<code>layout_code</code>" in bo and "&amp;#" not in bo  # no entity shown as text
     if HAND_GRADES_KEPT:
         assert f"Score after hand grading: 1 / {a.max:g}" in bo, bo[:3000]
         for page in (ada, bo):  # the release's header renders as the instructor wrote it (issue 19, part 5)

@@ -130,6 +130,7 @@ def test_feedback_carries_the_hand_grading(tmp_path):
     resources = {"nbgrader": {"db_url": db, "assignment": A1, "notebook": A1, "student": "ana"}}
     page, _ = road.FeedbackPage().from_notebook_node(graded_nb(), resources)
     assert "Hand grading" in page and "Score after hand grading: 2.5 / 3" in page
+    assert "<code>pad2d_code</code>" in page and "&amp;#" not in page  # the cell's name as the report shows it
     assert "given by hand (the grader" in page and "tests gave 1)" in page
     assert "<b>work</b>" not in page and "&amp;lt;b&amp;gt;work" not in page  # escaped once, shown as typed
     assert "&lt;b&gt;work&lt;/b&gt;" in page

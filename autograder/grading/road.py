@@ -207,6 +207,13 @@ class FeedbackPage(Exporter):
         return feedback.page(nb_copy), resources
 
 
+def code_name(name: str) -> str:
+    """A cell's name (the instructor's grade id) inside a markdown code span, as the report shows it:
+    a code span shows entities literally (``layout&#95;code``), so nothing is escaped but the
+    backticks that would end it."""
+    return name.replace("`", "'")
+
+
 def hand_grading_cell(db_url: str, assignment: str, notebook: str, student: str):
     """What a grader added in formgrader — a score given by hand, extra credit, a comment — as a
     markdown cell under the report (their words shown as typed: ``feedback.inert``); None when
@@ -231,10 +238,10 @@ def hand_grading_cell(db_url: str, assignment: str, notebook: str, student: str)
             parts.append(f"{manual:g} / {max_score:g} given by hand (the grader's tests gave {auto or 0:g})")
         if extra:
             parts.append(f"+{extra:g} extra credit")
-        lines.append(f"- `{feedback.escape(name)}`: {'; '.join(parts)}")
+        lines.append(f"- `{code_name(name)}`: {'; '.join(parts)}")
     for name, text in comments:
         words = "<br>".join(feedback.inert(line) for line in text.strip().splitlines())
-        lines.append(f"- `{feedback.escape(name)}`, your grader's comment: {words}")
+        lines.append(f"- `{code_name(name)}`, your grader's comment: {words}")
     cell = nbformat.v4.new_markdown_cell("\n".join(lines))
     cell.id = "hand-grading"
     return cell
