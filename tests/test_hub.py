@@ -6,7 +6,8 @@ root, with four Unix accounts the fixture creates and removes: an instructor and
 who log in through the hub's login page with their own passwords (PAM). The workflow is a chain
 of module fixtures, each a stage a later stage builds on:
 
-1. ``released``: the instructor releases a1 into nbgrader's exchange (``nbgrader release_assignment``).
+1. ``released``: the instructor presses formgrader's Release for a1 (Manage Assignments): the hub's
+   route records it in the gradebook, nbgrader's exchange hands it out.
 2. ``submitted``: in Chromium, each of two students logs in, fetches a1 in the Assignment List,
    opens it, types an answer into the ``layout`` cell — ada the solution, bo a catalogued bug —,
    saves, presses Validate in the toolbar (the grader's path: ada's layout passes, bo's fails with
@@ -302,10 +303,41 @@ def type_answer(page, marker: str, source: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def released(hub):
-    done = hub.run_as(INSTRUCTOR, "nbgrader", "release_assignment", A1)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return hub.exchange / "convnets" / "outbound" / A1
+def released(hub, browser):  # noqa: F811
+    """In formgrader's Manage Assignments, the instructor presses a1's Release (a1 a draft until
+    then): the hub's route (road.ReleaseAssignment) records it in the gradebook and nbgrader's
+    exchange hands it out. The release's folder in the exchange, the dialog's text and the
+    assignment's cells in the gradebook, as the instructor reads them with nbgrader's API."""
+    with session(browser, hub, INSTRUCTOR, "release") as page:
+        formgrader(hub, page, "manage_assignments")
+        row = page.locator("tr", has_text=A1).first
+        row.locator(".status", has_text="draft").wait_for(timeout=90_000)  # else .release a is Unrelease
+        row.locator(".release a").click()
+        modal = page.locator("#success-modal, #error-modal").first
+        modal.wait_for(timeout=240_000)
+        page.wait_for_function(  # Bootstrap's fade and slide in, over: the screenshot shows the dialog whole
+            "() => { const m = document.querySelector('.modal.in'), d = m && m.querySelector('.modal-dialog');"
+            " const b = document.querySelector('.modal-backdrop.in');"
+            " return d && b && getComputedStyle(m).opacity === '1' && getComputedStyle(b).opacity === '0.5'"
+            " && ['none', 'matrix(1, 0, 0, 1, 0, 0)'].includes(getComputedStyle(d).transform); }", timeout=10_000)
+        text = modal.inner_text()
+        modal.locator("pre").first.evaluate("e => { e.scrollTop = e.scrollHeight; }")  # the log's end: Recorded, Released
+        shot(page, "release")
+        modal.locator(".modal-footer button").click()
+        modal.wait_for(state="detached")
+        row.locator(".status", has_text="released").wait_for(timeout=60_000)
+    url = f"sqlite:///{course_folder() / 'grades' / 'gradebook.db'}"
+    done = hub.run_as(INSTRUCTOR, sys.executable, "-c", RELEASED, url, A1)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return hub.exchange / "convnets" / "outbound" / A1, text, {tuple(c) for c in json.loads(done.stdout)}
+
+
+RELEASED = """
+import json, sys
+from nbgrader.api import Gradebook
+with Gradebook(sys.argv[1]) as gb:
+    print(json.dumps([[c.name, c.max_score] for nb in gb.find_assignment(sys.argv[2]).notebooks for c in nb.grade_cells]))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -538,6 +570,20 @@ def test_the_hub_serves_its_login_page_and_writes_its_config(hub):
     assert (Path(pwd.getpwnam(INSTRUCTOR).pw_dir) / "convnets").stat().st_mode & 0o077 == 0
     for user in USERS:
         assert Path(pwd.getpwnam(user).pw_dir).stat().st_mode & 0o077 == 0, user  # homes made private
+
+
+def test_formgrader_release_hands_out_the_course_release_and_records_it(released):
+    """formgrader's Release on the hub takes the course's route: the course's own ``assignments/`` copy
+    into the exchange, its exercises and points into the gradebook (what Autograde looks for)."""
+    from autograder.grading.notebooks import graded_cells
+
+    outbound, text, cells = released
+    assert "Successfully released" in text, text[-3000:]
+    assert "Recorded" in text and "Released as:" in text, text[-3000:]  # nbgrader's log of the route's steps
+    a = Assignment(A1)
+    assert (outbound / a.nb_file).read_text() == (ROOT / "assignments" / A1 / a.nb_file).read_text()
+    want = graded_cells(nbformat.read(ROOT / "solutions" / A1 / f"{A1}.ipynb", as_version=4))
+    assert cells == {(gid, float(pts)) for gid, pts in want}
 
 
 def test_students_validate_with_the_graders_path(submitted):
