@@ -106,6 +106,10 @@ PROFILES: dict[str, Profile] = {
 # place whose import says why; its files are not mounted.
 NO_KERNEL = ("mlxtend",)
 
+# Packages a grading kernel does without: ipykernel imports its debugger (debugpy, a tenth of a
+# second of every kernel's start) only where it can; nobody attaches a debugger to a graded run.
+NO_GRADING_KERNEL = ("debugpy",)
+
 # Data folders inside packages a kernel may import, hidden from it (an empty folder where they were):
 # scikit-learn's bundled data sets, digits among them (``load_digits``). Its sample photos
 # (datasets/images) stay: a1 reads them.

@@ -6,6 +6,7 @@ otherwise) and asserts the exact status and reason, and that the cells after it 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -169,9 +170,27 @@ def test_a_numpy_only_kernel_cannot_put_torch_back_on_its_path(tmp_path):
     import sysconfig
 
     site = sysconfig.get_paths()["purelib"]
+    torch = os.path.join(site, "torch")  # an empty folder covers it (or nothing is there at all)
     runs = run_for("a2_conv_layer", tmp_path, f"import sys, os\nsys.path.insert(0, {site!r})\n"
-                   f"print(os.path.exists(os.path.join({site!r}, 'torch')))\nimport torch")
-    assert runs[0].status == ERROR and runs[0].outputs[0]["text"] == "False\n"
+                   f"print(os.listdir({torch!r}) if os.path.exists({torch!r}) else [])\nimport torch")
+    assert runs[0].status == ERROR and runs[0].outputs[0]["text"] == "[]\n"
+
+
+@boxed
+def test_the_course_install_entries_are_empty_in_a_kernel(tmp_path):
+    """The environment's package folder is mounted whole, with what the kernel site leaves out
+    covered: the course's own install (its editable finder names the course's folder) reads empty."""
+    import sysconfig
+
+    site = sysconfig.get_paths()["purelib"]
+    left_out = sorted(e for e in os.listdir(site) if e.startswith(("__editable__", "convnets_autograder", "mlxtend")))
+    assert left_out, "the environment has no course install or mlxtend to look for"
+    code = ("import os\nfor e in %r:\n    p = os.path.join(%r, e)\n"
+            "    print(e, os.listdir(p) if os.path.isdir(p) else open(p).read())" % (left_out, site))
+    runs = run_for("a5_resnet", tmp_path, code)
+    assert runs[0].status == OK, runs[0].reason
+    assert runs[0].outputs[0]["text"] == "".join(f"{e} {[] if os.path.isdir(os.path.join(site, e)) else ''}\n"
+                                                 for e in left_out)
 
 
 def test_a_pytorch_assignment_has_torch_but_not_the_reference_models(tmp_path):

@@ -492,6 +492,12 @@ class Worker:
         return self.ready
 
     def stop(self) -> None:
+        if self.alive() and self.ready:  # between jobs: end of input lets it stop its spare kernel
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=2)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -61,7 +61,9 @@ class SandboxedKernel:
     """One IPython kernel in its sandbox, talked to over IPC sockets in the scratch folder."""
 
     def __init__(self, scratch: Path, limits: Limits, site: KernelSite, startup_timeout: float = 60.0,
-                 stderr: Path | None = None):
+                 stderr: Path | None = None, wait: bool = True):
+        """Start the kernel's process; with ``wait`` (the default) also connect and wait until it
+        answers (:meth:`ready`). Without it the kernel boots while the caller does other work."""
         from jupyter_client import KernelManager
         from jupyter_client.kernelspec import KernelSpecManager
 
@@ -88,14 +90,24 @@ class SandboxedKernel:
         finally:
             if stderr is not None:
                 errors.close()
+        self.startup_timeout = startup_timeout
+        self.kc = None
+        if wait:
+            self.ready()
+
+    def ready(self) -> "SandboxedKernel":
+        """Connect to the kernel and wait until it answers; KernelDied if it never does."""
+        if self.kc is not None:
+            return self
         self.kc = self.km.client()
         self.kc.start_channels()
         try:
-            self.kc.wait_for_ready(timeout=startup_timeout)
+            self.kc.wait_for_ready(timeout=self.startup_timeout)
         except RuntimeError as exc:
             why = self.death() or str(exc)
             self.shutdown()
             raise KernelDied(f"the kernel did not start: {why}") from None
+        return self
 
     def alive(self) -> bool:
         if self.km.is_alive() and self._intruder():
@@ -218,7 +230,8 @@ class SandboxedKernel:
 
     def shutdown(self) -> None:
         try:
-            self.kc.stop_channels()
+            if self.kc is not None:
+                self.kc.stop_channels()
         except Exception:
             pass
         try:
@@ -334,10 +347,13 @@ class KernelSession:
     ignores an interrupt) costs that cell, and the next one gets a fresh kernel in which the cells
     that had defined things run again, silently. ``deadline`` (monotonic seconds) bounds everything."""
 
-    def __init__(self, scratch: Path, limits: Limits, site: KernelSite, cell_timeout: float, deadline: float):
+    def __init__(self, scratch: Path, limits: Limits, site: KernelSite, cell_timeout: float, deadline: float,
+                 spare: SandboxedKernel | None = None):
+        """``spare``: a kernel already started in ``scratch`` (not yet waited for), for the first cell."""
         self.scratch, self.limits, self.site = scratch, limits, site
         self.cell_timeout, self.deadline = cell_timeout, deadline
         self.current: SandboxedKernel | None = None
+        self.spare = spare
         self.started = 0
         self.defined: list[str] = []  # cells that ran OK and define things, for a replacement kernel
         self.broken: str | None = None  # why no kernel can be had any more
@@ -356,7 +372,8 @@ class KernelSession:
             raise KernelDied(self.broken)
         self.started += 1
         try:
-            kernel = SandboxedKernel(self.scratch, self.limits, self.site)
+            spare, self.spare = self.spare, None
+            kernel = spare.ready() if spare is not None else SandboxedKernel(self.scratch, self.limits, self.site)
             for earlier in self.defined:
                 if kernel.execute(-1, earlier, self.cell_timeout).status == DIED:
                     kernel.shutdown()
@@ -405,6 +422,9 @@ class KernelSession:
 
     def close(self) -> None:
         self.lose()
+        if self.spare is not None:  # never used: the notebook ran no code
+            self.spare.shutdown()
+            self.spare = None
         sweep_cgroups()
 
 

@@ -114,7 +114,8 @@ class KernelSite:
         self.fallback = False  # links could not be made: the environment's folders go on the path
         self.sites = sorted({os.path.realpath(p) for p in (sysconfig.get_paths()["purelib"],
                                                             sysconfig.get_paths()["platlib"]) if os.path.isdir(p)})
-        blocked = (set(profiles.NOT_NUMPY) if self.profile.numpy_only else set()) | set(profiles.NO_KERNEL)
+        blocked = ((set(profiles.NOT_NUMPY) if self.profile.numpy_only else set()) | set(profiles.NO_KERNEL)
+                   | set(profiles.NO_GRADING_KERNEL))
         for site in self.sites:
             for entry in sorted(os.listdir(site)):
                 top = entry.split("-")[0].split(".")[0].lower()
@@ -132,7 +133,9 @@ class KernelSite:
                 continue
             stub = self.path / name
             stub.mkdir(exist_ok=True)
-            why = _data_message(name) if name in profiles.NO_KERNEL else _stub_message(name, assignment)
+            why = (_data_message(name) if name in profiles.NO_KERNEL else
+                   f"{name} is not available where your code is graded: grading kernels run without a debugger."
+                   if name in profiles.NO_GRADING_KERNEL else _stub_message(name, assignment))
             (stub / "__init__.py").write_text(f"raise ModuleNotFoundError({why!r}, name={name!r})\n")
         # package data folders no kernel sees (bubblewrap puts an empty folder over each)
         self.hidden = sorted({os.path.realpath(self.path / package / folder)
@@ -179,16 +182,37 @@ class KernelSite:
         return os.pathsep.join([str(self.path), *(self.sites if self.fallback else [])])
 
     def mounts(self) -> list[str]:
-        """bubblewrap arguments: each linked package at its real path, and the folder itself."""
-        out = []
+        """bubblewrap arguments: each environment package folder as it is, with every entry the site
+        does not link covered (an empty read-only folder over a folder, an empty file over a file);
+        linked packages that live elsewhere at their real paths; and the folder itself.
+
+        Covering the few left-out entries, not binding each of the hundreds kept one by one, keeps the
+        sandbox's start short (bubblewrap spends about a millisecond per mount)."""
+        out, covers, kept = [], [], set(self.targets)
+        empty = self.path / ".empty"
+        empty.touch()
         for site in self.sites:
-            out += ["--tmpfs", site]  # hide whatever else lives there (a venv inside a bound root)
+            out += ["--ro-bind", site, site]
+            for entry in sorted(os.listdir(site)):
+                path = os.path.join(site, entry)
+                if os.path.realpath(path) in kept:
+                    continue
+                if os.path.islink(path):  # a left-out link: hide the link's own name, whatever it points to
+                    out += ["--ro-bind", str(empty), path] if not os.path.isdir(path) else ["--tmpfs", path]
+                elif os.path.isdir(path):
+                    out += ["--tmpfs", path]
+                else:
+                    out += ["--ro-bind", str(empty), path]
+                if os.path.isdir(path):
+                    covers.append(path)
+        inside = {os.path.realpath(os.path.join(site, e)) for site in self.sites for e in os.listdir(site)}
         for real in self.targets:
-            out += ["--ro-bind", real, real]
+            if real not in inside:  # a package linked from elsewhere, or a folder inside a covered one
+                out += ["--ro-bind", real, real]
         for folder in (*self.hidden, *self.base_sites):  # empty and read-only: no data, no other packages
             out += ["--tmpfs", folder, "--remount-ro", folder]
-        for site in self.sites:
-            out += ["--remount-ro", site]
+        for folder in covers:
+            out += ["--remount-ro", folder]
         return out + ["--ro-bind", str(self.path), str(self.path)]
 
 
