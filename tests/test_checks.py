@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -314,7 +316,9 @@ def test_a_failing_test_cell_shows_the_message_and_the_students_line_only():
              "def hwc_to_chw(img):\n    return np.transpose(img, (2, 0, 1))\n" + test.splitlines()[1],
              "def hwc_to_chw(img):\n    raise ValueError('\\x1b[31mred\\x1b[0m text')\n" + test.splitlines()[1],
              "try:\n    suite.check_layout(hwc_to_chw, chw_to_hwc)\nexcept AssertionError as e:\n"
-             "    print('an AssertionError:', type(e).__name__)"]
+             "    print('an AssertionError:', type(e).__name__)",
+             "from autograder.kernel import student\ndef spin(n):\n    while True:\n        n += 1\n"
+             "student.call(spin, 0, cpu=student.CpuLimit(0.5))"]
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
     NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=True).execute()
     errors = []
@@ -336,6 +340,11 @@ def test_a_failing_test_cell_shows_the_message_and_the_students_line_only():
                     "  Hint: replace the `raise NotImplementedError()` line with your code.")
     assert "raised ValueError: ?[31mred?[0m text (in hwc_to_chw, line 2 of its cell:" in colour, colour
     assert nb.cells[5].outputs[0].text.strip() == "an AssertionError: CheckFailure"
+    [stopped] = [o for o in nb.cells[6].outputs if o.output_type == "error"]  # past a CPU limit
+    text = "\n".join(stopped.traceback)
+    assert stopped.ename == "TimedOut" and "Traceback" not in text and "autograder/" not in text, text
+    assert re.fullmatch(r"TimedOut: stopped: it used more than its 0.5 s CPU limit \(in spin, line [34] of its "
+                        r"cell: (while True:|n \+= 1)\)", text), text
     validator = Validator()
     for (text, _), cell in zip(errors, nb.cells[1:5]):
         assert validator._extract_error(cell) == text  # what nbgrader's own Validate shows

@@ -48,6 +48,10 @@ class KernelLost(BaseException):
 class TimedOut(BaseException):
     """The exercise ran past its time limit; the kernel was interrupted (and survived)."""
 
+    def _render_traceback_(self) -> list[str]:
+        """In a notebook: the reason and the student's line it was stopped at, no grader frames."""
+        return [f"TimedOut: {self}{where(self)}"]
+
 
 NOT_CALLED = Handle(0, "not called", "the first answer was too large to send twice")  # call(..., twice=True)'s
 # second answer when there is none

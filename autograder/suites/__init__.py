@@ -62,7 +62,7 @@ def recipe(name: str, *args, cpu_seconds: float | None = None, **kwargs):
         if cpu is None:
             raise
         why = str(exc).removeprefix("stopped: ").removeprefix("timed out: ")
-        raise CheckFailure(f"the grader's {name} training run was stopped: {why}.") from None
+        raise CheckFailure(f"the grader's {name} training run was stopped: {why}{student.where(exc)}.") from None
     except Exception as exc:
         if getattr(exc, "type_name", type(exc).__name__) == "Stopped":
             raise CheckFailure(str(exc)) from None

@@ -1235,7 +1235,7 @@ def train(train_lenet: Callable, time_limit: float | None = None) -> dict:
             model = _run(train_lenet, torch.tensor(X), torch.tensor(y), label=label, cpu=cpu)
         except student.TimedOut as exc:
             why = str(exc).removeprefix("stopped: ").removeprefix("timed out: ")
-            raise CheckFailure(f"{label} was stopped: {why}.{hint}") from None
+            raise CheckFailure(f"{label} was stopped: {why}{student.where(exc)}.{hint}") from None
     seconds = cpu.used or 0.0
     print(f"train_lenet used {seconds:.1f} s of its {time_limit:g} s CPU limit")
     info = _reach(f"{label}: the model it returned", lambda: student.op("module_info", model)) \
