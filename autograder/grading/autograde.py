@@ -205,7 +205,6 @@ class ClassGrader:
         self.idle: "queue.Queue[Worker | None]" = queue.Queue()
         self.all_workers: list[Worker] = []
         self.lock = threading.Lock()
-        self.threads = 1
 
     @property
     def exercises(self) -> list[tuple[str, float]]:
@@ -322,15 +321,12 @@ class ClassGrader:
 
     def start_workers(self, n: int) -> None:
         """Start ``n`` workers now (their imports overlap the checks and the gradebook's preparation).
-        Each runs its own PyTorch and BLAS on one thread, like the kernels: the judge's tensors are
-        small, and a second thread only waits on the first — with the kernel busy beside it, a1's
-        references ran 25 times slower per call and a whole notebook took twice as long with two."""
-        self.threads = 1
+        Each runs its own PyTorch and BLAS on one thread (:meth:`Worker.environment`)."""
         for _ in range(n):
             self.idle.put(self.start_worker())
 
     def start_worker(self) -> "Worker":
-        env = Worker.environment(self.env, self.secret.decode(), self.threads)
+        env = Worker.environment(self.env, self.secret.decode())
         with self.lock:
             log = self.out / "logs" / self.assignment / f"_worker_{len(self.all_workers)}.log"
             worker = Worker(self.out, env, log, self.assignment)
@@ -442,12 +438,13 @@ class Worker:
         self.ready = True  # between jobs: not in the middle of one
 
     @staticmethod
-    def environment(jupyter_env: dict[str, str], secret: str, threads: int) -> dict[str, str]:
-        """A worker's environment: private Jupyter folders, the course secret, and ``threads``
-        threads for its own PyTorch and BLAS."""
-        n = str(threads)
-        return {**os.environ, **jupyter_env, "AUTOGRADER_SECRET": secret, "OMP_NUM_THREADS": n,
-                "MKL_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n}
+    def environment(jupyter_env: dict[str, str], secret: str) -> dict[str, str]:
+        """A worker's environment: private Jupyter folders, the course secret, and one thread for its
+        own PyTorch and BLAS, like the kernels: the judge's tensors are small, and a second thread only
+        waits on the first — with the kernel busy beside it, a1's references ran 25 times slower per
+        call and a whole notebook took twice as long with two."""
+        return {**os.environ, **jupyter_env, "AUTOGRADER_SECRET": secret, "OMP_NUM_THREADS": "1",
+                "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
     def alive(self) -> bool:
         return self.proc.poll() is None

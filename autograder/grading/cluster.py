@@ -241,7 +241,7 @@ def grade_task(payload: dict) -> dict:
 
     def make() -> Worker:
         base = _BASE[0]
-        env = Worker.environment(jupyter_home(base / "home"), payload["secret"], 1)  # see start_workers
+        env = Worker.environment(jupyter_home(base / "home"), payload["secret"])
         return Worker(base, env, base / "logs" / f"_worker_{uuid.uuid4().hex[:8]}.log", job.assignment)
 
     with _POOL_LOCK:
