@@ -54,16 +54,16 @@ def browser():
 
 
 @contextlib.contextmanager
-def page_for(browser, request):
-    """A fresh page; on failure its screenshot goes to work/browser-failures/<test>.png."""
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def page_for(browser, request=None, *, name: str | None = None, viewport: tuple[int, int] = (1400, 900)):
+    """A fresh page; on failure its screenshot goes to work/browser-failures/<name or test>.png."""
+    context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
     page = context.new_page()
     try:
         yield page
     except BaseException:
         FAILURES.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(Exception):
-            page.screenshot(path=str(FAILURES / f"{request.node.name}.png"), full_page=True)
+            page.screenshot(path=str(FAILURES / f"{name or request.node.name}.png"), full_page=True)
         raise
     finally:
         context.close()

@@ -56,7 +56,7 @@ import pytest
 
 from .classes import Assignment
 from .support import ROOT, free_port
-from .test_browser import CHROMIUM, FAILURES, LEAKS, browser, press, press_validate  # noqa: F401 - the fixture
+from .test_browser import CHROMIUM, LEAKS, browser, page_for, press, press_validate  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
 
@@ -239,9 +239,7 @@ def shot(page, name: str) -> None:
 @contextlib.contextmanager
 def session(browser, hub: Hub, user: str, name: str):  # noqa: F811 - browser is the fixture's value
     """A browser context logged in as ``user`` through the hub's login page, on their JupyterLab."""
-    context = browser.new_context(viewport={"width": 1200, "height": 760})
-    page = context.new_page()
-    try:
+    with page_for(browser, name=f"hub-{name}-{user}", viewport=(1200, 760)) as page:
         page.goto(f"{hub.url}/hub/login")
         page.fill("#username_input", user)
         page.fill("#password_input", hub.passwords[user])
@@ -250,13 +248,6 @@ def session(browser, hub: Hub, user: str, name: str):  # noqa: F811 - browser is
         page.click("#login_submit")
         page.wait_for_selector(".lm-MenuBar", timeout=180_000)
         yield page
-    except BaseException:
-        FAILURES.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(FAILURES / f"hub-{name}-{user}.png"), full_page=True)
-        raise
-    finally:
-        context.close()
 
 
 def assignment_list(page):

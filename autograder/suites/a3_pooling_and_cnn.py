@@ -73,22 +73,32 @@ def check_relu(relu_forward: Callable, relu_backward: Callable, seed: int | None
     shapes = [(3, 4), (2, 3, 4, 5), (7,)]
     if seed is not None:
         shapes += [tuple(int(v) for v in g.integers(1, 7, size=int(g.integers(1, 5)))) for _ in range(n)]
+    _check_layer_pair(relu_forward, relu_backward, "relu", shapes, g, ref.relu, ref.relu_vjp, lambda shape: shape,
+                      forward_hint="max(x, 0) elementwise (np.maximum, not np.max, which reduces along an axis): "
+                                   "negative entries become 0, the others pass unchanged; same shape as x.",
+                      backward_hint="dx = dout where the forward input x was > 0, and 0 elsewhere: the mask "
+                                    "comes from x (keep it in the cache), not from dout.")
+
+
+def _check_layer_pair(forward: Callable, backward: Callable, name: str, shapes: list[tuple[int, ...]],
+                      g: np.random.Generator, reference: Callable, vjp: Callable, out_shape: Callable,
+                      forward_hint: str, backward_hint: str) -> None:
+    """A layer without parameters, case by case: forward(x) -> (out, cache) against ``reference``
+    (and called twice: a second call gives the same), then backward(dout, cache) -> dx against ``vjp``."""
     for shape in shapes:
         with case():
             x = g.standard_normal(shape)
             before = x.copy()
-            label = f"relu_forward(x {_dims(shape)})"
-            (out, cache), again = _forward_twice(relu_forward, label, x)
-            assert_close(out, ref.relu(before), name=label,
-                         hint="max(x, 0) elementwise (np.maximum, not np.max, which reduces along an axis): "
-                              "negative entries become 0, the others pass unchanged; same shape as x.")
+            label = f"{name}_forward(x {_dims(shape)})"
+            (out, cache), again = _forward_twice(forward, label, x)
+            assert_close(out, reference(before), name=label, hint=forward_hint)
             again()
-            dout = g.standard_normal(shape)
-            blabel = f"relu_backward(dout {_dims(shape)}, cache)"
-            dx = call(relu_backward, dout.copy(), cache, name=blabel)
-            assert_close(dx, ref.relu_vjp(before, dout), name=blabel,
-                         hint="dx = dout where the forward input x was > 0, and 0 elsewhere: the mask "
-                              "comes from x (keep it in the cache), not from dout.")
+            dout = g.standard_normal(out_shape(shape))
+            blabel = f"{name}_backward(dout {_dims(dout.shape)}, cache)"
+            if dout.shape != tuple(shape):
+                blabel += f" for x {_dims(shape)}"
+            dx = call(backward, dout.copy(), cache, name=blabel)
+            assert_close(dx, vjp(before, dout), name=blabel, hint=backward_hint)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -246,22 +256,12 @@ def check_global_avg_pool(global_avg_pool_forward: Callable, global_avg_pool_bac
     shapes = [(2, 3, 4, 5), (1, 4, 7, 3), (3, 2, 1, 1)]
     if seed is not None:
         shapes += [tuple(int(v) for v in g.integers(1, 9, size=4)) for _ in range(n)]
-    for shape in shapes:
-        with case():
-            x = g.standard_normal(shape)
-            before = x.copy()
-            label = f"global_avg_pool_forward(x {_dims(shape)})"
-            (out, cache), again = _forward_twice(global_avg_pool_forward, label, x)
-            assert_close(out, ref.global_avg_pool(before), name=label,
-                         hint="the mean of each H×W plane: average over axes 2 and 3, giving (N, C) "
-                              "(no keepdims).")
-            again()
-            dout = g.standard_normal(shape[:2])
-            blabel = f"global_avg_pool_backward(dout {_dims(dout.shape)}, cache) for x {_dims(shape)}"
-            dx = call(global_avg_pool_backward, dout.copy(), cache, name=blabel)
-            assert_close(dx, ref.global_avg_pool_vjp(before, dout), name=blabel,
-                         hint="every one of the H*W pixels of plane (n, c) gets dout[n, c] / (H*W); "
-                              "dx has the shape of x.")
+    _check_layer_pair(global_avg_pool_forward, global_avg_pool_backward, "global_avg_pool", shapes, g,
+                      ref.global_avg_pool, ref.global_avg_pool_vjp, lambda shape: shape[:2],
+                      forward_hint="the mean of each H×W plane: average over axes 2 and 3, giving (N, C) "
+                                   "(no keepdims).",
+                      backward_hint="every one of the H*W pixels of plane (n, c) gets dout[n, c] / (H*W); "
+                                    "dx has the shape of x.")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -578,13 +578,9 @@ def check_cifar_resnet(CifarResNet: Callable, seed: int | None = None, n: int = 
         for kwargs, shape in _cifar_cases(seed, n):
             with case():
                 label = _cifar_label(kwargs)
-                model, info = build(CifarResNet, label, **kwargs)
                 reference = models.cifar_resnet(**kwargs)
-                weights = models.reference_weights(reference, _weight_seed(g))
-                compare_structure(info, reference, label, _CIFAR_HINT)
-                model = load_reference(model, weights, label)
-                x = _input(g, shape)
-                compare_in_both_modes(model, reference, x, label, _CIFAR_FORWARD_HINT)
+                model, x = _compare_numerics(CifarResNet, reference, label, kwargs, shape, g, _CIFAR_HINT,
+                                             _CIFAR_FORWARD_HINT)
                 y = torch.from_numpy(g.integers(0, reference.fc.out_features, size=shape[0]))
                 compare_gradients(model, reference, x, y, label)
         if seed is not None:
@@ -861,13 +857,22 @@ def _densenet_structure(factory: Callable, label: str, kwargs: dict, num_classes
 
 
 def _densenet_numerics(DenseNet: Callable, kwargs: dict, shape: Sequence[int], g: np.random.Generator) -> None:
-    label = _densenet_label(kwargs)
-    model, info = build(DenseNet, label, **kwargs)
-    reference = models.DenseNet(**kwargs)
+    _compare_numerics(DenseNet, models.DenseNet(**kwargs), _densenet_label(kwargs), kwargs, shape, g, _DENSENET_HINT,
+                      _DENSENET_FORWARD)
+
+
+def _compare_numerics(factory: Callable, reference: nn.Module, label: str, kwargs: dict, shape: Sequence[int],
+                      g: np.random.Generator, hint: str, forward_hint: str) -> tuple[Any, torch.Tensor]:
+    """The student's network built with ``kwargs``: its structure against ``reference``'s, then, with
+    the reference's weights drawn from ``g`` loaded into it, its outputs on an input of ``shape`` in
+    eval and train mode. Returns (the loaded model, the input)."""
+    model, info = build(factory, label, **kwargs)
     weights = models.reference_weights(reference, _weight_seed(g))
-    compare_structure(info, reference, label, _DENSENET_HINT)
+    compare_structure(info, reference, label, hint)
     model = load_reference(model, weights, label)
-    compare_in_both_modes(model, reference, _input(g, shape), label, _DENSENET_FORWARD)
+    x = _input(g, shape)
+    compare_in_both_modes(model, reference, x, label, forward_hint)
+    return model, x
 
 
 def _densenet_cases(g: np.random.Generator, n: int) -> list:
