@@ -20,6 +20,7 @@ import csv
 import os
 import signal
 import subprocess
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -200,9 +201,14 @@ def cluster():
 
 def test_dask_run_agrees_with_local_workers(classes_, embedded, cluster, tmp_path):
     address, _ = cluster
-    folder, _ = classes_[A1]
-    proc = autograder("grade", A1, str(folder), "--out", str(tmp_path), "--scheduler", address, "--quiet")
+    folder = tmp_path / "submissions"  # the class, its correct student's folder as nbgrader's exchange leaves it
+    shutil.copytree(classes_[A1][0], folder)
+    (folder / "correct" / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+    (folder / "correct" / "submission_secret.txt").write_text("0123456789abcdef")
+    out = tmp_path / "out"
+    proc = autograder("grade", A1, str(folder), "--out", str(out), "--scheduler", address, "--quiet")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    tmp_path = out
     assert verdicts(tmp_path, A1) == verdicts(embedded, A1)
     assert gradebook_scores(f"sqlite:///{tmp_path / 'gradebook.db'}", A1) == \
         gradebook_scores(f"sqlite:///{embedded / 'gradebook.db'}", A1)
@@ -210,6 +216,10 @@ def test_dask_run_agrees_with_local_workers(classes_, embedded, cluster, tmp_pat
         assert (tmp_path / "feedback" / student / A1 / f"{A1}.html").is_file()
         assert (tmp_path / "nbgrader" / "autograded" / student / A1 / f"{A1}.ipynb").is_file()
         assert (tmp_path / "logs" / A1 / f"{student}.log").is_file()
+    for where in (tmp_path / "feedback" / "correct" / A1, tmp_path / "nbgrader" / "autograded" / "correct" / A1):
+        # release_feedback finds the student's secret beside the page, as after a local run
+        assert (where / "submission_secret.txt").read_text() == "0123456789abcdef"
+        assert (where / "timestamp.txt").read_text().startswith("2026-12-01 10:00:00")
 
 
 def test_a_dask_worker_killed_mid_run_loses_and_doubles_nothing(classes_, embedded, cluster, tmp_path):
