@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 from nbclient import NotebookClient
+
+from autograder.grading.notebooks import nbgrader_meta
 
 from .support import COURSE
 
@@ -88,3 +93,63 @@ def test_markdown_has_no_control_characters(path):
         if cell.cell_type == "markdown":
             bad = sorted({f"U+{ord(ch):04X}" for ch in cell.source if (ord(ch) < 32 and ch != "\n") or ord(ch) == 127})
             assert not bad, f"{path.name}, cell {i}: control characters {bad} in markdown"
+
+
+# A lecture teaches the tools of the assignment that follows it, but must not answer it (issue 20): no
+# function that the assignment asks for, by its name or under another name with its parameters.
+LECTURE_ASSIGNMENT = {"09_what_a_convnet_sees": "a6_visualisation"}
+
+
+def _python(source: str) -> ast.Module:
+    return ast.parse(TransformerManager().transform_cell(source))  # magics (%config …) as plain Python
+
+
+def _parameters(args: ast.arguments) -> tuple[str, ...]:
+    return tuple([a.arg for a in [*args.posonlyargs, *args.args]] + ([f"*{args.vararg.arg}"] if args.vararg else [])
+                 + [a.arg for a in args.kwonlyargs] + ([f"**{args.kwarg.arg}"] if args.kwarg else []))
+
+
+def _functions(tree: ast.Module) -> list[tuple[str, tuple[str, ...], int]]:
+    """(name, parameter names, line) of every function the code defines: def (nested too), and a lambda
+    (named when it is assigned to a name)."""
+    named = {id(node.value): target.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+             for target in node.targets if isinstance(target, ast.Name)}
+    return [(getattr(node, "name", None) or named.get(id(node), "<lambda>"), _parameters(node.args), node.lineno)
+            for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))]
+
+
+def _exercises(assignment: str) -> tuple[set[str], dict[tuple[str, ...], str]]:
+    """The functions an assignment asks for, from its source notebook: the names of its `NAME_code` cells
+    (the cells the student writes), and the parameter names of the function NAME each of them defines."""
+    (name,) = COURSE.notebooks(assignment)
+    cells = nbformat.read(COURSE.solutions / assignment / f"{name}.ipynb", as_version=4).cells
+    code = {nbgrader_meta(c)["grade_id"].removesuffix("_code"): c for c in cells
+            if c.cell_type == "code" and nbgrader_meta(c).get("grade_id", "").endswith("_code")}
+    signatures = {_parameters(node.args): f"{node.name}{_parameters(node.args)}"
+                  for exercise, cell in code.items() for node in _python(cell.source).body
+                  if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == exercise}
+    defined = {s.partition("(")[0] for s in signatures.values()}
+    assert code and set(code) <= defined, (
+        f"{assignment}: the cells of {sorted(set(code) - defined)} define no function of that name")
+    return set(code), signatures
+
+
+@pytest.mark.parametrize("lecture", sorted(LECTURE_ASSIGNMENT), ids=lambda s: s)
+def test_lecture_does_not_answer_its_assignment(lecture):
+    """Lecture 09 shows each of a6's tools step by step; a function a student could paste into a6 (one named
+    like an exercise, or with an exercise function's parameters in the same order) would answer it."""
+    assignment = LECTURE_ASSIGNMENT[lecture]
+    names, signatures = _exercises(assignment)
+    cells = nbformat.read(COURSE.lectures / f"{lecture}.ipynb", as_version=4).cells
+    found = []
+    for i, cell in enumerate(cells):
+        if cell.cell_type != "code":
+            continue
+        for fn, params, line in _functions(_python(cell.source)):
+            if fn in names:
+                found.append(f"cell {i}, line {line}: defines `{fn}`, an exercise of {assignment}")
+            elif params in signatures:
+                found.append(f"cell {i}, line {line}: `{fn}{params}` has the parameters of {assignment}'s "
+                             f"`{signatures[params]}`")
+    assert not found, (f"{lecture} answers {assignment}: show the steps inline or with a general helper "
+                       "instead:\n" + "\n".join(found))
