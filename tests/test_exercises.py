@@ -30,6 +30,8 @@ def exercises(assignment: str) -> list[str]:
 UNOBSERVABLE = {
     ("conv_net_loss_code", "__init__", "seed"): "any seed draws equally good weights",
     ("trace_shapes_code", "hook", "name"): "the closure idiom name=name, not part of the interface",
+    ("integrated_gradients_code", "integrated_gradients", "baseline"): "the mutation's baseline=0 is the zero "
+    "baseline None stands for: x - 0 is x",
     **{("class_visualisation_code", "class_visualisation", arg): "the student's own choice: the exercise asks "
        "for an image the network takes for class y, reached with whatever settings they pick"
        for arg in ("steps", "lr", "l2", "blur_every", "jitter")},

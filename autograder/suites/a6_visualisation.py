@@ -898,8 +898,9 @@ def _check_ig_properties(integrated_gradients: Callable, seed: int) -> None:
         single = _array(_run(integrated_gradients, one.model_for(integrated_gradients), one.x.clone(), one.y.clone(),
                              baseline=baseline[n:n + 1].clone(), steps=256, label=one.label("integrated_gradients")),
                         label, "attributions")
-        if single.shape != (1, *got.shape[1:]) or not np.allclose(single[0], got[n], rtol=RTOL,
-                                                                    atol=ATOL * max(1.0, float(np.abs(got[n]).max()))):
+        # 256 float32 gradients summed, by other convolution algorithms for other batch sizes: 1 % of the largest
+        if single.shape != (1, *got.shape[1:]) or not np.abs(single[0] - got[n]).max() <= 1e-2 * max(
+                1.0, float(np.abs(got[n]).max())):
             raise CheckFailure(
                 f"{label}: example {n} of the batch gets other attributions than the same example alone "
                 f"(worst difference {float(np.abs(single.reshape(got[n].shape) - got[n]).max()) if single.size == got[n].size else float('nan'):.3g}).\n"
@@ -941,67 +942,61 @@ PGD_HINT = ("start at x; each of `steps` times: the gradient of F.cross_entropy(
 PGD_STRONGER = dict(eps=0.1, alpha=0.025, steps=10, n=60)  # the property: PGD fools at least as many digits as FGSM
 
 
-def reference_pgd(net: nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, steps: int, *,
-                  variant: str = "") -> tuple[torch.Tensor, torch.Tensor]:
-    """(x after `steps` steps of projected sign-gradient ascent of the loss within the L∞ ball of radius eps
-    around x, clamped to [0, 1] each step (Madry et al. 2018), the pixels where some step's gradient was zero
-    to rounding, whose sign float32 cannot be trusted to agree on); ``variant`` gives the slips."""
-    x0 = _dev(x)
-    yd = y.to(x0.device)
-    xa = x0.clone()
-    tiny = torch.zeros_like(x0, dtype=torch.bool)
-    for _ in range(steps):
-        if variant == "project first":
-            xa = torch.min(torch.max(xa, x0 - eps), x0 + eps).clamp(0, 1)
-        xa = xa.detach().requires_grad_(True)
-        (grad,) = torch.autograd.grad(F.cross_entropy(net(xa), yd, reduction="sum"), xa)
-        tiny |= grad.abs() <= 1e-4 * max(float(grad.abs().max()), 1e-30)
-        step = grad if variant == "raw gradient" else -grad.sign() if variant == "descent" else grad.sign()
-        xa = xa.detach() + alpha * step
-        if variant != "project first":
-            xa = torch.min(torch.max(xa, x0 - eps), x0 + eps)
-        if variant not in ("clamp at the end", "project first"):
-            xa = xa.clamp(0, 1)
-    if variant == "clamp at the end":
-        xa = xa.clamp(0, 1)
-    return xa.detach().cpu(), tiny.cpu()
+def _pgd_step(net: nn.Module, x0: torch.Tensor, xa: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, *,
+              variant: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of PGD from ``xa`` (float64), the ball around ``x0``: (the next iterate, the pixels whose
+    gradient is zero to rounding, where float32 may take another sign); ``variant`` gives the slips."""
+    x0, xa = _dev(x0), _dev(xa).detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(F.cross_entropy(net(xa), y.to(xa.device), reduction="sum"), xa)
+    tiny = grad.abs() <= 1e-4 * max(float(grad.abs().max()), 1e-30)
+    step = grad if variant == "raw gradient" else -grad.sign() if variant == "descent" else grad.sign()
+    out = torch.min(torch.max(xa.detach() + alpha * step, x0 - eps), x0 + eps).clamp(0, 1)
+    return out.detach().cpu(), tiny.cpu()
 
 
 def _check_pgd_case(pgd: Callable, case: Case, eps: float, alpha: float, steps: int) -> None:
+    """Step by step: pgd(..., steps=t) for t = 1 .. steps (no random start: each is the next one's first t
+    steps) must be one reference step, in float64, from the answer for t - 1 — so float32's rounding never
+    sends the comparison down another path — and within the ball and [0, 1]."""
     label = case.label("pgd", f"eps={eps}", f"alpha={alpha}", f"steps={steps}")
     net = case.net()
-    expected, tiny = reference_pgd(net, case.x, case.y, eps, alpha, steps)
     model = case.model_for(pgd)
-    got, held = _call_on_held(pgd, case, (model,), (eps, alpha, steps), label)
-    arr = _array(got, label, f"an adversarial batch of shape {dims(expected.shape)}")
-    if arr.shape != tuple(expected.shape):
-        raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (the shape of x), got {dims(arr.shape)}.\n"
-                           f"  Hint: {PGD_HINT}", "shape")
-    x0 = case.x.to(F64).numpy()
-    if not np.isfinite(arr).all() or arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
-        raise CheckFailure(f"{label}: pixels must stay in [0, 1]; yours go from {np.nanmin(arr):.4g} to "
-                           f"{np.nanmax(arr):.4g}.\n  Hint: clamp to [0, 1] after every step. {PGD_HINT}", "values")
-    far = float(np.abs(arr - x0).max())
-    if far > eps + 1e-5:
-        where = np.unravel_index(int(np.abs(arr - x0).argmax()), arr.shape)
-        raise CheckFailure(f"{label}: every pixel must stay within eps={eps} of x (the L∞ ball), but pixel "
-                           f"{tuple(int(i) for i in where)} moved by {far:.4g}.\n  Hint: project after each step, onto "
-                           "the ball around the original x (not the current iterate): clamp x_adv to [x - eps, x + eps], "
-                           f"then to [0, 1]. {PGD_HINT}", "values")
-    e = expected.numpy()
-    off = np.abs(arr - e) > 1e-5
-    if off.any():
-        # float32 may take another sign where a step's gradient was zero to rounding; a pixel only
-        if (off & ~tiny.numpy()).any():
-            slips = [("steps *down* the loss (x - alpha * sign), which makes the model surer",
-                      lambda: reference_pgd(net, case.x, case.y, eps, alpha, steps, variant="descent")[0]),
-                     ("the gradient itself instead of its sign",
-                      lambda: reference_pgd(net, case.x, case.y, eps, alpha, steps, variant="raw gradient")[0]),
-                     ("the clamp to [0, 1] done once, at the end, instead of after every step (the gradient is then taken at "
-                       "points that are not images)",
-                      lambda: reference_pgd(net, case.x, case.y, eps, alpha, steps, variant="clamp at the end")[0])]
-            assert_close(np.where(tiny.numpy(), e, arr), e, name=label, rtol=0, atol=1e-5,
-                         hint=_diagnosed(arr, slips, model, PGD_HINT))
+    held = student.make(student.side_of(pgd), "hold", case.x.clone())
+    x0 = case.x.to(F64)
+    previous = x0
+    for t in range(1, steps + 1):
+        at = case.label("pgd", f"eps={eps}", f"alpha={alpha}", f"steps={t}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = guarded(at, lambda: student.op("call_with", pgd, model, held, case.y.clone(), eps, alpha, t))
+        arr = _array(got, at, f"an adversarial batch of shape {dims(case.x.shape)}")
+        if arr.shape != tuple(case.x.shape):
+            raise CheckFailure(f"{at}: expected shape {dims(case.x.shape)} (the shape of x), got {dims(arr.shape)}.\n"
+                               f"  Hint: {PGD_HINT}", "shape")
+        if not np.isfinite(arr).all() or arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
+            raise CheckFailure(f"{at}: pixels must stay in [0, 1]; yours go from {np.nanmin(arr):.4g} to "
+                               f"{np.nanmax(arr):.4g}.\n  Hint: clamp to [0, 1] after every step. {PGD_HINT}", "values")
+        moved = np.abs(arr - x0.numpy())
+        if moved.max() > eps + 1e-5:
+            where = tuple(int(i) for i in np.unravel_index(int(moved.argmax()), arr.shape))
+            raise CheckFailure(f"{at}: every pixel must stay within eps={eps} of x (the L∞ ball), but pixel {where} "
+                               f"moved by {moved.max():.4g}.\n  Hint: project after each step (not before it), onto "
+                               "the ball around the original x, not the current iterate: clamp x_adv to "
+                               f"[x - eps, x + eps], then to [0, 1]. {PGD_HINT}", "values")
+        expected, tiny = _pgd_step(net, x0, previous, case.y, eps, alpha)
+        e, tiny = expected.numpy(), tiny.numpy()
+        if ((np.abs(arr - e) > 1e-5) & ~tiny).any():
+            slips = [("a step *down* the loss (x_adv - alpha * sign), which makes the model surer",
+                      lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="descent")[0]),
+                     ("a step along the gradient itself instead of its sign",
+                      lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="raw gradient")[0])]
+            hint = _diagnosed(arr, slips, model, PGD_HINT)
+            if t > 1 and hint == PGD_HINT:
+                hint = (f"with steps={t - 1} you returned x_adv; one more step from there, as the formula takes it, "
+                        f"is not what steps={t} returned. Clamp to [0, 1] after every step, not only at the end (the "
+                        f"gradient must be taken at an image), and take each step from the last iterate. {PGD_HINT}")
+            assert_close(np.where(tiny, e, arr), e, name=at, rtol=0, atol=1e-5, hint=hint)
+        previous = torch.from_numpy(arr)
     _left_alone(model, held, case, net, label)
 
 
