@@ -151,7 +151,8 @@ WRONG_ANSWERS = [
         x_adv = x_adv + alpha * grad.sign()
 """),), _P),
     W("pgd", "the class score ascended instead of the loss",
-      (("loss = F.cross_entropy(model(x_adv), y)", "loss = model(x_adv).gather(1, y.view(-1, 1)).sum()"),), _P),
+      (("        loss = F.cross_entropy(model(x_adv), y)\n",
+        "        loss = model(x_adv).gather(1, y.view(-1, 1)).sum()\n"),), _P),
     W("pgd", "model left in training mode", (("    model.eval()\n", ""),), _P),
     # 8. model-randomisation sanity check
     W("randomisation_check", "randomises the caller's model in place (no copy)",
