@@ -949,7 +949,9 @@ def _pgd_step(net: nn.Module, x0: torch.Tensor, xa: torch.Tensor, y: torch.Tenso
     param = next(net.parameters())
     x0 = x0.to(device=param.device, dtype=param.dtype)
     xa = xa.to(device=param.device, dtype=param.dtype).detach().clone().requires_grad_(True)
-    (grad,) = torch.autograd.grad(F.cross_entropy(net(xa), y.to(xa.device), reduction="sum"), xa)
+    scores = net(xa)
+    out = _picked(scores, y) if variant == "score" else F.cross_entropy(scores, y.to(xa.device), reduction="sum")
+    (grad,) = torch.autograd.grad(out, xa)
     tiny = grad.abs() <= 1e-4 * max(float(grad.abs().max()), 1e-30)
     step = grad if variant == "raw gradient" else -grad.sign() if variant == "descent" else grad.sign()
     out = torch.min(torch.max(xa.detach() + alpha * step, x0 - eps), x0 + eps).clamp(0, 1)
@@ -980,7 +982,8 @@ def _check_pgd_case(pgd: Callable, case: Case, eps: float, alpha: float, steps: 
                                f"  Hint: {PGD_HINT}", "shape")
         if not np.isfinite(arr).all() or arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
             raise CheckFailure(f"{at}: pixels must stay in [0, 1]; yours go from {np.nanmin(arr):.4g} to "
-                               f"{np.nanmax(arr):.4g}.\n  Hint: clamp to [0, 1] after every step. {PGD_HINT}", "values")
+                               f"{np.nanmax(arr):.4g}.\n  Hint: project and clamp to [0, 1] after every step (after the step, not "
+                               f"before it). {PGD_HINT}", "values")
         moved = np.abs(arr - x0.numpy())
         if moved.max() > eps + 1e-5:
             where = tuple(int(i) for i in np.unravel_index(int(moved.argmax()), arr.shape))
@@ -998,7 +1001,9 @@ def _check_pgd_case(pgd: Callable, case: Case, eps: float, alpha: float, steps: 
             slips = [("a step *down* the loss (x_adv - alpha * sign), which makes the model surer",
                       lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="descent")[0]),
                      ("a step along the gradient itself instead of its sign",
-                      lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="raw gradient")[0])]
+                      lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="raw gradient")[0]),
+                     ("a step up the class score s_y (which makes the model surer) instead of up the loss",
+                      lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="score")[0])]
             hint = _diagnosed(arr, slips, model, PGD_HINT)
             if t > 1 and hint == PGD_HINT:
                 hint = (f"with steps={t - 1} you returned x_adv; one more step from there, as the formula takes it, "
@@ -1132,26 +1137,25 @@ def _check_randomisation_case(randomisation_check: Callable, case: Case, explain
         raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (len(layers) + 1 stages, N examples), got "
                            f"{dims(arr.shape)}.{extra}\n  Hint: {RANDOMISATION_HINT}", "shape")
     if not tied:  # exact ties (none seen in the maps drawn here) leave ranks to the method: the values undecided
-        slips = [("Pearson's correlation of the values instead of Spearman's of their ranks",
+        slips = [("Pearson's correlation of the values", "Spearman's is the correlation of their ranks",
                   lambda: ref_(correlation="pearson")),
-                 ("each layer randomised alone, the others restored (independent); the test cascades: each layer stays "
-                  "randomised for the next", lambda: ref_(cascade=False)),
-                 ("the absolute values' ranks; correlate the maps as explain returns them (signed)",
+                 ("each layer randomised alone, the others restored", "cascade: each layer stays randomised for the "
+                  "next", lambda: ref_(cascade=False)),
+                 ("the absolute values' ranks", "correlate the maps as explain returns them (signed)",
                   lambda: ref_(absolute=True)),
-                 ("the layers randomised in the reverse order (bottom up); take them in the order given, top first",
+                 ("the layers randomised in the reverse order", "take them in the order given, top first",
                   lambda: ref_(order="reversed")),
-                 ("the explanation of the original model at every stage: explain the randomised copy",
+                 ("the original model's explanation at every stage", "explain the randomised copy",
                   lambda: ref_(rerun=False))]
         if arr.shape == expected.shape and not np.all(np.abs(arr - expected.numpy()) <= 2e-3):
-            slip = None
-            for words, variant in slips:
+            hint = RANDOMISATION_HINT
+            for what, instead, variant in slips:
                 try:
                     if np.all(np.abs(arr - variant().numpy()) <= 2e-3):
-                        slip = words
+                        hint = f"your answer is what {what} gives: {instead}. {RANDOMISATION_HINT}"
                         break
-                except Exception:  # noqa: BLE001
+                except Exception:  # noqa: BLE001 - a variant that does not apply to this case
                     continue
-            hint = f"your answer is what {slip} gives. {RANDOMISATION_HINT}" if slip else RANDOMISATION_HINT
             assert_close(arr, expected.numpy(), name=label, rtol=0, atol=2e-3, hint=hint)
     _randomisation_left_alone(model, held, case, label)
     return arr
