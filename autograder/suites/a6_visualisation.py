@@ -1090,26 +1090,36 @@ def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def reference_randomisation(spec: dict, weights: dict, explainer: str, x: torch.Tensor, y: torch.Tensor,
                             layers: list[str], seed: int, *, cascade: bool = True, correlation: str = "spearman",
-                            absolute: bool = False, rerun: bool = True, order: str = "given") -> tuple[torch.Tensor, bool]:
+                            absolute: bool = False, rerun: bool = True, order: str = "given",
+                            float32: bool = False) -> tuple[torch.Tensor, bool]:
     """((len(layers) + 1, N) rank correlations of each example's map with its original as the layers are
     re-initialised in turn, cascading; whether some map had tied values); the keywords give the slips."""
     from ..kernel.ops import EXPLAINERS
 
     explain = EXPLAINERS[explainer]
-    net = reference_net(spec, weights)
-    xd, yd = _dev(x), y.to(ref.device())
-    maps0 = explain(net, xd, yd).detach().flatten(1).cpu()
+
+    def fresh() -> nn.Module:
+        if not float32:
+            return reference_net(spec, weights)
+        net = specnet.build(spec)  # as the student's kernel computes it: float32, on the CPU
+        net.load_state_dict(weights)
+        return net.float().eval()
+
+    net = fresh()
+    param = next(net.parameters())
+    xd, yd = x.to(device=param.device, dtype=param.dtype), y.to(param.device)
+    maps0 = explain(net, xd, yd).detach().flatten(1).cpu().to(F64)
     fn = _pearson if correlation == "pearson" else _spearman
     prep = (lambda m: m.abs()) if absolute else (lambda m: m)
     g = torch.Generator().manual_seed(seed)
-    rows, tied = [fn(prep(maps0), prep(maps0))], False
+    rows, tied = [fn(prep(maps0), prep(maps0))], any(len(torch.unique(r)) < len(r) for r in maps0)
     for name in (list(reversed(layers)) if order == "reversed" else layers):
         if not cascade:
-            net = reference_net(spec, weights)
+            net = fresh()
         with torch.no_grad():
             for p in net.get_submodule(name).parameters():
                 p.copy_((RANDOM_STD * torch.randn(p.shape, generator=g)).to(p))
-        maps = explain(net if rerun else reference_net(spec, weights), xd, yd).detach().flatten(1).cpu()
+        maps = explain(net if rerun else fresh(), xd, yd).detach().flatten(1).cpu().to(F64)
         tied |= any(len(torch.unique(r)) < len(r) for r in maps)
         rows.append(fn(prep(maps0), prep(maps)))
     return torch.stack(rows), tied
@@ -1136,7 +1146,8 @@ def _check_randomisation_case(randomisation_check: Callable, case: Case, explain
             extra = " One correlation per example and stage, not their mean over the batch."
         raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (len(layers) + 1 stages, N examples), got "
                            f"{dims(arr.shape)}.{extra}\n  Hint: {RANDOMISATION_HINT}", "shape")
-    if not tied:  # exact ties (none seen in the maps drawn here) leave ranks to the method: the values undecided
+    if not tied:  # tied values (pixels the gradient never reaches are all 0) have ranks by convention only:
+        # then the values are not compared (about 1 random case in 100; never the trained network's digits)
         slips = [("Pearson's correlation of the values", "Spearman's is the correlation of their ranks",
                   lambda: ref_(correlation="pearson")),
                  ("each layer randomised alone, the others restored", "cascade: each layer stays randomised for the "
@@ -1147,7 +1158,10 @@ def _check_randomisation_case(randomisation_check: Callable, case: Case, explain
                   lambda: ref_(order="reversed")),
                  ("the original model's explanation at every stage", "explain the randomised copy",
                   lambda: ref_(rerun=False))]
-        if arr.shape == expected.shape and not np.all(np.abs(arr - expected.numpy()) <= 2e-3):
+        # a correlation near 0 of maps from a random network moves with float32's rounding: the reference in
+        # float32, as the kernel computes it, is right too
+        if arr.shape == expected.shape and not np.all(np.abs(arr - expected.numpy()) <= 2e-3) and not np.all(
+                np.abs(arr - ref_(float32=True).numpy()) <= 2e-3):
             hint = RANDOMISATION_HINT
             for what, instead, variant in slips:
                 try:
