@@ -898,12 +898,15 @@ def _check_ig_properties(integrated_gradients: Callable, seed: int) -> None:
         single = _array(_run(integrated_gradients, one.model_for(integrated_gradients), one.x.clone(), one.y.clone(),
                              baseline=baseline[n:n + 1].clone(), steps=256, label=one.label("integrated_gradients")),
                         label, "attributions")
+        if single.shape != (1, *got.shape[1:]):
+            raise CheckFailure(f"{one.label('integrated_gradients')}: expected shape {dims(one.x.shape)}, got "
+                               f"{dims(single.shape)}.", "shape")
         # 256 float32 gradients summed, by other convolution algorithms for other batch sizes: 1 % of the largest
-        if single.shape != (1, *got.shape[1:]) or not np.abs(single[0] - got[n]).max() <= 1e-2 * max(
-                1.0, float(np.abs(got[n]).max())):
+        worst = float(np.abs(single[0] - got[n]).max())
+        if not worst <= 1e-2 * max(1.0, float(np.abs(got[n]).max())):
             raise CheckFailure(
                 f"{label}: example {n} of the batch gets other attributions than the same example alone "
-                f"(worst difference {float(np.abs(single.reshape(got[n].shape) - got[n]).max()) if single.size == got[n].size else float('nan'):.3g}).\n"
+                f"(they differ by up to {worst:.3g}).\n"
                 "  Hint: each example's path runs from its own baseline to itself, and its gradient is of its own "
                 "score only: keep the batch axis and the path axis apart (if you stack the m path points into one "
                 "batch, reshape it back as (m, N, ...) in the order you stacked it).")
