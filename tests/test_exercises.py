@@ -170,6 +170,10 @@ for _a in COURSE.assignment_ids():
     ("map normalised to a maximum of 1", "return the raw map"),
     ("map normalised to [0, 1]", "return the raw map"),
     ("ReLU on the layer's output A instead of on the weighted sum", "a ReLU on the layer's output A"),
+    ("the average gradient not multiplied by (x - baseline)", "without the factor (x - baseline)"),
+    ("the class score ascended instead of the loss", "a step up the class score"),
+    ("independent instead of cascading randomisation", "cascade: each layer stays randomised"),
+    ("randomises the caller's model in place (no copy)", "copy.deepcopy(model)"),
 ])
 def test_a6_hint_names_the_mistake(label, words):
     """The hint of a wrong answer that used to get a generic one names what went wrong: a class
