@@ -892,16 +892,20 @@ def _check_ig_properties(integrated_gradients: Callable, seed: int) -> None:
                 f"{label}: completeness fails for example {n}: your attributions sum to {sums[n]:.4g}, but "
                 f"s_y(x) - s_y(baseline) = {delta:.4g} (the raw class scores, the logits); with 256 steps they must "
                 f"agree within {IG_COMPLETE:.0%}.\n  Hint: the attributions must add up to the score's change along "
-                f"the path: {IG_HINT}")
+                f"the path: {IG_HINT}", "values")
+    steps = 16  # the batch against its examples one by one: a few points suffice
+    label = _ig_label(case, baseline, steps)
+    got = _array(_run(integrated_gradients, case.model_for(integrated_gradients), case.x.clone(), case.y.clone(),
+                      baseline=baseline.clone(), steps=steps, label=label), label, "attributions")
     for n in range(len(got)):
         one = Case(case.spec, case.weights, case.x[n:n + 1].clone(), case.y[n:n + 1].clone(), case.what)
+        one_label = _ig_label(one, baseline[n:n + 1], steps)
         single = _array(_run(integrated_gradients, one.model_for(integrated_gradients), one.x.clone(), one.y.clone(),
-                             baseline=baseline[n:n + 1].clone(), steps=256, label=one.label("integrated_gradients")),
-                        label, "attributions")
-        if single.shape != (1, *got.shape[1:]):
-            raise CheckFailure(f"{one.label('integrated_gradients')}: expected shape {dims(one.x.shape)}, got "
-                               f"{dims(single.shape)}.", "shape")
-        # 256 float32 gradients summed, by other convolution algorithms for other batch sizes: 1 % of the largest
+                             baseline=baseline[n:n + 1].clone(), steps=steps, label=one_label), one_label, "attributions")
+        for what, arr, shape in ((label, got, case.x.shape), (one_label, single, one.x.shape)):
+            if arr.shape != tuple(shape):
+                raise CheckFailure(f"{what}: expected shape {dims(shape)}, got {dims(arr.shape)}.", "shape")
+        # float32 gradients summed, by other convolution algorithms for other batch sizes: 1 % of the largest
         worst = float(np.abs(single[0] - got[n]).max())
         if not worst <= 1e-2 * max(1.0, float(np.abs(got[n]).max())):
             raise CheckFailure(
@@ -909,7 +913,7 @@ def _check_ig_properties(integrated_gradients: Callable, seed: int) -> None:
                 f"(they differ by up to {worst:.3g}).\n"
                 "  Hint: each example's path runs from its own baseline to itself, and its gradient is of its own "
                 "score only: keep the batch axis and the path axis apart (if you stack the m path points into one "
-                "batch, reshape it back as (m, N, ...) in the order you stacked it).")
+                "batch, reshape it back as (m, N, ...) in the order you stacked it).", "values")
 
 
 @single_threaded
