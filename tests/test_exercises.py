@@ -30,6 +30,8 @@ def exercises(assignment: str) -> list[str]:
 UNOBSERVABLE = {
     ("conv_net_loss_code", "__init__", "seed"): "any seed draws equally good weights",
     ("trace_shapes_code", "hook", "name"): "the closure idiom name=name, not part of the interface",
+    ("integrated_gradients_code", "integrated_gradients", "baseline"): "the mutation's baseline=0 is the zero "
+    "baseline None stands for: x - 0 is x",
     **{("class_visualisation_code", "class_visualisation", arg): "the student's own choice: the exercise asks "
        "for an image the network takes for class y, reached with whatever settings they pick"
        for arg in ("steps", "lr", "l2", "blur_every", "jitter")},
@@ -168,6 +170,10 @@ for _a in COURSE.assignment_ids():
     ("map normalised to a maximum of 1", "return the raw map"),
     ("map normalised to [0, 1]", "return the raw map"),
     ("ReLU on the layer's output A instead of on the weighted sum", "a ReLU on the layer's output A"),
+    ("the average gradient not multiplied by (x - baseline)", "without the factor (x - baseline)"),
+    ("the class score ascended instead of the loss", "a step up the class score"),
+    ("independent instead of cascading randomisation", "cascade: each layer stays randomised"),
+    ("randomises the caller's model in place (no copy)", "copy.deepcopy(model)"),
 ])
 def test_a6_hint_names_the_mistake(label, words):
     """The hint of a wrong answer that used to get a generic one names what went wrong: a class

@@ -246,6 +246,36 @@ def make_generator(seed: int) -> Any:
     return torch.Generator().manual_seed(int(seed))
 
 
+def _gradient_of_score(model: Any, x: Any, y: Any) -> Any:
+    """d s_y / d x for each example (the model as it is given: its mode is the caller's business)."""
+    import torch
+
+    x = x.detach().clone().requires_grad_(True)
+    scores = model(x)
+    (grad,) = torch.autograd.grad(scores.gather(1, y.view(-1, 1)).sum(), x)
+    return grad
+
+
+def _explain_gradient(model: Any, x: Any, y: Any) -> Any:
+    return _gradient_of_score(model, x, y).sum(dim=1)  # signed, summed over the channels: (N, H, W)
+
+
+def _explain_saliency(model: Any, x: Any, y: Any) -> Any:
+    return _gradient_of_score(model, x, y).abs().amax(dim=1)  # |gradient|, max over the channels: (N, H, W)
+
+
+# Explanations a check hands to a function that takes one (a6's randomisation_check): explain(model, x, y)
+# -> (N, H, W), computed on the model as it is given, the same code in the kernel and in the judge.
+EXPLAINERS = {"gradient": _explain_gradient, "saliency": _explain_saliency}
+
+
+def make_explainer(name: str) -> Any:
+    """The explanation ``name`` of :data:`EXPLAINERS`, as a function ``explain(model, x, y)``."""
+    if type(name) is not str or name not in EXPLAINERS:
+        raise ValueError(f"unknown explanation {name!r}")
+    return EXPLAINERS[name]
+
+
 OPTIMIZERS = ("SGD", "Adam")
 LOSSES = ("CrossEntropyLoss",)
 
@@ -297,5 +327,5 @@ def recipe(name: str, *args: Any, **kwargs: Any) -> Any:
 
 OPERATIONS = {fn.__name__: fn for fn in (
     new, method, get, has, set_item, get_item, module_info, load, state_dict, forward, trace, gradients,
-    set_mode, submodule, make_model, make_layers, make_loader, make_generator, make_optimizer, make_loss,
+    set_mode, submodule, make_model, make_layers, make_loader, make_generator, make_explainer, make_optimizer, make_loss,
     hold, call_with, recipe)}

@@ -764,3 +764,476 @@ def check_fgsm(fgsm: Callable, seed: int | None = None, n: int = 4) -> None:
             eps = 0.1 if g is None else float(g.choice([0.02, 0.05, 0.1, 0.3]))
             _check_fgsm_case(fgsm, case, eps)
     _check_fgsm_property(fgsm, 0 if seed is None else seed + 1, n=60 if seed is None else 120)
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Integrated gradients
+# ---------------------------------------------------------------------------------------------
+
+IG_STEPS = 32  # the release's default: integrated_gradients(..., steps=32)
+IG_COMPLETE = 0.02  # completeness at 256 steps: |sum - (s_y(x) - s_y(x'))| <= this share of max(1, |s_y(x) - s_y(x')|)
+
+IG_HINT = ("IG = (x - x') * (1/m) sum_{k=1..m} d s_y / d x at x' + ((k - 1/2) / m) (x - x'): the midpoint rule, "
+           "m = steps points, s_y the raw score (the logit) of each example's own class y, the model in eval "
+           "mode; baseline None means zeros; the result has x's shape.")
+
+
+def _path_alphas(steps: int, points: str = "midpoint") -> torch.Tensor:
+    k = torch.arange(steps, dtype=F64)
+    return {"midpoint": (k + 0.5) / steps, "left": k / steps, "right": (k + 1) / steps,
+            "both ends": torch.linspace(0, 1, steps, dtype=F64)}[points]
+
+
+def reference_integrated_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor, baseline: torch.Tensor | None = None,
+                                   steps: int = IG_STEPS, *, points: str = "midpoint", target: str = "score",
+                                   times_input: bool = True, absolute: bool = False) -> torch.Tensor:
+    """Integrated gradients (Sundararajan et al. 2017), midpoint rule, float64; the keywords give the slips."""
+    xd = _dev(x)
+    base = torch.zeros_like(xd) if baseline is None else _dev(baseline)
+    yd = y.to(xd.device)
+    total = torch.zeros_like(xd)
+    for a in _path_alphas(steps, points).tolist():
+        p = (base + a * (xd - base)).requires_grad_(True)
+        scores = net(p)
+        if target == "score":
+            out = _picked(scores, y)
+        elif target == "probability":
+            out = _picked(F.softmax(scores, 1), y)
+        else:  # the loss, a mean over the batch as F.cross_entropy gives it
+            out = F.cross_entropy(scores, yd)
+        (grad,) = torch.autograd.grad(out, p)
+        total += grad
+    ig = total / steps
+    ig = ig * (xd - base) if times_input else ig
+    return (ig.abs() if absolute else ig).detach().cpu()
+
+
+def _ig_label(case: Case, baseline: torch.Tensor | None, steps: int | None) -> str:
+    extra = [] if baseline is None else [f"baseline {dims(baseline.shape)} of {float(baseline.flatten()[0]):g}s"
+                                         if bool((baseline == baseline.flatten()[0]).all()) else
+                                         f"baseline {dims(baseline.shape)}, random"]
+    return case.label("integrated_gradients", *extra, *([] if steps is None else [f"steps={steps}"]))
+
+
+def _check_ig_case(integrated_gradients: Callable, case: Case, baseline: torch.Tensor | None, steps: int | None) -> None:
+    label = _ig_label(case, baseline, steps)
+    net = case.net()
+    m = IG_STEPS if steps is None else steps
+    ref = lambda **kw: reference_integrated_gradients(net, case.x, case.y, baseline, m, **kw)  # noqa: E731
+    expected = ref()
+    model = case.model_for(integrated_gradients)
+    kwargs = ({} if baseline is None else {"baseline": baseline.clone()}) | ({} if steps is None else {"steps": steps})
+    got, held = _call_on_held(integrated_gradients, case, (model,), (), label, **kwargs)
+    slips = [("the path's gradients averaged without the factor (x - baseline)", lambda: ref(times_input=False)),
+             ("the gradient of the softmax probability instead of the raw score (the logit)",
+              lambda: ref(target="probability")),
+             ("the gradient of the loss instead of the class score", lambda: ref(target="loss")),
+             ("points k/m for k = 0..m-1 (the left Riemann sum: the path's end x is never visited); the midpoint "
+              "rule takes (k + 1/2)/m", lambda: ref(points="left")),
+             ("points k/m for k = 1..m (the right Riemann sum); the midpoint rule takes (k + 1/2)/m",
+              lambda: ref(points="right")),
+             ("m points from 0 to 1 with both ends included (torch.linspace(0, 1, m)); the midpoint rule takes "
+              "(k + 1/2)/m, k = 0..m-1", lambda: ref(points="both ends")),
+             ("the absolute value of the attributions (they are signed: a pixel can speak against the class)",
+              lambda: ref(absolute=True)),
+             ("a zero baseline whatever `baseline` says",
+              lambda: reference_integrated_gradients(net, case.x, case.y, None, m)),
+             (f"steps={IG_STEPS} whatever `steps` says",
+              lambda: reference_integrated_gradients(net, case.x, case.y, baseline, IG_STEPS))]
+    arr = _array(got, label, f"attributions of shape {dims(expected.shape)}")
+    if arr.shape != tuple(expected.shape):
+        raise CheckFailure(f"{label}: expected attributions of shape {dims(expected.shape)} (the shape of x: one per "
+                           f"pixel and channel), got {dims(arr.shape)}.\n  Hint: {IG_HINT}", "shape")
+    _compare(arr, expected, label, "attributions", IG_HINT, slips, model)
+    _left_alone(model, held, case, net, label)
+
+
+def _linear_spec(C: int, H: int, W: int, K: int) -> dict:
+    L = specnet.layer
+    return {"seq": [["flatten", L("Flatten")], ["fc", L("Linear", C * H * W, K)]]}
+
+
+def _check_ig_linear(integrated_gradients: Callable, g: np.random.Generator) -> None:
+    """On a linear model s(x) = W x + b, IG with a zero baseline is exactly gradient times input."""
+    C, H, W, K = 2, 5, 6, 4
+    spec = _linear_spec(C, H, W, K)
+    case = Case(spec, _weights(spec, int(g.integers(2**31))), torch.from_numpy(g.random((3, C, H, W)).astype(np.float32)),
+                torch.from_numpy(g.integers(0, K, size=3).astype(np.int64)), "a linear model, 2×5×6 → 4 classes")
+    label = case.label("integrated_gradients", "steps=5")
+    w = case.weights["fc.weight"].to(F64)[case.y].view(case.x.shape)
+    expected = (w * case.x.to(F64))
+    got = _array(_run(integrated_gradients, case.model_for(integrated_gradients), case.x.clone(), case.y.clone(), steps=5,
+                      label=label), label, "attributions")
+    if got.shape != tuple(case.x.shape):
+        raise CheckFailure(f"{label}: expected shape {dims(case.x.shape)}, got {dims(got.shape)}.", "shape")
+    assert_close(got, expected.numpy(), name=label, rtol=RTOL, atol=ATOL * max(1.0, float(expected.abs().max())),
+                 hint="a linear model's gradient is its weight row W[y] at every point of the path, so IG with a zero "
+                      "baseline is exactly W[y] * x, gradient times input, for any number of steps. " + IG_HINT)
+
+
+def _check_ig_properties(integrated_gradients: Callable, seed: int) -> None:
+    """Completeness on the trained network (the sum of the attributions is s_y(x) - s_y(baseline), up to
+    the rule's error, small at 256 steps) and a batch answered as its examples one by one."""
+    g = rng(seed)
+    case = _random_digits(g, 3)
+    net = case.net()
+    baseline = torch.full_like(case.x, float(g.choice([0.0, 0.5])))
+    label = _ig_label(case, baseline, 256)
+    got = _array(_run(integrated_gradients, case.model_for(integrated_gradients), case.x.clone(), case.y.clone(),
+                      baseline=baseline.clone(), steps=256, label=label), label, "attributions")
+    if got.shape != tuple(case.x.shape):
+        raise CheckFailure(f"{label}: expected shape {dims(case.x.shape)}, got {dims(got.shape)}.", "shape")
+    scores = _class_values(net, case.x, case.y, probability=False) - _class_values(net, baseline, case.y, probability=False)
+    sums = got.reshape(len(got), -1).sum(1)
+    for n in range(len(got)):
+        delta = float(scores[n])
+        if not abs(sums[n] - delta) <= IG_COMPLETE * max(1.0, abs(delta)):
+            raise CheckFailure(
+                f"{label}: completeness fails for example {n}: your attributions sum to {sums[n]:.4g}, but "
+                f"s_y(x) - s_y(baseline) = {delta:.4g} (the raw class scores, the logits); with 256 steps they must "
+                f"agree within {IG_COMPLETE:.0%}.\n  Hint: the attributions must add up to the score's change along "
+                f"the path: {IG_HINT}", "values")
+    steps = 16  # the batch against its examples one by one: a few points suffice
+    label = _ig_label(case, baseline, steps)
+    got = _array(_run(integrated_gradients, case.model_for(integrated_gradients), case.x.clone(), case.y.clone(),
+                      baseline=baseline.clone(), steps=steps, label=label), label, "attributions")
+    for n in range(len(got)):
+        one = Case(case.spec, case.weights, case.x[n:n + 1].clone(), case.y[n:n + 1].clone(), case.what)
+        one_label = _ig_label(one, baseline[n:n + 1], steps)
+        single = _array(_run(integrated_gradients, one.model_for(integrated_gradients), one.x.clone(), one.y.clone(),
+                             baseline=baseline[n:n + 1].clone(), steps=steps, label=one_label), one_label, "attributions")
+        for what, arr, shape in ((label, got, case.x.shape), (one_label, single, one.x.shape)):
+            if arr.shape != tuple(shape):
+                raise CheckFailure(f"{what}: expected shape {dims(shape)}, got {dims(arr.shape)}.", "shape")
+        # float32 gradients summed, by other convolution algorithms for other batch sizes: 1 % of the largest
+        worst = float(np.abs(single[0] - got[n]).max())
+        if not worst <= 1e-2 * max(1.0, float(np.abs(got[n]).max())):
+            raise CheckFailure(
+                f"{label}: example {n} of the batch gets other attributions than the same example alone "
+                f"(they differ by up to {worst:.3g}).\n"
+                "  Hint: each example's path runs from its own baseline to itself, and its gradient is of its own "
+                "score only: keep the batch axis and the path axis apart (if you stack the m path points into one "
+                "batch, reshape it back as (m, N, ...) in the order you stacked it).", "values")
+
+
+@single_threaded
+def check_integrated_gradients(integrated_gradients: Callable, seed: int | None = None, n: int = 2) -> None:
+    """integrated_gradients(model, x, y, baseline=None, steps=IG_STEPS) -> x's shape: the midpoint rule's
+    path integral of d s_y / d x times (x - baseline); completeness, batch = one by one, and
+    gradient × input on a linear model."""
+    g = rng(606 if seed is None else seed + 11)
+    cases = _cases(_visible(), seed, n)
+    for k, case in enumerate(cases):
+        with a_case():
+            if seed is None:  # the first with every default, the second with its own baseline and steps
+                baseline, steps = (None, None) if k == 0 else (torch.full_like(case.x, 0.25), 8)
+            else:
+                kind = int(g.integers(3))
+                baseline = (None if kind == 0 else torch.full_like(case.x, float(g.choice([0.25, 0.5]))) if kind == 1
+                            else torch.from_numpy(g.random(tuple(case.x.shape)).astype(np.float32)))
+                steps = None if k == 0 else int(g.choice([4, 8, 16]))
+            _check_ig_case(integrated_gradients, case, baseline, steps)
+    with a_case():
+        _check_ig_linear(integrated_gradients, g)
+    with a_case():
+        _check_ig_properties(integrated_gradients, 0 if seed is None else seed + 12)
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Projected gradient descent (PGD)
+# ---------------------------------------------------------------------------------------------
+
+PGD_HINT = ("start at x; each of `steps` times: the gradient of F.cross_entropy(model(x_adv), y) (eval mode), "
+            "x_adv = x_adv + alpha * sign(gradient), then project onto the ball around the *original* x — "
+            "torch.min(torch.max(x_adv, x - eps), x + eps) — and clamp to [0, 1]; return x_adv detached.")
+PGD_STRONGER = dict(eps=0.1, alpha=0.025, steps=10, n=60)  # the property: PGD fools at least as many digits as FGSM
+
+
+def _pgd_step(net: nn.Module, x0: torch.Tensor, xa: torch.Tensor, y: torch.Tensor, eps: float, alpha: float, *,
+              variant: str = "") -> tuple[torch.Tensor, torch.Tensor]:
+    """One step of PGD from ``xa`` (float64), the ball around ``x0``: (the next iterate, the pixels whose
+    gradient is zero to rounding, where float32 may take another sign); ``variant`` gives the slips."""
+    param = next(net.parameters())
+    x0 = x0.to(device=param.device, dtype=param.dtype)
+    xa = xa.to(device=param.device, dtype=param.dtype).detach().clone().requires_grad_(True)
+    scores = net(xa)
+    out = _picked(scores, y) if variant == "score" else F.cross_entropy(scores, y.to(xa.device), reduction="sum")
+    (grad,) = torch.autograd.grad(out, xa)
+    tiny = grad.abs() <= 1e-4 * max(float(grad.abs().max()), 1e-30)
+    step = grad if variant == "raw gradient" else -grad.sign() if variant == "descent" else grad.sign()
+    out = torch.min(torch.max(xa.detach() + alpha * step, x0 - eps), x0 + eps).clamp(0, 1)
+    return out.detach().cpu(), tiny.cpu()
+
+
+def _check_pgd_case(pgd: Callable, case: Case, eps: float, alpha: float, steps: int) -> None:
+    """Step by step: pgd(..., steps=t) for t = 1 .. steps (no random start: each is the next one's first t
+    steps) must be one reference step, in float64, from the answer for t - 1 — so float32's rounding never
+    sends the comparison down another path — and within the ball and [0, 1]."""
+    label = case.label("pgd", f"eps={eps}", f"alpha={alpha}", f"steps={steps}")
+    net = case.net()
+    net32 = specnet.build(case.spec)
+    net32.load_state_dict(case.weights)
+    net32 = net32.float().eval()
+    model = case.model_for(pgd)
+    held = student.make(student.side_of(pgd), "hold", case.x.clone())
+    x0 = case.x.to(F64)
+    previous = x0
+    for t in range(1, steps + 1):
+        at = case.label("pgd", f"eps={eps}", f"alpha={alpha}", f"steps={t}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            got = guarded(at, lambda: student.op("call_with", pgd, model, held, case.y.clone(), eps, alpha, t))
+        arr = _array(got, at, f"an adversarial batch of shape {dims(case.x.shape)}")
+        if arr.shape != tuple(case.x.shape):
+            raise CheckFailure(f"{at}: expected shape {dims(case.x.shape)} (the shape of x), got {dims(arr.shape)}.\n"
+                               f"  Hint: {PGD_HINT}", "shape")
+        if not np.isfinite(arr).all() or arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
+            raise CheckFailure(f"{at}: pixels must stay in [0, 1]; yours go from {np.nanmin(arr):.4g} to "
+                               f"{np.nanmax(arr):.4g}.\n  Hint: project and clamp to [0, 1] after every step (after the step, not "
+                               f"before it). {PGD_HINT}", "values")
+        moved = np.abs(arr - x0.numpy())
+        if moved.max() > eps + 1e-5:
+            where = tuple(int(i) for i in np.unravel_index(int(moved.argmax()), arr.shape))
+            raise CheckFailure(f"{at}: every pixel must stay within eps={eps} of x (the L∞ ball), but pixel {where} "
+                               f"moved by {moved.max():.4g}.\n  Hint: project after each step (not before it), onto "
+                               "the ball around the original x, not the current iterate: clamp x_adv to "
+                               f"[x - eps, x + eps], then to [0, 1]. {PGD_HINT}", "values")
+        expected, tiny = _pgd_step(net, x0, previous, case.y, eps, alpha)
+        e, tiny = expected.numpy(), tiny.numpy()
+        # in float32 a max pool may pick another of two inputs equal in float64 (two pixels moved alike):
+        # the step float32 takes, from the same point, is right too
+        as32, tiny32 = _pgd_step(net32, x0, previous, case.y, eps, alpha)
+        tiny |= (np.abs(arr - as32.double().numpy()) <= 1e-5) | tiny32.numpy()
+        if ((np.abs(arr - e) > 1e-5) & ~tiny).any():
+            slips = [("a step *down* the loss (x_adv - alpha * sign), which makes the model surer",
+                      lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="descent")[0]),
+                     ("a step along the gradient itself instead of its sign",
+                      lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="raw gradient")[0]),
+                     ("a step up the class score s_y (which makes the model surer) instead of up the loss",
+                      lambda: _pgd_step(net, x0, previous, case.y, eps, alpha, variant="score")[0])]
+            hint = _diagnosed(arr, slips, model, PGD_HINT)
+            if t > 1 and hint == PGD_HINT:
+                hint = (f"with steps={t - 1} you returned x_adv; one more step from there, as the formula takes it, "
+                        f"is not what steps={t} returned. Clamp to [0, 1] after every step, not only at the end (the "
+                        f"gradient must be taken at an image), and take each step from the last iterate. {PGD_HINT}")
+            assert_close(np.where(tiny, e, arr), e, name=at, rtol=0, atol=1e-5, hint=hint)
+        previous = torch.from_numpy(arr)
+    _left_alone(model, held, case, net, label)
+
+
+def _fooled(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return net(_dev(x)).argmax(1).cpu() != y
+
+
+def _check_pgd_stronger(pgd: Callable, seed: int) -> None:
+    """On the trained network, PGD with the FGSM's eps fools at least as many held-out digits as FGSM."""
+    p = PGD_STRONGER
+    case = _random_digits(rng(seed), p["n"])
+    label = case.label("pgd", f"eps={p['eps']}", f"alpha={p['alpha']}", f"steps={p['steps']}")
+    net = case.net()
+    got = _array(_run(pgd, case.model_for(pgd), case.x.clone(), case.y.clone(), p["eps"], p["alpha"], p["steps"],
+                      label=label), label, "an adversarial batch")
+    if got.shape != tuple(case.x.shape):
+        raise CheckFailure(f"{label}: expected shape {dims(case.x.shape)}, got {dims(got.shape)}.", "shape")
+    if not np.isfinite(got).all() or np.abs(got - case.x.numpy()).max() > p["eps"] + 1e-5 or got.min() < -1e-6 \
+            or got.max() > 1 + 1e-6:
+        raise CheckFailure(f"{label}: pixels must stay within eps={p['eps']} of x and in [0, 1].\n  Hint: {PGD_HINT}",
+                           "values")
+    by_fgsm = int(_fooled(net, reference_fgsm(net, case.x, case.y, p["eps"])[0], case.y).sum())
+    by_pgd = int(_fooled(net, torch.from_numpy(got), case.y).sum())
+    if by_pgd < by_fgsm:
+        raise CheckFailure(f"{label}: your attack fools the trained network on {by_pgd} of {p['n']} held-out digits; "
+                           f"one FGSM step of the same eps fools it on {by_fgsm}. {p['steps']} projected steps must do "
+                           f"at least as well.\n  Hint: {PGD_HINT}", "values")
+
+
+@single_threaded
+def check_pgd(pgd: Callable, seed: int | None = None, n: int = 2) -> None:
+    """pgd(model, x, y, eps, alpha, steps) -> `steps` projected sign-gradient ascent steps on the cross-entropy,
+    within eps of x (L∞) and in [0, 1]; at least as strong as FGSM on the trained network."""
+    g = None if seed is None else rng(seed + 13)
+    for k, case in enumerate(_cases(_visible(), seed, n)):
+        with a_case():
+            if g is None:
+                eps, alpha, steps = (0.1, 0.04, 4) if k == 0 else (0.15, 0.05, 5)
+            else:
+                eps = float(g.choice([0.05, 0.1, 0.2]))
+                alpha, steps = eps * float(g.choice([0.25, 0.4])), int(g.integers(3, 7))
+            _check_pgd_case(pgd, case, eps, alpha, steps)
+    with a_case():
+        _check_pgd_stronger(pgd, 0 if seed is None else seed + 14)
+
+
+# ---------------------------------------------------------------------------------------------
+# 8. The model-randomisation sanity check (Adebayo et al. 2018)
+# ---------------------------------------------------------------------------------------------
+
+RANDOM_STD = 0.1  # re-initialised parameters: 0.1 * torch.randn(p.shape, generator=generator)
+RANDOMISABLE = ("fc", "conv2", "bn1", "conv1")  # top (the logits) down: the layers with parameters
+RANDOMISATION_HINT = (
+    "work on net = copy.deepcopy(model) in eval mode; maps0 = explain(net, x, y); then for each name in `layers`, "
+    "in the order given (from the top down, cascading: each layer stays randomised for the next), replace every "
+    "parameter p of net.get_submodule(name) (module.parameters(): weight, then bias) under torch.no_grad() with "
+    f"{RANDOM_STD} * torch.randn(p.shape, generator=generator), and recompute explain(net, x, y); row k of the "
+    "result, (len(layers) + 1, N), holds each example's Spearman rank correlation between its map after k layers "
+    "and its original map (row 0: the original against itself, 1). Correlate the maps as explain returns them.")
+
+
+def _spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Spearman's rank correlation of each row of a with the same row of b (average ranks for ties)."""
+    from scipy.stats import rankdata
+
+    ra = torch.from_numpy(rankdata(a.numpy(), axis=1))
+    rb = torch.from_numpy(rankdata(b.numpy(), axis=1))
+    return _pearson(ra, rb)
+
+
+def _pearson(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    a = a - a.mean(1, keepdim=True)
+    b = b - b.mean(1, keepdim=True)
+    return (a * b).sum(1) / (a.norm(dim=1) * b.norm(dim=1)).clamp_min(1e-300)
+
+
+def reference_randomisation(spec: dict, weights: dict, explainer: str, x: torch.Tensor, y: torch.Tensor,
+                            layers: list[str], seed: int, *, cascade: bool = True, correlation: str = "spearman",
+                            absolute: bool = False, rerun: bool = True, order: str = "given",
+                            float32: bool = False) -> tuple[torch.Tensor, bool]:
+    """((len(layers) + 1, N) rank correlations of each example's map with its original as the layers are
+    re-initialised in turn, cascading; whether some map had tied values); the keywords give the slips."""
+    from ..kernel.ops import EXPLAINERS
+
+    explain = EXPLAINERS[explainer]
+
+    def fresh() -> nn.Module:
+        if not float32:
+            return reference_net(spec, weights)
+        net = specnet.build(spec)  # as the student's kernel computes it: float32, on the CPU
+        net.load_state_dict(weights)
+        return net.float().eval()
+
+    net = fresh()
+    param = next(net.parameters())
+    xd, yd = x.to(device=param.device, dtype=param.dtype), y.to(param.device)
+    maps0 = explain(net, xd, yd).detach().flatten(1).cpu().to(F64)
+    fn = _pearson if correlation == "pearson" else _spearman
+    prep = (lambda m: m.abs()) if absolute else (lambda m: m)
+    g = torch.Generator().manual_seed(seed)
+    rows, tied = [fn(prep(maps0), prep(maps0))], any(len(torch.unique(r)) < len(r) for r in maps0)
+    for name in (list(reversed(layers)) if order == "reversed" else layers):
+        if not cascade:
+            net = fresh()
+        with torch.no_grad():
+            for p in net.get_submodule(name).parameters():
+                p.copy_((RANDOM_STD * torch.randn(p.shape, generator=g)).to(p))
+        maps = explain(net if rerun else fresh(), xd, yd).detach().flatten(1).cpu().to(F64)
+        tied |= any(len(torch.unique(r)) < len(r) for r in maps)
+        rows.append(fn(prep(maps0), prep(maps)))
+    return torch.stack(rows), tied
+
+
+def _check_randomisation_case(randomisation_check: Callable, case: Case, explainer: str, layers: list[str],
+                              seed: int) -> np.ndarray:
+    label = case.label("randomisation_check", f"explain: the {explainer} map", f"layers={layers}",
+                       f"generator seeded {seed}")
+    ref_ = lambda **kw: reference_randomisation(case.spec, case.weights, explainer, case.x, case.y, layers,  # noqa: E731
+                                                seed, **kw)[0]
+    expected, tied = reference_randomisation(case.spec, case.weights, explainer, case.x, case.y, layers, seed)
+    side = student.side_of(randomisation_check)
+    model = case.model_for(randomisation_check)
+    explain = student.make(side, "make_explainer", explainer)
+    generator = student.make(side, "make_generator", seed)
+    got, held = _call_on_held(randomisation_check, case, (model, explain), (list(layers), generator), label)
+    arr = _array(got, label, f"correlations of shape {dims(expected.shape)}")
+    if arr.shape != tuple(expected.shape):
+        extra = ""
+        if arr.shape == (len(layers), len(case.x)):
+            extra = " One row short: row 0 is the original map against itself (1 for every example)."
+        elif arr.shape == (len(layers) + 1,):
+            extra = " One correlation per example and stage, not their mean over the batch."
+        raise CheckFailure(f"{label}: expected shape {dims(expected.shape)} (len(layers) + 1 stages, N examples), got "
+                           f"{dims(arr.shape)}.{extra}\n  Hint: {RANDOMISATION_HINT}", "shape")
+    if not tied:  # tied values (pixels the gradient never reaches are all 0) have ranks by convention only:
+        # then the values are not compared (about 1 random case in 100; never the trained network's digits)
+        slips = [("Pearson's correlation of the values", "Spearman's is the correlation of their ranks",
+                  lambda: ref_(correlation="pearson")),
+                 ("each layer randomised alone, the others restored", "cascade: each layer stays randomised for the "
+                  "next", lambda: ref_(cascade=False)),
+                 ("the absolute values' ranks", "correlate the maps as explain returns them (signed)",
+                  lambda: ref_(absolute=True)),
+                 ("the layers randomised in the reverse order", "take them in the order given, top first",
+                  lambda: ref_(order="reversed")),
+                 ("the original model's explanation at every stage", "explain the randomised copy",
+                  lambda: ref_(rerun=False))]
+        # a correlation near 0 of maps from a random network moves with float32's rounding: the reference in
+        # float32, as the kernel computes it, is right too
+        if arr.shape == expected.shape and not np.all(np.abs(arr - expected.numpy()) <= 2e-3) and not np.all(
+                np.abs(arr - ref_(float32=True).numpy()) <= 2e-3):
+            hint = RANDOMISATION_HINT
+            for what, instead, variant in slips:
+                try:
+                    if np.all(np.abs(arr - variant().numpy()) <= 2e-3):
+                        hint = f"your answer is what {what} gives: {instead}. {RANDOMISATION_HINT}"
+                        break
+                except Exception:  # noqa: BLE001 - a variant that does not apply to this case
+                    continue
+            assert_close(arr, expected.numpy(), name=label, rtol=0, atol=2e-3, hint=hint)
+    _randomisation_left_alone(model, held, case, label)
+    return arr
+
+
+def _randomisation_left_alone(model: Any, held: Any, case: Case, label: str) -> None:
+    """The caller's model after the call gives the network's scores (eval mode, on the x it was given and on
+    another batch): re-initialising its layers in place shows."""
+    net = case.net()
+    for what, batch, given in (("on the x it was given", case.x, held), ("on another batch", (1 - case.x).flip(-1), None)):
+        with torch.no_grad():
+            expected = net(_dev(batch)).cpu()
+        try:
+            got = student.op("forward", model, batch if given is None else given, train=False, dtype="float32")
+        except Exception as exc:  # noqa: BLE001 - the model's own crash, after the student's call
+            raise CheckFailure(f"{label} left the model broken: afterwards, model(x) {what} (eval mode) raised "
+                               f"{getattr(exc, 'type_name', type(exc).__name__)}: {exc}.", "side effect") from None
+        if not _matches(_array(got, label, "the model's scores"), expected):
+            raise CheckFailure(
+                f"{label} changed the caller's model (or x): afterwards, model(x) {what}, in eval mode, no longer gives "
+                "the scores of the weights it came with.\n  Hint: randomise a copy — net = copy.deepcopy(model) — "
+                "never the model you were given (nor x): the caller still needs the trained network.", "side effect")
+
+
+def _check_randomisation_drops(randomisation_check: Callable, seed: int) -> None:
+    """On the trained network with saliency maps, row 0 is 1 and the correlation falls once every layer is
+    randomised (Adebayo et al.: the gradient passes the model-randomisation test)."""
+    case = _random_digits(rng(seed), 4)
+    layers = ["fc", "conv2", "conv1"]
+    arr = _check_randomisation_case(randomisation_check, case, "saliency", layers, seed % 1000)
+    if not np.allclose(arr[0], 1, atol=1e-6):
+        raise CheckFailure(f"{case.label('randomisation_check')}: row 0 (no layer randomised) must be 1 for every "
+                           f"example (a map against itself); got {np.round(arr[0], 4).tolist()}.", "values")
+    if not arr[-1].mean() < 0.5:
+        raise CheckFailure(f"{case.label('randomisation_check')}: after randomising every layer the saliency maps "
+                           f"still correlate {arr[-1].mean():.3f} with the trained network's on average; they must "
+                           f"fall below 0.5.\n  Hint: {RANDOMISATION_HINT}", "values")
+
+
+def _randomised_layers(g: np.random.Generator) -> list[str]:
+    k = int(g.integers(2, len(RANDOMISABLE) + 1))
+    return sorted((str(v) for v in g.choice(RANDOMISABLE, size=k, replace=False)), key=RANDOMISABLE.index)
+
+
+@single_threaded
+def check_randomisation_check(randomisation_check: Callable, seed: int | None = None, n: int = 2) -> None:
+    """randomisation_check(model, explain, x, y, layers, generator) -> (len(layers) + 1, N) Spearman
+    correlations of each example's map with its original as the layers are re-initialised top down,
+    cascading, on a copy; the caller's model unchanged."""
+    g = None if seed is None else rng(seed + 15)
+    for k, case in enumerate(_cases(_visible(), seed, n)):
+        with a_case():
+            if g is None:
+                explainer, layers, s = ("gradient", ["fc", "conv2", "conv1"], 0) if k == 0 else \
+                    ("gradient", ["fc", "bn1"], 3)
+            else:
+                explainer, layers, s = "gradient", _randomised_layers(g), int(g.integers(10**6))
+            _check_randomisation_case(randomisation_check, case, explainer, layers, s)
+    with a_case():
+        _check_randomisation_drops(randomisation_check, 5 if seed is None else seed + 16)
