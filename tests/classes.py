@@ -192,7 +192,7 @@ def common_threats(a: Assignment) -> list[Case]:
                                         "    __array_ufunc__ = None\n\n\n"
                                         + a.body(cell, "return np.zeros(3).view(Yes)")})),
              a.max - a.points[first], {first: "subclass of numpy.ndarray"}),
-        Case("oversized_return", a.file(a.nb({cell: a.body(cell, "import numpy as np\nreturn np.ones((12000, 12000))")})),
+        Case("oversized_return", a.file(a.nb({cell: a.body(cell, "import numpy as np\nreturn np.zeros((12000, 12000))")})),
              a.max - a.points[first], {first: "larger than"}),
         Case("deeply_nested_return", a.file(a.nb({cell: a.body(cell, "x = []\nfor _ in range(500):\n    x = [x]\nreturn x")})),
              a.max - a.points[first], {first: "nested more than"}),
