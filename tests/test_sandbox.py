@@ -404,3 +404,23 @@ def test_added_cells_share_a_small_budget(tmp_path):
     assert second.status == TIMEOUT
     assert helper.status == OK and used.status == OK and "42" in used.outputs[0]["text"]
     assert took < 12, took
+
+
+def test_a_kernel_started_ahead_that_died_waiting_costs_the_notebook_nothing(tmp_path):
+    """A served worker starts the next notebook's kernel ahead (worker._take_spare); if that kernel
+    is gone by the time the notebook needs it, the notebook gets a fresh one and runs as usual."""
+    import time
+
+    from autograder.grading.execute import KernelSession, SandboxedKernel
+
+    site, limits = KernelSite(None), Limits()
+    spare = SandboxedKernel(tmp_path, limits, site, wait=False)
+    os.kill(spare.pid(), 9)
+    spare.km.provisioner.process.wait()
+    session = KernelSession(tmp_path, limits, site, 60.0, time.monotonic() + 120, spare=spare)
+    try:
+        run = session.run(0, "print(6 * 7)")
+    finally:
+        session.close()
+    assert run.status == OK and run.outputs[0]["text"] == "42\n", run.reason
+

@@ -372,8 +372,14 @@ class KernelSession:
             raise KernelDied(self.broken)
         self.started += 1
         try:
-            spare, self.spare = self.spare, None
-            kernel = spare.ready() if spare is not None else SandboxedKernel(self.scratch, self.limits, self.site)
+            spare, self.spare, kernel = self.spare, None, None
+            if spare is not None:
+                try:
+                    kernel = spare.ready()
+                except KernelDied:  # the kernel started ahead died waiting (not this notebook's doing)
+                    kernel = None
+            if kernel is None:
+                kernel = SandboxedKernel(self.scratch, self.limits, self.site)
             for earlier in self.defined:
                 if kernel.execute(-1, earlier, self.cell_timeout).status == DIED:
                     kernel.shutdown()
