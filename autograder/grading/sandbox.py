@@ -187,7 +187,13 @@ class KernelSite:
         linked packages that live elsewhere at their real paths; and the folder itself.
 
         Covering the few left-out entries, not binding each of the hundreds kept one by one, keeps the
-        sandbox's start short (bubblewrap spends about a millisecond per mount)."""
+        sandbox's start short (bubblewrap spends about a millisecond per mount). Worked out once per
+        site (reading the package folders takes a twentieth of a second)."""
+        if getattr(self, "_mounts", None) is None:
+            self._mounts = self._work_out_mounts()
+        return list(self._mounts)
+
+    def _work_out_mounts(self) -> list[str]:
         out, covers, kept = [], [], set(self.targets)
         empty = self.path / ".empty"
         empty.touch()
