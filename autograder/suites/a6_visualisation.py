@@ -385,17 +385,28 @@ def _left_alone(model: Any, held: Any, case: Case, net: nn.Module, label: str) -
                "the call left the model changed: a hook left behind still runs, and one that returns a value "
                "replaces its layer's output"),
               ("on the x it was given", case.x, held, "the call modified x in place"))
+    _scores_after(model, net, label, checks,
+                  broken=lambda what, error: f"{label} left the model broken: afterwards, model(x) {what} (eval mode) "
+                                            f"raised {error}.\n  Hint: {hint}",
+                  changed=lambda what, cause: f"{label}: afterwards, model(x) {what} (eval mode) no longer gives the "
+                                              f"network's scores: {cause}.\n  Hint: {hint}")
+
+
+def _scores_after(model: Any, net: nn.Module, label: str, checks: tuple, broken: Callable[[str, str], str],
+                  changed: Callable[[str, str], str], kind: str = "check") -> None:
+    """The model after the student's call, by its consequences: for each (what, batch, the x held in the
+    kernel or None, cause) of ``checks``, the model run in eval mode on it must give ``net``'s scores on
+    that batch; ``broken(what, error)`` and ``changed(what, cause)`` word the failure."""
     for what, batch, given, cause in checks:
         with torch.no_grad():
             expected = net(_dev(batch)).cpu()
         try:
             got = student.op("forward", model, batch if given is None else given, train=False, dtype="float32")
         except Exception as exc:  # noqa: BLE001 - the model's own crash, after the student's call
-            raise CheckFailure(f"{label} left the model broken: afterwards, model(x) {what} (eval mode) raised "
-                               f"{getattr(exc, 'type_name', type(exc).__name__)}: {exc}.\n  Hint: {hint}") from None
+            error = f"{getattr(exc, 'type_name', type(exc).__name__)}: {exc}"
+            raise CheckFailure(broken(what, error), kind) from None
         if not _matches(_array(got, label, "the model's scores"), expected):
-            raise CheckFailure(f"{label}: afterwards, model(x) {what} (eval mode) no longer gives the network's "
-                               f"scores: {cause}.\n  Hint: {hint}")
+            raise CheckFailure(changed(what, cause), kind)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1185,20 +1196,15 @@ def _check_randomisation_case(randomisation_check: Callable, case: Case, explain
 def _randomisation_left_alone(model: Any, held: Any, case: Case, label: str) -> None:
     """The caller's model after the call gives the network's scores (eval mode, on the x it was given and on
     another batch): re-initialising its layers in place shows."""
-    net = case.net()
-    for what, batch, given in (("on the x it was given", case.x, held), ("on another batch", (1 - case.x).flip(-1), None)):
-        with torch.no_grad():
-            expected = net(_dev(batch)).cpu()
-        try:
-            got = student.op("forward", model, batch if given is None else given, train=False, dtype="float32")
-        except Exception as exc:  # noqa: BLE001 - the model's own crash, after the student's call
-            raise CheckFailure(f"{label} left the model broken: afterwards, model(x) {what} (eval mode) raised "
-                               f"{getattr(exc, 'type_name', type(exc).__name__)}: {exc}.", "side effect") from None
-        if not _matches(_array(got, label, "the model's scores"), expected):
-            raise CheckFailure(
-                f"{label} changed the caller's model (or x): afterwards, model(x) {what}, in eval mode, no longer gives "
-                "the scores of the weights it came with.\n  Hint: randomise a copy — net = copy.deepcopy(model) — "
-                "never the model you were given (nor x): the caller still needs the trained network.", "side effect")
+    checks = (("on the x it was given", case.x, held, None), ("on another batch", (1 - case.x).flip(-1), None, None))
+    _scores_after(model, case.net(), label, checks, kind="side effect",
+                  broken=lambda what, error: f"{label} left the model broken: afterwards, model(x) {what} (eval mode) "
+                                            f"raised {error}.",
+                  changed=lambda what, _: (
+                      f"{label} changed the caller's model (or x): afterwards, model(x) {what}, in eval mode, no longer "
+                      "gives the scores of the weights it came with.\n  Hint: randomise a copy — net = "
+                      "copy.deepcopy(model) — never the model you were given (nor x): the caller still needs the "
+                      "trained network."))
 
 
 def _check_randomisation_drops(randomisation_check: Callable, seed: int) -> None:
