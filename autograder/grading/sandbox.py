@@ -112,6 +112,7 @@ class KernelSite:
         atexit.register(shutil.rmtree, self.path, True)
         self.targets: list[str] = []  # real paths the links point to (what bubblewrap must mount)
         self.fallback = False  # links could not be made: the environment's folders go on the path
+        self._mounts: list[str] | None = None  # bubblewrap's arguments for this site (mounts), made once
         self.sites = sorted({os.path.realpath(p) for p in (sysconfig.get_paths()["purelib"],
                                                             sysconfig.get_paths()["platlib"]) if os.path.isdir(p)})
         blocked = ((set(profiles.NOT_NUMPY) if self.profile.numpy_only else set()) | set(profiles.NO_KERNEL)
@@ -189,29 +190,27 @@ class KernelSite:
         Covering the few left-out entries, not binding each of the hundreds kept one by one, keeps the
         sandbox's start short (bubblewrap spends about a millisecond per mount). Worked out once per
         site (reading the package folders takes a twentieth of a second)."""
-        if getattr(self, "_mounts", None) is None:
+        if self._mounts is None:
             self._mounts = self._work_out_mounts()
         return list(self._mounts)
 
     def _work_out_mounts(self) -> list[str]:
-        out, covers, kept = [], [], set(self.targets)
+        out, covers, kept, inside = [], [], set(self.targets), set()
         empty = self.path / ".empty"
         empty.touch()
         for site in self.sites:
             out += ["--ro-bind", site, site]
             for entry in sorted(os.listdir(site)):
                 path = os.path.join(site, entry)
-                if os.path.realpath(path) in kept:
+                real = os.path.realpath(path)
+                inside.add(real)
+                if real in kept:
                     continue
-                if os.path.islink(path):  # a left-out link: hide the link's own name, whatever it points to
-                    out += ["--ro-bind", str(empty), path] if not os.path.isdir(path) else ["--tmpfs", path]
-                elif os.path.isdir(path):
+                if os.path.isdir(path):  # a folder, or a link to one: an empty folder over it
                     out += ["--tmpfs", path]
+                    covers.append(path)
                 else:
                     out += ["--ro-bind", str(empty), path]
-                if os.path.isdir(path):
-                    covers.append(path)
-        inside = {os.path.realpath(os.path.join(site, e)) for site in self.sites for e in os.listdir(site)}
         for real in self.targets:
             if real not in inside:  # a package linked from elsewhere, or a folder inside a covered one
                 out += ["--ro-bind", real, real]
